@@ -1,0 +1,13 @@
+//! The hermetic engine: workflow → plan → pool → sandbox → outputs.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the flow. The `hermetic` binary is a
+//! thin wrapper over [`cli::main`].
+
+pub mod cli;
+pub mod events;
+pub mod outputs;
+pub mod plan;
+pub mod pool;
+pub mod sandbox;
+pub mod taskbuild;
+pub mod workflow;

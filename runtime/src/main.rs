@@ -1,0 +1,5 @@
+//! The `hermetic` command. All logic lives in the library; see [`hermetic_runtime::cli`].
+
+fn main() -> std::process::ExitCode {
+    hermetic_runtime::cli::main()
+}
