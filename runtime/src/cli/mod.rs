@@ -1,2 +1,123 @@
-//! cli
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `hermetic` command line: one module per subcommand, each with its clap arguments and an
+//! `exec` function, in the manner of cargo's `commands/*.rs`.
+
+pub mod check;
+pub mod exec;
+pub mod graph;
+pub mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a step or guest failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code after Ctrl-C, SIGINT or SIGTERM.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// hermetic: a WebAssembly-sandboxed hermetic task runner.
+#[derive(Debug, Parser)]
+#[command(name = "hermetic", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 a step failed, 2 usage or configuration error, 130 interrupted."
+)]
+pub struct Cli {
+    /// Where compiled modules (and, later, results) are cached.
+    /// [default: $XDG_CACHE_HOME/hermetic or ~/.cache/hermetic]
+    #[arg(long, global = true, env = "HERMETIC_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Log more (-v: debug, -vv: trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow's steps.
+    Run(run::RunArgs),
+    /// Validate a workflow without running it.
+    Check(check::CheckArgs),
+    /// Print a workflow's dependency graph (DOT or mermaid).
+    Graph(graph::GraphArgs),
+    /// Run one WASI program in the sandbox.
+    Exec(exec::ExecArgs),
+}
+
+/// Entry point of the `hermetic` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Run(ref args) => run::exec(&cli, args),
+        Command::Check(ref args) => check::exec(&cli, args),
+        Command::Graph(ref args) => graph::exec(args),
+        Command::Exec(ref args) => exec::exec(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Prints an error and its causes, the way `anyhow`'s alternate form does, as `error: ...`.
+pub fn report_error(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("hermetic_runtime={level},warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// The cache root: the flag or env var, else the user's cache directory.
+pub fn cache_root(cli: &Cli) -> Option<PathBuf> {
+    if let Some(dir) = &cli.cache_dir {
+        return Some(dir.clone());
+    }
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(xdg).join("hermetic"));
+    }
+    std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache/hermetic"))
+}
+
+/// A tokio runtime for running guests, with `threads` workers.
+pub fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("hermetic-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

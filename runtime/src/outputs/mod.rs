@@ -1,1 +1,13 @@
-//! outputs
+//! Moving files across the sandbox boundary without ever following a symlink.
+//!
+//! * [`stage`]: copies a step's declared inputs and its dependencies' outputs into a fresh
+//!   per-attempt directory, so no sandbox bug can touch a user's source files.
+//! * [`collect`]: copies the declared outputs out of `/out`, refusing symlinks anywhere on the
+//!   way, and publishes them atomically to `.hermetic/out/<step>/`.
+
+pub mod collect;
+pub mod fsx;
+pub mod stage;
+
+pub use collect::{OutputError, collect_and_publish};
+pub use stage::{StageError, stage_files, stage_tree};

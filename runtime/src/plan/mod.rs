@@ -1,1 +1,287 @@
-//! plan
+//! From a validated [`Workflow`] to a [`Plan`]: which steps run, which module each runs, which
+//! files each sees, and in what order they may go.
+
+mod inputs;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
+use crate::taskbuild::TaskBuilder;
+use crate::workflow::{Diagnostic, Diagnostics, TaskRef, Workflow};
+
+pub use inputs::resolve_inputs;
+
+/// One step, ready to schedule.
+#[derive(Debug, Clone)]
+pub struct PlannedStep {
+    /// Index into [`Plan::steps`] (and into `workflow.steps`).
+    pub index: usize,
+    /// The step's name.
+    pub name: String,
+    /// The loaded program.
+    pub program: Program,
+    /// The module as the user wrote it, for messages.
+    pub module_label: String,
+    /// Indices of the steps this one depends on.
+    pub deps: Vec<usize>,
+    /// Indices of the steps that depend on this one.
+    pub dependents: Vec<usize>,
+    /// Declared inputs: `(path relative to the workflow directory, host file)`, sorted.
+    pub inputs: Vec<(String, PathBuf)>,
+    /// Effective limits (step, then `defaults`, then built-in defaults).
+    pub limits: Limits,
+    /// Seed for the guest's randomness, derived from the workflow and step names.
+    pub seed: [u8; 32],
+    /// Length of the longest chain of dependents after this step, for ordering ready steps.
+    pub critical_path: u32,
+    /// Whether this step was selected to run (with `--step`, only those and their dependencies).
+    pub selected: bool,
+}
+
+/// A workflow, resolved and ready to run.
+#[derive(Debug)]
+pub struct Plan {
+    /// The workflow.
+    pub workflow: Workflow,
+    /// `.hermetic/` beside the workflow file.
+    pub state_dir: PathBuf,
+    /// Where outputs are published: `<out_root>/<step>/`.
+    pub out_root: PathBuf,
+    /// The steps, in the workflow's order.
+    pub steps: Vec<PlannedStep>,
+}
+
+/// Options of planning.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Only these steps (and their dependencies); all when empty.
+    pub only: Vec<String>,
+    /// Overrides the workflow's `defaults.out_dir`.
+    pub out_dir: Option<PathBuf>,
+    /// What to do with unknown imports.
+    pub unknown_imports: UnknownImports,
+}
+
+impl Plan {
+    /// Resolves modules, inputs and the graph. Problems come back as located diagnostics.
+    pub fn new(
+        workflow: Workflow,
+        sandbox: &Sandbox,
+        options: &PlanOptions,
+    ) -> Result<Plan, Diagnostics> {
+        let mut diags = Diagnostics::new();
+        let wf = &workflow;
+        let state_dir = wf.dir.join(".hermetic");
+        let out_root = match &options.out_dir {
+            Some(dir) => dir.clone(),
+            None => wf.dir.join(&wf.out_dir),
+        };
+        let index: BTreeMap<&str, usize> = wf
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+
+        let selected = select(wf, &index, &options.only, &mut diags);
+        let inputs = resolve_inputs(wf, &mut diags);
+
+        let builder = TaskBuilder::new(&state_dir);
+        let mut loaded: BTreeMap<PathBuf, Result<Program, String>> = BTreeMap::new();
+        let mut steps = Vec::with_capacity(wf.steps.len());
+        for (i, step) in wf.steps.iter().enumerate() {
+            if !selected.contains(&i) {
+                continue;
+            }
+            let (path, label) = match &step.task {
+                TaskRef::Wasm(p) => (wf.dir.join(p), p.display().to_string()),
+                TaskRef::Crate(name) => {
+                    let built = builder
+                        .locate(&wf.dir, name)
+                        .and_then(|k| builder.build(&k));
+                    match built {
+                        Ok(b) => (b.wasm, format!("task `{name}`")),
+                        Err(e) => {
+                            diags.push(
+                                wf.diagnostic(
+                                    Some(step.task_span),
+                                    format!("cannot build task `{name}`"),
+                                )
+                                .with_note(None, e.to_string()),
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            let result = loaded
+                .entry(path.clone())
+                .or_insert_with(|| {
+                    sandbox
+                        .load_file(&path, options.unknown_imports)
+                        .map_err(|e| e.to_string())
+                })
+                .clone();
+            let program = match result {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut d = wf.diagnostic(Some(step.task_span), format!("`{label}` {e}"));
+                    if e.contains("does not provide") {
+                        d = d.with_help(
+                            "build the task for wasm32-wasip1 or wasm32-wasip2 against plain WASI, \
+                             or pass --unknown-imports-trap to make such imports trap when called",
+                        );
+                    }
+                    if !path.exists() {
+                        d = wf
+                            .diagnostic(
+                                Some(step.task_span),
+                                format!("task file `{label}` does not exist"),
+                            )
+                            .with_help("paths in `task:` are relative to the workflow file");
+                    }
+                    diags.push(d);
+                    continue;
+                }
+            };
+            let mut limits = Limits::default();
+            if let Some(t) = step.timeout {
+                limits.timeout = t;
+            }
+            if let Some(f) = step.fuel {
+                limits.fuel = f;
+            }
+            if let Some(m) = step.memory {
+                limits.memory = m;
+            }
+            let seed = *blake3::Hasher::new()
+                .update(b"hermetic step seed v1\0")
+                .update(wf.name.as_bytes())
+                .update(b"\0")
+                .update(step.name.as_bytes())
+                .finalize()
+                .as_bytes();
+            steps.push(PlannedStep {
+                index: i,
+                name: step.name.clone(),
+                program,
+                module_label: label,
+                deps: step
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect(),
+                dependents: Vec::new(),
+                inputs: inputs.get(&i).cloned().unwrap_or_default(),
+                limits,
+                seed,
+                critical_path: 0,
+                selected: true,
+            });
+        }
+        if diags.has_errors() {
+            diags.sort();
+            return Err(diags);
+        }
+
+        // Re-index: `steps` holds only the selected steps.
+        let position: BTreeMap<usize, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(pos, s)| (s.index, pos))
+            .collect();
+        for s in &mut steps {
+            s.deps = s
+                .deps
+                .iter()
+                .filter_map(|d| position.get(d).copied())
+                .collect();
+            s.index = position[&s.index];
+        }
+        for i in 0..steps.len() {
+            for d in steps[i].deps.clone() {
+                steps[d].dependents.push(i);
+            }
+        }
+        compute_critical_paths(&mut steps);
+        Ok(Plan {
+            workflow,
+            state_dir,
+            out_root,
+            steps,
+        })
+    }
+
+    /// The workflow step behind a planned step.
+    pub fn step_def(&self, step: &PlannedStep) -> &crate::workflow::Step {
+        self.workflow
+            .step(&step.name)
+            .expect("planned steps come from the workflow")
+    }
+}
+
+/// The indices of the steps to run: `only` and everything they depend on.
+fn select(
+    wf: &Workflow,
+    index: &BTreeMap<&str, usize>,
+    only: &[String],
+    diags: &mut Diagnostics,
+) -> BTreeSet<usize> {
+    if only.is_empty() {
+        return (0..wf.steps.len()).collect();
+    }
+    let mut chosen = BTreeSet::new();
+    let mut todo: Vec<usize> = Vec::new();
+    for name in only {
+        match index.get(name.as_str()) {
+            Some(&i) => todo.push(i),
+            None => {
+                let mut d =
+                    Diagnostic::error(&wf.path, None, format!("--step `{name}`: no such step"));
+                if let Some(s) = crate::workflow::suggest::did_you_mean(name, index.keys().copied())
+                {
+                    d = d.with_help(format!("did you mean `{s}`?"));
+                }
+                diags.push(d);
+            }
+        }
+    }
+    while let Some(i) = todo.pop() {
+        if chosen.insert(i) {
+            todo.extend(
+                wf.steps[i]
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied()),
+            );
+        }
+    }
+    chosen
+}
+
+/// The longest chain of dependents below each step (the workflow is acyclic: validated).
+fn compute_critical_paths(steps: &mut [PlannedStep]) {
+    fn depth(i: usize, steps: &[PlannedStep], memo: &mut [Option<u32>]) -> u32 {
+        if let Some(d) = memo[i] {
+            return d;
+        }
+        let d = steps[i]
+            .dependents
+            .iter()
+            .map(|&j| 1 + depth(j, steps, memo))
+            .max()
+            .unwrap_or(0);
+        memo[i] = Some(d);
+        d
+    }
+    let mut memo = vec![None; steps.len()];
+    for i in 0..steps.len() {
+        steps[i].critical_path = depth(i, steps, &mut memo);
+    }
+}
+
+/// Makes `path` relative to the current directory when it is below it, for messages.
+pub fn display_path(path: &Path) -> String {
+    path.display().to_string()
+}

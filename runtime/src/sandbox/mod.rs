@@ -1,1 +1,151 @@
-//! sandbox
+//! The WASI sandbox: one shared engine, a compiled-module cache, and one fresh `Store` per
+//! invocation.
+//!
+//! # What a guest gets
+//!
+//! Every capability is explicit. A guest invocation starts from nothing and is given:
+//!
+//! * **Arguments and environment:** exactly [`Invocation::args`] and [`Invocation::env`].
+//!   Nothing is inherited from the host.
+//! * **Files:** exactly the [`Invocation::mounts`], each read-only or read-write. For a workflow
+//!   step these are `/in` and `/deps` (read-only copies), `/out` and `/tmp` (read-write).
+//! * **stdin:** closed. **stdout/stderr:** captured with a size cap ([`Limits::stdout`]).
+//! * **Clocks:** virtual (see [`clock`]): the wall clock starts at [`Invocation::clock_epoch`]
+//!   (default 2000-01-01T00:00:00Z) and both clocks advance only as the guest reads them or
+//!   sleeps. A WASI p1 sleep returns at once after advancing the clock.
+//! * **Randomness:** a deterministic stream seeded by [`Invocation::seed`].
+//! * **Network:** none. TCP, UDP and name lookup are disabled.
+//! * **Limits:** memory (a store limiter), CPU (fuel), wall time (epochs plus a timer), output
+//!   size. See [`Limits::default`] for the defaults.
+//! * **Floating point:** NaNs are canonicalised and relaxed SIMD is deterministic.
+
+pub mod capture;
+pub mod clock;
+pub mod engine;
+pub mod limits;
+pub mod module_cache;
+pub mod outcome;
+mod poll;
+pub mod program;
+mod random;
+pub mod run;
+mod state;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use wasmtime::{Engine, Linker, Store};
+
+pub use limits::Limits;
+pub use module_cache::ModuleCache;
+pub use outcome::Outcome;
+pub use program::{Program, UnknownImports};
+pub use run::{CaptureTo, Invocation, Mount, Report};
+use state::{P1State, P2State};
+
+/// Why the host could not load or run a program. (How the *guest* ended is an [`Outcome`].)
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot read the file: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error("not a valid WebAssembly program: {0}")]
+    Invalid(String),
+    #[error(
+        "imports {} that the sandbox does not provide: {}",
+        if .0.len() == 1 { "something" } else { "things" },
+        .0.join(", ")
+    )]
+    UnknownImports(Vec<String>),
+    #[error(
+        "has no entry point: a WASI command exports `_start` (core module) or `wasi:cli/run` (component)"
+    )]
+    NoEntryPoint,
+    #[error("cannot link: {0}")]
+    Link(String),
+    #[error("cannot mount `{}` at `{guest}`: {message}", host.display())]
+    Mount {
+        host: PathBuf,
+        guest: String,
+        message: String,
+    },
+    #[error("cannot create capture file `{}`: {source}", path.display())]
+    CaptureFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write captured {0}: {1}")]
+    Capture(&'static str, #[source] std::io::Error),
+    #[error("cannot create the engine: {0}")]
+    Engine(String),
+}
+
+/// The engine, linkers and module cache shared by every invocation in a process.
+pub struct Sandbox {
+    pub(crate) engine: Engine,
+    pub(crate) p1_linker: Linker<P1State>,
+    pub(crate) p2_linker: wasmtime::component::Linker<P2State>,
+    /// `(module, name)` of every import the p1 linker defines, for clear unknown-import errors.
+    pub(crate) p1_provided: HashSet<(String, String)>,
+    pub(crate) modules: ModuleCache,
+    _ticker: engine::EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("modules", &self.modules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// A sandbox for up to `concurrency` simultaneous invocations, caching compiled modules
+    /// under `cache_root` (or not at all).
+    pub fn new(concurrency: u32, cache_root: Option<&Path>) -> Result<Self, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+        let engine = engine::build_engine(concurrency).map_err(err)?;
+
+        let mut p1_linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
+            .map_err(err)?;
+        poll::add_to_linker(&mut p1_linker).map_err(err)?;
+        let p1_provided = {
+            let mut store = Store::new(&engine, scratch_p1_state());
+            p1_linker
+                .iter(&mut store)
+                .map(|(module, name, _)| (module.to_string(), name.to_string()))
+                .collect()
+        };
+
+        let mut p2_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker).map_err(err)?;
+
+        let modules = ModuleCache::new(cache_root, &engine);
+        let ticker = engine::EpochTicker::start(&engine);
+        Ok(Self {
+            engine,
+            p1_linker,
+            p2_linker,
+            p1_provided,
+            modules,
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine's compatibility digest (part of every cache key).
+    pub fn engine_digest(&self) -> String {
+        engine::compatibility_digest(&self.engine)
+    }
+}
+
+fn scratch_p1_state() -> P1State {
+    P1State {
+        wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+        limiter: limits::MemoryLimiter::new(0),
+        clock: clock::VirtualClock::default(),
+        epoch_nanos: 0,
+        timed_out: false,
+    }
+}

@@ -1,1 +1,216 @@
-//! workflow
+//! The `hermetic.yaml` workflow file: parsing, decoding and validation.
+//!
+//! ```yaml
+//! name: ci
+//! defaults:
+//!   timeout: 5m
+//!   memory: 512MiB
+//! steps:
+//!   build:
+//!     task: rust-build            # a crate under tasks/, or a path ending in .wasm
+//!     inputs: ["src/**", "Cargo.toml"]
+//!     outputs: [dist/]
+//!   test:
+//!     task: tools/test.wasm
+//!     depends_on: [build]
+//!     when: success || build.failed
+//! ```
+//!
+//! [`Workflow::load`] and [`Workflow::parse`] report *every* problem at once, as rustc-style
+//! [`Diagnostics`] with `file:line:col`, the offending line and a suggestion. The pipeline:
+//!
+//! 1. [`node`] parses the YAML with `serde-saphyr` into a tree of located nodes (with limits
+//!    against hostile documents);
+//! 2. [`schema`] decodes that tree by hand into steps, collecting problems as it goes
+//!    (helpers in [`decode`], string checks in [`paths`], units in [`units`], `when:` in
+//!    [`condition`]);
+//! 3. [`validate`] checks the steps against each other (unknown or repeated dependencies,
+//!    `when` references, cycles).
+//!
+//! Problems that need the filesystem or the module (missing `.wasm`, missing outputs) are
+//! reported by later stages; [`Step::task_span`], [`Step::output_spans`] and
+//! [`Workflow::diagnostic`] let them point into this file.
+
+mod condition;
+mod decode;
+mod diagnostic;
+mod node;
+mod paths;
+mod schema;
+pub mod suggest;
+pub mod units;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use condition::{Condition, ConditionError, DepOutcome};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
+pub use schema::{DEFAULT_OUT_DIR, DEFAULT_PRIORITY, MAX_RETRIES};
+
+/// A parsed and validated workflow.
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    /// The workflow file, exactly as given (not canonicalised, for deterministic messages).
+    pub path: PathBuf,
+    /// The directory holding the workflow file (`.` for a bare file name). Inputs, `.wasm`
+    /// task paths and `out_dir` are relative to it.
+    pub dir: PathBuf,
+    /// `name:`.
+    pub name: String,
+    /// Where step outputs are published, relative to `dir` (`defaults.out_dir`, by default
+    /// [`DEFAULT_OUT_DIR`]).
+    pub out_dir: PathBuf,
+    /// The steps, in file order.
+    pub steps: Vec<Step>,
+    /// The text that was parsed, so that later stages can show the offending line.
+    pub source: Arc<str>,
+}
+
+/// One step of a workflow, with `defaults` already applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// The step's name: `[A-Za-z0-9_][A-Za-z0-9_.-]*`, unique in the workflow.
+    pub name: String,
+    /// The module to run.
+    pub task: TaskRef,
+    /// Command-line arguments (argv\[0\] is the step name and is not included).
+    pub args: Vec<String>,
+    /// Environment variables: `defaults.env` overridden by the step's `env`.
+    pub env: BTreeMap<String, String>,
+    /// Input globs, relative to the workflow's directory, as written.
+    pub inputs: Vec<String>,
+    /// Output paths inside the step's output directory, as written (a trailing `/` marks
+    /// a directory).
+    pub outputs: Vec<String>,
+    /// Names of the steps this one depends on, as written (all exist, no cycles).
+    pub depends_on: Vec<String>,
+    /// Wall-clock limit per attempt.
+    pub timeout: Option<Duration>,
+    /// Fuel limit per attempt.
+    pub fuel: Option<u64>,
+    /// Linear-memory limit in bytes.
+    pub memory: Option<u64>,
+    /// How many times to retry after a failure (0..=10).
+    pub retries: u32,
+    /// Scheduling priority, 1..=10 (higher runs first); default [`DEFAULT_PRIORITY`].
+    pub priority: u8,
+    /// Whether a failure of this step still lets the run succeed.
+    pub allow_failure: bool,
+    /// When the step runs, given its dependencies' outcomes (default `success`).
+    pub when: Condition,
+    /// Where the step is named (its key in the map form, its `name:` value in the list
+    /// form).
+    pub span: Span,
+    /// Where the `task:` value is.
+    pub task_span: Span,
+    /// Where each entry of `outputs` is (same order as `outputs`).
+    pub output_spans: Vec<Span>,
+}
+
+/// What a step runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TaskRef {
+    /// A crate under `tasks/`, built for wasm by `taskbuild`.
+    Crate(String),
+    /// A `.wasm` file, relative to the workflow's directory (as written, may use `..`).
+    Wasm(PathBuf),
+}
+
+impl Workflow {
+    /// Reads and parses the workflow file at `path`.
+    ///
+    /// I/O problems are reported as
+    /// ``error: cannot read workflow `x/hermetic.yaml`: No such file or directory (os error 2)``.
+    pub fn load(path: &Path) -> Result<Workflow, Diagnostics> {
+        let cannot_read = |detail: String| {
+            Diagnostics::file_error(
+                path,
+                format!("cannot read workflow `{}`: {detail}", path.display()),
+            )
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| cannot_read(e.to_string()))?;
+        if metadata.is_dir() {
+            let diagnostic = Diagnostic::error(
+                path,
+                None,
+                format!(
+                    "cannot read workflow `{}`: it is a directory",
+                    path.display()
+                ),
+            )
+            .with_help(format!(
+                "pass the workflow file itself, e.g. `{}`",
+                path.join("hermetic.yaml").display()
+            ));
+            return Err(diagnostic.into());
+        }
+        if metadata.len() > node::MAX_SOURCE_BYTES as u64 {
+            return Err(cannot_read(format!(
+                "it is too large ({}; the limit is {})",
+                units::format_size(metadata.len()),
+                units::format_size(node::MAX_SOURCE_BYTES as u64)
+            )));
+        }
+        let source = std::fs::read_to_string(path).map_err(|e| cannot_read(e.to_string()))?;
+        Self::parse(path, &source)
+    }
+
+    /// Parses `source` as the workflow file at `path_for_messages` (which is used as given
+    /// in messages and to derive [`Workflow::dir`]; it is not read).
+    pub fn parse(path_for_messages: &Path, source: &str) -> Result<Workflow, Diagnostics> {
+        let text: Arc<str> = Arc::from(source);
+        let mut decoder = decode::Decoder::new(path_for_messages, Arc::clone(&text));
+        match node::parse(source) {
+            Ok(root) => {
+                let draft = schema::decode(&mut decoder, &root);
+                validate::validate(&mut decoder, &draft.steps);
+                let mut diagnostics = Diagnostics(decoder.diagnostics);
+                if diagnostics.has_errors() {
+                    diagnostics.sort();
+                    return Err(diagnostics);
+                }
+                Ok(Workflow {
+                    path: path_for_messages.to_path_buf(),
+                    dir: dir_of(path_for_messages),
+                    name: draft.name,
+                    out_dir: PathBuf::from(draft.out_dir),
+                    steps: draft.steps.into_iter().map(|s| s.step).collect(),
+                    source: text,
+                })
+            }
+            Err(e) => {
+                let mut diagnostic = Diagnostic::error(path_for_messages, e.span, e.message);
+                diagnostic.help = e.help;
+                Err(diagnostic.with_source(text).into())
+            }
+        }
+    }
+
+    /// The step called `name`.
+    #[must_use]
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// An error about this workflow file, located at `span` if given (e.g.
+    /// [`Step::task_span`]), showing the offending line like every other workflow
+    /// diagnostic.
+    #[must_use]
+    pub fn diagnostic(&self, span: Option<Span>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(&self.path, span, message).with_source(Arc::clone(&self.source))
+    }
+}
+
+/// The directory of `path`, `.` when it has none.
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

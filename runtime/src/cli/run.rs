@@ -1,0 +1,150 @@
+//! `hermetic run [WORKFLOW] [--jobs N] [--step NAME…]`: run a workflow.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::events::{HumanReporter, JsonReporter, Reporter, RunStatus};
+use crate::plan::{Plan, PlanOptions};
+use crate::pool::Executor;
+use crate::sandbox::{Sandbox, UnknownImports};
+use crate::workflow::Workflow;
+
+/// Arguments of `hermetic run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    #[arg(default_value = "hermetic.yaml")]
+    pub workflow: PathBuf,
+
+    /// How many steps may run at once. [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Run only this step and what it depends on (repeatable).
+    #[arg(long = "step", value_name = "NAME")]
+    pub steps: Vec<String>,
+
+    /// Write JSON-lines events to stdout instead of human progress.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Publish outputs under DIR/<step>/ instead of the workflow's `out_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Link imports the sandbox does not provide to functions that trap when called.
+    #[arg(long)]
+    pub unknown_imports_trap: bool,
+}
+
+/// Runs `hermetic run`.
+pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let workflow = match Workflow::load(&args.workflow) {
+        Ok(wf) => wf,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let state_dir = workflow.dir.join(".hermetic");
+    let _lock = ProjectLock::acquire(&state_dir)?;
+
+    let cache = super::cache_root(cli);
+    let sandbox = Sandbox::new(jobs as u32, cache.as_deref())?;
+    let options = PlanOptions {
+        only: args.steps.clone(),
+        out_dir: args.out_dir.clone(),
+        unknown_imports: if args.unknown_imports_trap {
+            UnknownImports::Trap
+        } else {
+            UnknownImports::Reject
+        },
+    };
+    let plan = match Plan::new(workflow, &sandbox, &options) {
+        Ok(plan) => plan,
+        Err(diags) => {
+            eprintln!("{diags}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+
+    let mut reporter: Box<dyn Reporter> = if args.json {
+        Box::new(JsonReporter)
+    } else {
+        Box::new(HumanReporter::new())
+    };
+    let executor = Executor::new(Arc::new(plan), Arc::new(sandbox), jobs);
+    let rt = super::runtime(jobs)?;
+    let summary = rt.block_on(executor.run(reporter.as_mut(), interrupted()));
+    Ok(ExitCode::from(match summary.status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Failed => EXIT_FAILURE,
+        RunStatus::Interrupted => EXIT_INTERRUPTED,
+    }))
+}
+
+/// Resolves on Ctrl-C, SIGINT or SIGTERM.
+pub async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Exclusive use of a project's `.hermetic/` directory for one `hermetic` process. Held while
+/// the run lasts; the OS releases it if the process dies, so a killed run never blocks the next.
+#[derive(Debug)]
+pub struct ProjectLock {
+    _file: std::fs::File,
+}
+
+impl ProjectLock {
+    /// Takes the lock, waiting (and saying so) if another process holds it. Also sweeps
+    /// per-attempt directories left behind by a process that was killed.
+    pub fn acquire(state_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("cannot create `{}`", state_dir.display()))?;
+        let path = state_dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open `{}`", path.display()))?;
+        if file.try_lock().is_err() {
+            eprintln!(
+                "   Waiting for another hermetic process using `{}`",
+                state_dir.display()
+            );
+            file.lock()
+                .with_context(|| format!("cannot lock `{}`", path.display()))?;
+        }
+        let tmp = state_dir.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)
+                .with_context(|| format!("cannot clean up `{}`", tmp.display()))?;
+        }
+        Ok(Self { _file: file })
+    }
+}

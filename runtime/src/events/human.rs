@@ -1,0 +1,182 @@
+//! Human output on stderr: a live display on a terminal, cargo-style status lines otherwise.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Event, Reporter, RunStatus, StepStatus};
+
+/// Prints status lines to stderr; on a terminal, also shows a spinner per running step and an
+/// overall progress bar.
+#[derive(Debug)]
+pub struct HumanReporter {
+    live: Option<Live>,
+    total: usize,
+}
+
+#[derive(Debug)]
+struct Live {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: BTreeMap<String, ProgressBar>,
+}
+
+impl HumanReporter {
+    /// A reporter that draws live progress only if stderr is a terminal.
+    pub fn new() -> Self {
+        let live = std::io::stderr().is_terminal().then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let overall = multi.add(ProgressBar::new(0));
+            overall.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>10.cyan.bold} [{bar:30}] {pos}/{len} steps, {elapsed}, ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            overall.set_prefix("Running");
+            Live {
+                multi,
+                overall,
+                running: BTreeMap::new(),
+            }
+        });
+        Self { live, total: 0 }
+    }
+
+    fn line(&self, verb: &str, rest: &str) {
+        let text = format!("{verb:>10} {rest}");
+        match &self.live {
+            Some(live) => live.multi.suspend(|| eprintln!("{text}")),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+}
+
+impl Default for HumanReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reporter for HumanReporter {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { steps, .. } => {
+                self.total = *steps;
+                if let Some(live) = &self.live {
+                    live.overall.set_length(*steps as u64);
+                }
+            }
+            Event::ModuleLoaded { .. } => {}
+            Event::StepStarted { step, attempt } => {
+                if let Some(live) = &mut self.live {
+                    let pb = live
+                        .multi
+                        .insert_before(&live.overall, ProgressBar::new_spinner());
+                    pb.set_style(
+                        ProgressStyle::with_template("{spinner:.green} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    pb.set_message(step.clone());
+                    pb.enable_steady_tick(Duration::from_millis(100));
+                    live.running.insert(step.clone(), pb);
+                } else if *attempt == 1 {
+                    self.line("Running", step);
+                }
+            }
+            Event::StepRetrying {
+                step,
+                attempt,
+                message,
+            } => {
+                self.line(
+                    "Retrying",
+                    &format!("{step} (attempt {} failed: {message})", attempt),
+                );
+            }
+            Event::StepFinished {
+                step,
+                status,
+                message,
+                duration_ms,
+                stderr_tail,
+                allowed_failure,
+                ..
+            } => {
+                if let Some(live) = &mut self.live {
+                    if let Some(pb) = live.running.remove(step) {
+                        pb.finish_and_clear();
+                        live.multi.remove(&pb);
+                    }
+                    live.overall.inc(1);
+                }
+                let took = format_ms(*duration_ms);
+                match status {
+                    StepStatus::Succeeded => self.line("Finished", &format!("{step} in {took}")),
+                    StepStatus::Skipped => self.line(
+                        "Skipped",
+                        &format!(
+                            "{step} ({})",
+                            message.as_deref().unwrap_or("condition not met")
+                        ),
+                    ),
+                    StepStatus::Failed => {
+                        let verb = if *allowed_failure {
+                            "Failed (allowed)"
+                        } else {
+                            "Failed"
+                        };
+                        self.line(
+                            verb,
+                            &format!("{step}: {}", message.as_deref().unwrap_or("failed")),
+                        );
+                        if !stderr_tail.is_empty() {
+                            let indented: String = stderr_tail
+                                .lines()
+                                .map(|l| format!("           | {l}\n"))
+                                .collect();
+                            self.line("", indented.trim_end().trim_start());
+                        }
+                    }
+                }
+            }
+            Event::RunFinished {
+                status,
+                succeeded,
+                failed,
+                skipped,
+                duration_ms,
+            } => {
+                if let Some(live) = &self.live {
+                    live.overall.finish_and_clear();
+                }
+                let verb = match status {
+                    RunStatus::Succeeded => "Done",
+                    RunStatus::Failed => "Failed",
+                    RunStatus::Interrupted => "Interrupted",
+                };
+                self.line(
+                    verb,
+                    &format!(
+                        "{succeeded} succeeded, {failed} failed, {skipped} skipped in {}",
+                        format_ms(*duration_ms)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn format_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,96 @@
+//! Small filesystem helpers that never follow symlinks and always name the path in errors.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// An I/O error together with the path it happened on.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} `{}`: {source}", path.display())]
+pub struct PathError {
+    /// What was being done, e.g. "cannot read".
+    pub action: &'static str,
+    /// The path.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Attaches a path and an action to an `io::Result`.
+pub trait PathContext<T> {
+    /// Wraps the error in a [`PathError`].
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError>;
+}
+
+impl<T> PathContext<T> for io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError> {
+        self.map_err(|source| PathError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Opens a regular file for reading, refusing to follow a symlink in the last component.
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Copies the regular file `from` to `to` (created, must not exist), without following a
+/// symlink at `from`. Returns the number of bytes copied.
+pub fn copy_file_nofollow(from: &Path, to: &Path) -> Result<u64, PathError> {
+    let mut src = open_nofollow(from).at("cannot open", from)?;
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)
+        .at("cannot create", to)?;
+    io::copy(&mut src, &mut dst).at("cannot copy", from)
+}
+
+/// Like [`copy_file_nofollow`], also returning the blake3 digest (lowercase hex) of the bytes.
+pub fn copy_file_hashed(from: &Path, to: &Path) -> Result<(u64, String), PathError> {
+    use std::io::{Read, Write};
+    let mut src = open_nofollow(from).at("cannot open", from)?;
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)
+        .at("cannot create", to)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = src.read(&mut buf).at("cannot read", from)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n]).at("cannot write", to)?;
+        total += n as u64;
+    }
+    Ok((total, hasher.finalize().to_hex().to_string()))
+}
+
+/// Creates `dir` and its parents.
+pub fn create_dir_all(dir: &Path) -> Result<(), PathError> {
+    fs::create_dir_all(dir).at("cannot create directory", dir)
+}
+
+/// Removes `path` (a file or a directory tree) if it exists. Never follows symlinks.
+pub fn remove_all(path: &Path) -> Result<(), PathError> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at("cannot inspect", path),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).at("cannot remove", path),
+        Ok(_) => fs::remove_file(path).at("cannot remove", path),
+    }
+}

@@ -1,0 +1,93 @@
+//! Resolving input globs against the workflow directory, deterministically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use globset::{Glob, GlobSetBuilder};
+use walkdir::WalkDir;
+
+use crate::workflow::{Diagnostics, Workflow};
+
+/// Directories never searched for inputs: hermetic's own state and VCS metadata.
+const SKIPPED_DIRS: &[&str] = &[".hermetic", ".git", "target"];
+
+/// For each step index with inputs, its matched files as `(relative path, host path)`, sorted
+/// by relative path. One walk of the workflow directory serves every step. A symlink matched by
+/// a glob is an error: inputs are copied as regular files, and following a link could pull in
+/// any file on the host.
+pub fn resolve_inputs(
+    wf: &Workflow,
+    diags: &mut Diagnostics,
+) -> BTreeMap<usize, Vec<(String, PathBuf)>> {
+    let mut sets = Vec::new();
+    for (i, step) in wf.steps.iter().enumerate() {
+        if step.inputs.is_empty() {
+            continue;
+        }
+        let mut b = GlobSetBuilder::new();
+        for g in &step.inputs {
+            // Validation already rejected bad globs; skip quietly if one slipped through.
+            if let Ok(glob) = Glob::new(g) {
+                b.add(glob);
+            }
+        }
+        if let Ok(set) = b.build() {
+            sets.push((i, set));
+        }
+    }
+    let mut found: BTreeMap<usize, Vec<(String, PathBuf)>> = BTreeMap::new();
+    if sets.is_empty() {
+        return found;
+    }
+    let walker = WalkDir::new(&wf.dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            e.depth() == 0
+                || !(e.file_type().is_dir() && SKIPPED_DIRS.iter().any(|d| e.file_name() == *d))
+        });
+    for entry in walker {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(&wf.dir) else {
+            continue;
+        };
+        let rel_str = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        for (i, set) in &sets {
+            if set.is_match(rel) {
+                if entry.file_type().is_symlink() {
+                    let step = &wf.steps[*i];
+                    diags.push(
+                        wf.diagnostic(Some(step.span), format!("input `{rel_str}` of step `{}` is a symlink", step.name))
+                            .with_help("inputs must be regular files; hermetic never follows symlinks into the sandbox"),
+                    );
+                    continue;
+                }
+                found
+                    .entry(*i)
+                    .or_default()
+                    .push((rel_str.clone(), entry.path().to_path_buf()));
+            }
+        }
+    }
+    for (i, step) in wf.steps.iter().enumerate() {
+        if step.inputs.is_empty() || found.contains_key(&i) {
+            continue;
+        }
+        diags.push(
+            wf.diagnostic(
+                Some(step.span),
+                format!("the inputs of step `{}` match no file", step.name),
+            )
+            .with_help("input globs are relative to the workflow file's directory"),
+        );
+    }
+    found
+}

@@ -1,0 +1,107 @@
+//! The one `wasmtime::Engine` a hermetic process uses, and the thread that drives its epochs.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A guest past its deadline is interrupted within about this long.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Builds the engine with hermetic's fixed settings:
+///
+/// * **fuel** metering and **epoch** interruption, for the CPU and wall-time limits;
+/// * **NaN canonicalisation** and **deterministic relaxed SIMD**, so floating point gives the
+///   same bits on every host;
+/// * wasm **backtraces** for trap reports;
+/// * the **pooling allocator**, sized for `concurrency` live instances, because it instantiates
+///   an order of magnitude faster than on-demand allocation.
+pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
+        .parallel_compilation(true);
+
+    // A component may hold a few core instances and memories; leave room for `concurrency`
+    // components plus retries in flight.
+    let slots = concurrency.max(1) * 4 + 8;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(slots * 4)
+        .total_component_instances(slots)
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        .total_stacks(slots)
+        .max_memories_per_module(1)
+        .max_memories_per_component(4)
+        .max_memory_size(4 << 30)
+        .max_unused_warm_slots(slots);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
+/// A stable, printable digest of everything about `engine` that decides whether a compiled
+/// artifact can be loaded: wasmtime's version, the target, and the compilation settings.
+pub fn compatibility_digest(engine: &Engine) -> String {
+    let mut h = StableHasher(blake3::Hasher::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let digest = h.0.finalize();
+    digest.to_hex()[..16].to_string()
+}
+
+/// Feeds `Hash` into blake3, so the digest does not depend on std's hasher keys.
+struct StableHasher(blake3::Hasher);
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        let mut b = [0; 8];
+        b.copy_from_slice(&self.0.finalize().as_bytes()[..8]);
+        u64::from_le_bytes(b)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+#[derive(Debug)]
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("hermetic-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

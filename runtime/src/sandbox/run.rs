@@ -1,0 +1,287 @@
+//! Running one guest invocation in a fresh `Store`, and classifying how it ended.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::{FsPerms, I32Exit, ResourceTable, WasiCtxBuilder};
+
+use super::capture::Capture;
+use super::clock::{Monotonic, VirtualClock, Wall};
+use super::limits::{Limits, MemoryLimiter};
+use super::outcome::Outcome;
+use super::program::{Program, ProgramKind};
+use super::random::SeededRng;
+use super::state::{GuestState, P1State, P2State};
+use super::{Sandbox, SandboxError};
+
+/// A directory the guest sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The host directory.
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. `/in`.
+    pub guest: String,
+    /// Whether the guest may create, change and delete files in it.
+    pub writable: bool,
+}
+
+/// Where captured stdout or stderr goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureTo {
+    /// A file, created or truncated.
+    File(PathBuf),
+    /// Memory, returned in [`Report`].
+    Memory,
+}
+
+/// Everything one invocation needs besides the program.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// `argv`, including `argv[0]`.
+    pub args: Vec<String>,
+    /// The complete environment; nothing is inherited.
+    pub env: Vec<(String, String)>,
+    /// Preopened directories.
+    pub mounts: Vec<Mount>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Seed of the guest's random number generators.
+    pub seed: [u8; 32],
+    /// What the wall clock reads at the start, as time since the Unix epoch.
+    pub clock_epoch: Duration,
+    /// Where stdout goes.
+    pub stdout: CaptureTo,
+    /// Where stderr goes.
+    pub stderr: CaptureTo,
+}
+
+/// The result of an invocation.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// The largest linear memory reached, in bytes.
+    pub peak_memory: u64,
+    /// Host wall time of the invocation (informational only: never part of a result).
+    pub duration: Duration,
+    /// Captured stdout, for [`CaptureTo::Memory`].
+    pub stdout: Vec<u8>,
+    /// Captured stderr, for [`CaptureTo::Memory`].
+    pub stderr: Vec<u8>,
+}
+
+impl Sandbox {
+    /// Runs `program` once. Errors are host-side failures (a mount that cannot be opened, a
+    /// capture file that cannot be created); everything the guest does is in the [`Report`].
+    pub async fn run(&self, program: &Program, inv: &Invocation) -> Result<Report, SandboxError> {
+        let started = Instant::now();
+        let stdout = capture(&inv.stdout, inv.limits.stdout)?;
+        let stderr = capture(&inv.stderr, inv.limits.stderr)?;
+        let clock = VirtualClock::default();
+
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .args(&inv.args)
+            .envs(&inv.env)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(Wall {
+                epoch: inv.clock_epoch,
+                clock: clock.clone(),
+            })
+            .monotonic_clock(Monotonic(clock.clone()))
+            .secure_random(SeededRng::new(&inv.seed, "secure"))
+            .insecure_random(SeededRng::new(&inv.seed, "insecure"))
+            .insecure_random_seed(u128::from_le_bytes(
+                inv.seed[..16].try_into().unwrap_or_default(),
+            ))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for m in &inv.mounts {
+            let perms = if m.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&m.host, &m.guest, perms)
+                .map_err(|e| SandboxError::Mount {
+                    host: m.host.clone(),
+                    guest: m.guest.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        }
+        let limiter = MemoryLimiter::new(inv.limits.memory);
+
+        let deadline = started + inv.limits.timeout;
+        let grace = inv.limits.timeout + Duration::from_millis(250);
+        let mut report = match &program.kind {
+            ProgramKind::Module(pre) => {
+                let state = P1State {
+                    wasi: builder.build_p1(),
+                    limiter,
+                    clock,
+                    epoch_nanos: inv.clock_epoch.as_nanos() as u64,
+                    timed_out: false,
+                };
+                let mut store = self.store(state, inv, deadline, |s| &mut s.limiter)?;
+                let fut = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await
+                };
+                let result = tokio::time::timeout(grace, fut).await;
+                finish(&mut store, result, &inv.limits)
+            }
+            ProgramKind::Component(pre) => {
+                let state = P2State {
+                    ctx: builder.build(),
+                    table: ResourceTable::new(),
+                    limiter,
+                    timed_out: false,
+                };
+                let mut store = self.store(state, inv, deadline, |s| &mut s.limiter)?;
+                let fut = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    match command.wasi_cli_run().call_run(&mut store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
+                    }
+                };
+                let result = tokio::time::timeout(grace, fut).await;
+                finish(&mut store, result, &inv.limits)
+            }
+        };
+
+        for (c, name, limit) in [
+            (&stdout, "stdout", inv.limits.stdout),
+            (&stderr, "stderr", inv.limits.stderr),
+        ] {
+            c.finish().map_err(|e| SandboxError::Capture(name, e))?;
+            if c.overflowed() && !matches!(report.outcome, Outcome::TimedOut { .. }) {
+                report.outcome = Outcome::OutputLimit {
+                    stream: name,
+                    limit,
+                };
+            }
+        }
+        report.stdout = stdout.contents();
+        report.stderr = stderr.contents();
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    fn store<T: GuestState>(
+        &self,
+        state: T,
+        inv: &Invocation,
+        deadline: Instant,
+        limiter: fn(&mut T) -> &mut MemoryLimiter,
+    ) -> Result<Store<T>, SandboxError> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+        store
+            .set_fuel(inv.limits.fuel)
+            .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            if Instant::now() >= deadline {
+                *ctx.data_mut().timed_out() = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+}
+
+fn capture(to: &CaptureTo, limit: u64) -> Result<Capture, SandboxError> {
+    match to {
+        CaptureTo::Memory => Ok(Capture::in_memory(limit)),
+        CaptureTo::File(path) => {
+            Capture::to_file(path, limit).map_err(|source| SandboxError::CaptureFile {
+                path: path.clone(),
+                source,
+            })
+        }
+    }
+}
+
+/// Turns the result of `_start` / `run` into an [`Outcome`], checking the limits first: a guest
+/// whose `memory.grow` was refused usually dies of an `unreachable` trap right after, and that
+/// trap must be reported as the memory limit it really is.
+fn finish<T: GuestState>(
+    store: &mut Store<T>,
+    result: Result<wasmtime::Result<()>, tokio::time::error::Elapsed>,
+    limits: &Limits,
+) -> Report {
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    let fuel_used = limits.fuel.saturating_sub(fuel_left);
+    let peak_memory = store.data_mut().limiter().peak;
+    let refused = store.data_mut().limiter().refused;
+    let timed_out = *store.data_mut().timed_out();
+
+    let outcome = match result {
+        Err(_elapsed) => Outcome::TimedOut {
+            limit: limits.timeout,
+        },
+        Ok(Ok(())) => Outcome::Success,
+        Ok(Err(e)) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                if exit.0 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Exit(exit.0)
+                }
+            } else if timed_out {
+                Outcome::TimedOut {
+                    limit: limits.timeout,
+                }
+            } else if refused {
+                Outcome::MemoryLimit {
+                    limit: limits.memory,
+                }
+            } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+                Outcome::OutOfFuel { limit: limits.fuel }
+            } else {
+                let backtrace = e
+                    .downcast_ref::<WasmBacktrace>()
+                    .map(format_backtrace)
+                    .unwrap_or_default();
+                let message = match e.downcast_ref::<Trap>() {
+                    Some(trap) => trap.to_string(),
+                    None => format!("{e:#}"),
+                };
+                Outcome::Trap { message, backtrace }
+            }
+        }
+    };
+    Report {
+        outcome,
+        fuel_used,
+        peak_memory,
+        duration: Duration::ZERO,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+/// One frame per line: `  0: name` (`<unknown>` where the module has no name section), at most
+/// 32 frames so that a stack overflow does not print thousands of lines.
+fn format_backtrace(bt: &WasmBacktrace) -> String {
+    let frames = bt.frames();
+    let mut out = String::new();
+    for (i, frame) in frames.iter().take(32).enumerate() {
+        let name = frame.func_name().unwrap_or("<unknown>");
+        out.push_str(&format!("  {i:>2}: {name}\n"));
+    }
+    if frames.len() > 32 {
+        out.push_str(&format!("  ... {} more frames\n", frames.len() - 32));
+    }
+    out.trim_end().to_string()
+}

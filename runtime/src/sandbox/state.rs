@@ -1,0 +1,68 @@
+//! The per-store host state of a guest: its WASI context, its limiter and its clock.
+
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use super::clock::VirtualClock;
+use super::limits::MemoryLimiter;
+use super::poll::PollState;
+
+/// Host state of a core-module (WASI p1) guest.
+pub struct P1State {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) clock: VirtualClock,
+    pub(crate) epoch_nanos: u64,
+    /// Set by the epoch callback when the wall-clock deadline passed.
+    pub(crate) timed_out: bool,
+}
+
+/// Host state of a component (WASI p2) guest.
+pub struct P2State {
+    pub(crate) ctx: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) timed_out: bool,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl PollState for P1State {
+    fn clock(&self) -> &VirtualClock {
+        &self.clock
+    }
+    fn epoch_nanos(&self) -> u64 {
+        self.epoch_nanos
+    }
+}
+
+/// Access shared by both kinds of state, so the runner is written once.
+pub(crate) trait GuestState: Send + 'static {
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+    fn timed_out(&mut self) -> &mut bool;
+}
+
+impl GuestState for P1State {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+    fn timed_out(&mut self) -> &mut bool {
+        &mut self.timed_out
+    }
+}
+
+impl GuestState for P2State {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+    fn timed_out(&mut self) -> &mut bool {
+        &mut self.timed_out
+    }
+}

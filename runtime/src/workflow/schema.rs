@@ -1,0 +1,588 @@
+//! The `hermetic.yaml` schema: which keys exist where, their types, and the decoding of
+//! the located YAML tree into steps (with defaults applied).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::condition::{self, Condition};
+use super::decode::{Decoder, Entry, Keys};
+use super::diagnostic::Span;
+use super::node::{Node, Value};
+use super::paths;
+use super::units;
+use super::{Step, TaskRef};
+
+/// Keys of the top-level map.
+pub(crate) const TOP_KEYS: &[&str] = &["name", "defaults", "steps"];
+/// Keys of `defaults`.
+pub(crate) const DEFAULT_KEYS: &[&str] = &[
+    "timeout", "fuel", "memory", "retries", "priority", "env", "out_dir",
+];
+/// Keys of a step (plus `name` when `steps` is a list).
+pub(crate) const STEP_KEYS: &[&str] = &[
+    "task",
+    "args",
+    "env",
+    "inputs",
+    "outputs",
+    "depends_on",
+    "timeout",
+    "fuel",
+    "memory",
+    "retries",
+    "priority",
+    "allow_failure",
+    "when",
+];
+const LIST_STEP_KEYS: &[&str] = &[
+    "name",
+    "task",
+    "args",
+    "env",
+    "inputs",
+    "outputs",
+    "depends_on",
+    "timeout",
+    "fuel",
+    "memory",
+    "retries",
+    "priority",
+    "allow_failure",
+    "when",
+];
+
+/// `priority` when neither the step nor `defaults` sets it.
+pub const DEFAULT_PRIORITY: u8 = 5;
+/// `out_dir` when `defaults` does not set it.
+pub const DEFAULT_OUT_DIR: &str = ".hermetic/out";
+/// Largest `retries`.
+pub const MAX_RETRIES: u32 = 10;
+
+const TASK_EXAMPLE: &str =
+    "add `task:` with the name of a crate under `tasks/` or the path of a `.wasm` file";
+
+/// Values from `defaults:`, applied to every step that does not set them.
+#[derive(Debug, Default)]
+pub(crate) struct Defaults {
+    timeout: Option<Duration>,
+    fuel: Option<u64>,
+    memory: Option<u64>,
+    retries: Option<u32>,
+    priority: Option<u8>,
+    env: BTreeMap<String, String>,
+    out_dir: Option<String>,
+}
+
+/// A decoded step plus the locations that graph validation needs.
+#[derive(Debug)]
+pub(crate) struct StepDraft {
+    pub step: Step,
+    /// Each `depends_on` entry and where it is written.
+    pub deps: Vec<(String, Span)>,
+    /// Each step named in `when`, and where (inside the condition string).
+    pub when_refs: Vec<(String, Span)>,
+}
+
+/// The decoded workflow, before graph validation.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    pub name: String,
+    pub out_dir: String,
+    /// Steps in file order; a step whose name is repeated appears once.
+    pub steps: Vec<StepDraft>,
+}
+
+fn elsewhere_top(key: &str) -> Option<String> {
+    if DEFAULT_KEYS.contains(&key) && STEP_KEYS.contains(&key) {
+        Some(format!(
+            "`{key}` is set on a step, or for every step under `defaults:`"
+        ))
+    } else if DEFAULT_KEYS.contains(&key) {
+        Some(format!("`{key}` belongs under `defaults:`"))
+    } else if STEP_KEYS.contains(&key) {
+        Some(format!("`{key}` belongs to a step, under `steps:`"))
+    } else {
+        None
+    }
+}
+
+fn elsewhere_defaults(key: &str) -> Option<String> {
+    if TOP_KEYS.contains(&key) {
+        Some(format!(
+            "`{key}` belongs at the top level, not under `defaults:`"
+        ))
+    } else if STEP_KEYS.contains(&key) {
+        Some(format!("`{key}` has no default; set it on each step"))
+    } else {
+        None
+    }
+}
+
+fn elsewhere_step(key: &str) -> Option<String> {
+    match key {
+        "name" => Some(
+            "when `steps` is a map, a step's name is its key (`build:`); `name:` is only used \
+             when `steps` is a list"
+                .to_owned(),
+        ),
+        "out_dir" => Some("`out_dir` can only be set under `defaults:`".to_owned()),
+        "steps" | "defaults" => Some(format!("`{key}` belongs at the top level")),
+        _ => None,
+    }
+}
+
+fn describe_root(root: &Node) -> String {
+    match root.value {
+        Value::Null => "an empty document".to_owned(),
+        _ => root.describe(),
+    }
+}
+
+/// Decodes the whole document. Problems are recorded in `d`; whatever could be decoded is
+/// returned so that later checks still run.
+pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
+    let mut draft = Draft {
+        name: String::new(),
+        out_dir: DEFAULT_OUT_DIR.to_owned(),
+        steps: Vec::new(),
+    };
+    let pairs = match &root.value {
+        Value::Map(pairs) => pairs,
+        Value::Null => {
+            let mut diag = d.error(root.span, "the workflow file is empty");
+            diag.span = None;
+            d.report(diag.with_help(
+                "a workflow needs a `name` and at least one step, e.g. \
+                 `name: ci` and `steps: {build: {task: rust-build}}`",
+            ));
+            return draft;
+        }
+        _ => {
+            let diag = d.error(
+                root.span,
+                format!(
+                    "expected a map with `name` and `steps` at the top level, found {}",
+                    describe_root(root)
+                ),
+            );
+            d.report(diag);
+            return draft;
+        }
+    };
+    let keys = Keys {
+        place: "at the top level".to_owned(),
+        allowed: TOP_KEYS,
+        elsewhere: &elsewhere_top,
+    };
+    let entries = d.known_entries(pairs, &keys);
+    let find = |key: &str| entries.iter().find(|e| e.key == key);
+
+    match find("name") {
+        Some(entry) => {
+            if let Some(name) = d.string(entry, "a string") {
+                if name.trim().is_empty() {
+                    let diag = d
+                        .error(entry.value_span(), "`name` is empty")
+                        .with_help("give the workflow a name, e.g. `name: ci`");
+                    d.report(diag);
+                }
+                draft.name = name;
+            }
+        }
+        None => {
+            let diag = d
+                .error(root.span, "missing `name` at the top level")
+                .with_help("add a name for the workflow, e.g. `name: ci`");
+            d.report(diag);
+        }
+    }
+
+    let defaults = match find("defaults") {
+        Some(entry) => decode_defaults(d, entry),
+        None => Defaults::default(),
+    };
+    if let Some(out_dir) = &defaults.out_dir {
+        draft.out_dir.clone_from(out_dir);
+    }
+
+    match find("steps") {
+        Some(entry) => draft.steps = decode_steps(d, entry, &defaults),
+        None => {
+            let diag = d
+                .error(root.span, "missing `steps` at the top level")
+                .with_help("add the steps to run, e.g. `steps: {build: {task: rust-build}}`");
+            d.report(diag);
+        }
+    }
+    draft
+}
+
+fn decode_defaults(d: &mut Decoder<'_>, entry: &Entry<'_>) -> Defaults {
+    let mut defaults = Defaults::default();
+    let Some(pairs) = d.map(entry) else {
+        return defaults;
+    };
+    let keys = Keys {
+        place: "in `defaults`".to_owned(),
+        allowed: DEFAULT_KEYS,
+        elsewhere: &elsewhere_defaults,
+    };
+    for e in d.known_entries(pairs, &keys) {
+        match e.key {
+            "timeout" => defaults.timeout = d.unit(&e, "a duration", units::parse_duration),
+            "fuel" => defaults.fuel = d.unit(&e, "a fuel amount", units::parse_fuel),
+            "memory" => defaults.memory = d.unit(&e, "a size", units::parse_size),
+            "retries" => defaults.retries = retries(d, &e),
+            "priority" => defaults.priority = priority(d, &e),
+            "env" => defaults.env = env(d, &e),
+            "out_dir" => {
+                if let Some(dir) = d.string(&e, "a directory path") {
+                    match paths::check_out_dir(&dir) {
+                        Ok(()) => defaults.out_dir = Some(dir),
+                        Err(p) => d.problem(e.value_span(), p),
+                    }
+                }
+            }
+            _ => unreachable!("key filtered by known_entries"),
+        }
+    }
+    defaults
+}
+
+fn retries(d: &mut Decoder<'_>, e: &Entry<'_>) -> Option<u32> {
+    d.integer(e, 0..=i128::from(MAX_RETRIES)).map(|r| r as u32)
+}
+
+fn priority(d: &mut Decoder<'_>, e: &Entry<'_>) -> Option<u8> {
+    d.integer(e, 1..=10).map(|p| p as u8)
+}
+
+fn env(d: &mut Decoder<'_>, e: &Entry<'_>) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let Value::Map(pairs) = &e.value.value else {
+        if !matches!(e.value.value, Value::Null) {
+            d.type_error(e, "a map of environment variables");
+            if let Value::Seq(_) = e.value.value
+                && let Some(last) = d.diagnostics.last_mut()
+            {
+                last.help = Some(
+                    "write one `NAME: value` line per variable under `env:`, e.g. \
+                     `env: {RUST_LOG: debug}`"
+                        .to_owned(),
+                );
+            }
+        }
+        return vars;
+    };
+    let duplicate = |key: &str| format!("duplicate environment variable `{key}`");
+    for var in d.unique_entries(pairs, &duplicate) {
+        if let Err(p) = paths::check_env_name(var.key) {
+            d.problem(var.key_node.span, p);
+            continue;
+        }
+        match var.value.scalar_text() {
+            Some(value) if value.contains('\0') => {
+                let diag = d.error(
+                    var.value.span,
+                    format!(
+                        "environment variable `{}` contains a NUL character",
+                        var.key
+                    ),
+                );
+                d.report(diag);
+            }
+            Some(value) => {
+                vars.insert(var.key.to_owned(), value);
+            }
+            None if matches!(var.value.value, Value::Null) => {
+                let diag = d
+                    .error(
+                        var.value_span(),
+                        format!("environment variable `{}` has no value", var.key),
+                    )
+                    .with_help(format!("write `{}: \"\"` for an empty value", var.key));
+                d.report(diag);
+            }
+            None => d.type_error(&var, "a string"),
+        }
+    }
+    vars
+}
+
+fn decode_steps(d: &mut Decoder<'_>, entry: &Entry<'_>, defaults: &Defaults) -> Vec<StepDraft> {
+    let mut steps = Vec::new();
+    match &entry.value.value {
+        Value::Map(pairs) => {
+            let duplicate = |key: &str| format!("duplicate step name `{key}`");
+            for step in d.unique_entries(pairs, &duplicate) {
+                if let Err(p) = paths::check_step_name(step.key) {
+                    d.problem(step.key_node.span, p);
+                }
+                let place = format!("in step `{}`", step.key);
+                let body = match &step.value.value {
+                    Value::Map(body) => body.as_slice(),
+                    Value::Null => {
+                        let diag = d
+                            .error(step.key_node.span, format!("step `{}` is empty", step.key))
+                            .with_help(TASK_EXAMPLE);
+                        d.report(diag);
+                        continue;
+                    }
+                    _ => {
+                        d.type_error(&step, "a map of step settings");
+                        continue;
+                    }
+                };
+                let keys = Keys {
+                    place,
+                    allowed: STEP_KEYS,
+                    elsewhere: &elsewhere_step,
+                };
+                let fields = d.known_entries(body, &keys);
+                steps.push(decode_step(
+                    d,
+                    step.key.to_owned(),
+                    step.key_node.span,
+                    &fields,
+                    defaults,
+                ));
+            }
+        }
+        Value::Seq(items) => {
+            for (index, item) in items.iter().enumerate() {
+                if let Some(step) = decode_list_step(d, index, item, defaults, &steps) {
+                    steps.push(step);
+                }
+            }
+        }
+        Value::Null => {}
+        _ => {
+            d.type_error(entry, "a map of steps");
+            return steps;
+        }
+    }
+    let empty = match &entry.value.value {
+        Value::Map(pairs) => pairs.is_empty(),
+        Value::Seq(items) => items.is_empty(),
+        _ => true,
+    };
+    if empty {
+        let diag = d
+            .error(entry.value_span(), "`steps` is empty")
+            .with_help("add at least one step, e.g. `steps: {build: {task: rust-build}}`");
+        d.report(diag);
+    }
+    steps
+}
+
+fn decode_list_step(
+    d: &mut Decoder<'_>,
+    index: usize,
+    item: &Node,
+    defaults: &Defaults,
+    earlier: &[StepDraft],
+) -> Option<StepDraft> {
+    let ordinal = index + 1;
+    let Value::Map(pairs) = &item.value else {
+        let diag = d
+            .error(
+                item.span,
+                format!(
+                    "expected a map for step #{ordinal}, found {}",
+                    item.describe()
+                ),
+            )
+            .with_help("each item of `steps` is a map like `{name: build, task: rust-build}`");
+        d.report(diag);
+        return None;
+    };
+    // The name is needed to word the other messages, so find it first.
+    let named = pairs.iter().find_map(|(k, v)| {
+        (k.value == Value::Str("name".to_owned()))
+            .then(|| v.scalar_text().map(|n| (n, v.span)))
+            .flatten()
+    });
+    let place = match &named {
+        Some((name, _)) => format!("in step `{name}`"),
+        None => format!("in step #{ordinal}"),
+    };
+    let keys = Keys {
+        place,
+        allowed: LIST_STEP_KEYS,
+        elsewhere: &|key| (key != "name").then(|| elsewhere_step(key)).flatten(),
+    };
+    let fields = d.known_entries(pairs, &keys);
+    let name_entry = fields.iter().find(|e| e.key == "name");
+    let (name, span) = match (name_entry, named) {
+        (Some(_), Some((name, span))) => (name, span),
+        (Some(e), None) => {
+            d.type_error(e, "a step name");
+            return None;
+        }
+        (None, _) => {
+            let diag = d
+                .error(item.span, format!("step #{ordinal} has no `name`"))
+                .with_help(
+                    "when `steps` is a list, every step needs `name:`; or write `steps` as a \
+                     map from step name to step",
+                );
+            d.report(diag);
+            return None;
+        }
+    };
+    if let Err(p) = paths::check_step_name(&name) {
+        d.problem(span, p);
+    }
+    if let Some(first) = earlier.iter().find(|s| s.step.name == name) {
+        let diag = d
+            .error(span, format!("duplicate step name `{name}`"))
+            .with_note(
+                Some(first.step.span),
+                format!("`{name}` is first defined here"),
+            );
+        d.report(diag);
+        return None;
+    }
+    let fields: Vec<Entry<'_>> = fields.into_iter().filter(|e| e.key != "name").collect();
+    Some(decode_step(d, name, span, &fields, defaults))
+}
+
+fn decode_step(
+    d: &mut Decoder<'_>,
+    name: String,
+    span: Span,
+    fields: &[Entry<'_>],
+    defaults: &Defaults,
+) -> StepDraft {
+    let mut step = Step {
+        name,
+        task: TaskRef::Crate(String::new()),
+        args: Vec::new(),
+        env: defaults.env.clone(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        depends_on: Vec::new(),
+        timeout: defaults.timeout,
+        fuel: defaults.fuel,
+        memory: defaults.memory,
+        retries: defaults.retries.unwrap_or(0),
+        priority: defaults.priority.unwrap_or(DEFAULT_PRIORITY),
+        allow_failure: false,
+        when: Condition::Success,
+        span,
+        task_span: span,
+        output_spans: Vec::new(),
+    };
+    let mut deps = Vec::new();
+    let mut when_refs = Vec::new();
+    let mut has_task = false;
+
+    for e in fields {
+        match e.key {
+            "task" => {
+                has_task = true;
+                if let Some(text) = d.string(e, "a task name or `.wasm` path") {
+                    step.task_span = e.value_span();
+                    match paths::parse_task(&text) {
+                        Ok(task) => step.task = task,
+                        Err(p) => d.problem(e.value_span(), p),
+                    }
+                }
+            }
+            "args" => {
+                for (arg, node) in d.string_list(e, false) {
+                    if arg.contains('\0') {
+                        let diag = d.error(node.span, "an argument contains a NUL character");
+                        d.report(diag);
+                    } else {
+                        step.args.push(arg);
+                    }
+                }
+            }
+            "env" => step.env.extend(env(d, e)),
+            "inputs" => {
+                for (glob, node) in d.string_list(e, false) {
+                    match paths::check_input(&glob) {
+                        Ok(()) => step.inputs.push(glob),
+                        Err(p) => d.problem(node.span, p),
+                    }
+                }
+            }
+            "outputs" => outputs(d, e, &mut step),
+            "depends_on" => {
+                for (dep, node) in d.string_list(e, true) {
+                    step.depends_on.push(dep.clone());
+                    deps.push((dep, node.span));
+                }
+            }
+            "timeout" => step.timeout = d.unit(e, "a duration", units::parse_duration),
+            "fuel" => step.fuel = d.unit(e, "a fuel amount", units::parse_fuel),
+            "memory" => step.memory = d.unit(e, "a size", units::parse_size),
+            "retries" => step.retries = retries(d, e).unwrap_or(step.retries),
+            "priority" => step.priority = priority(d, e).unwrap_or(step.priority),
+            "allow_failure" => step.allow_failure = d.boolean(e).unwrap_or(false),
+            "when" => {
+                if let Some((condition, refs)) = when(d, e) {
+                    step.when = condition;
+                    when_refs = refs;
+                }
+            }
+            _ => unreachable!("key filtered by known_entries"),
+        }
+    }
+    if !has_task {
+        let diag = d
+            .error(span, format!("step `{}` has no `task`", step.name))
+            .with_help(TASK_EXAMPLE);
+        d.report(diag);
+    }
+    StepDraft {
+        step,
+        deps,
+        when_refs,
+    }
+}
+
+fn outputs(d: &mut Decoder<'_>, e: &Entry<'_>, step: &mut Step) {
+    for (path, node) in d.string_list(e, false) {
+        if let Err(p) = paths::check_output(&path) {
+            d.problem(node.span, p);
+            continue;
+        }
+        if let Some(i) = step.outputs.iter().position(|o| *o == path) {
+            let diag = d
+                .error(node.span, format!("output `{path}` is declared twice"))
+                .with_note(Some(step.output_spans[i]), "first declared here");
+            d.report(diag);
+            continue;
+        }
+        step.outputs.push(path);
+        step.output_spans.push(node.span);
+    }
+}
+
+fn when(d: &mut Decoder<'_>, e: &Entry<'_>) -> Option<(Condition, Vec<(String, Span)>)> {
+    let Value::Str(text) = &e.value.value else {
+        d.type_error(e, "a condition such as `success` or `build.failed`");
+        return None;
+    };
+    match condition::parse_located(text) {
+        Ok((condition, refs)) => {
+            let refs = refs
+                .into_iter()
+                .map(|r| {
+                    let span = e.value.sub_span(r.offset, r.len);
+                    (r.name, span)
+                })
+                .collect();
+            Some((condition, refs))
+        }
+        Err(err) => {
+            let span = e.value.sub_span(err.offset, err.len);
+            let mut diag = d.error(span, format!("invalid `when` condition: {}", err.message));
+            diag.help = err.help;
+            d.report(diag);
+            None
+        }
+    }
+}
