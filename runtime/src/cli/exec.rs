@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 
 use super::Cli;
@@ -91,9 +91,10 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
     } else {
         UnknownImports::Reject
     };
-    let program = sandbox
-        .load_file(&args.module, unknown)
-        .with_context(|| format!("`{module_name}`"))?;
+    let program = match sandbox.load_file(&args.module, unknown) {
+        Ok(p) => p,
+        Err(e) => bail!("`{module_name}` {e}"),
+    };
 
     let argv0 = args
         .module

@@ -133,6 +133,9 @@ impl Plan {
                              or pass --unknown-imports-trap to make such imports trap when called",
                         );
                     }
+                    if e.contains("end-of-file") {
+                        d = d.with_help("the file looks truncated; rebuild it");
+                    }
                     if !path.exists() {
                         d = wf
                             .diagnostic(

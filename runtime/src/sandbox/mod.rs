@@ -12,7 +12,7 @@
 //! * **stdin:** closed. **stdout/stderr:** captured with a size cap ([`Limits::stdout`]).
 //! * **Clocks:** virtual (see [`clock`]): the wall clock starts at [`Invocation::clock_epoch`]
 //!   (default 2000-01-01T00:00:00Z) and both clocks advance only as the guest reads them or
-//!   sleeps. A WASI p1 sleep returns at once after advancing the clock.
+//!   sleeps. A sleep returns at once after advancing the clock.
 //! * **Randomness:** a deterministic stream seeded by [`Invocation::seed`].
 //! * **Network:** none. TCP, UDP and name lookup are disabled.
 //! * **Limits:** memory (a store limiter), CPU (fuel), wall time (epochs plus a timer), output
@@ -29,6 +29,7 @@ mod poll;
 pub mod program;
 mod random;
 pub mod run;
+mod sleep_p2;
 mod state;
 
 use std::collections::HashSet;
@@ -46,11 +47,11 @@ use state::{P1State, P2State};
 /// Why the host could not load or run a program. (How the *guest* ended is an [`Outcome`].)
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot read the file: {0}")]
+    #[error("cannot be read: {0}")]
     Read(#[source] std::io::Error),
-    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    #[error("is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
     NotWasm,
-    #[error("not a valid WebAssembly program: {0}")]
+    #[error("is not a valid WebAssembly program: {0}")]
     Invalid(String),
     #[error(
         "imports {} that the sandbox does not provide: {}",
@@ -62,7 +63,7 @@ pub enum SandboxError {
         "has no entry point: a WASI command exports `_start` (core module) or `wasi:cli/run` (component)"
     )]
     NoEntryPoint,
-    #[error("cannot link: {0}")]
+    #[error("cannot be linked: {0}")]
     Link(String),
     #[error("cannot mount `{}` at `{guest}`: {message}", host.display())]
     Mount {
@@ -121,6 +122,7 @@ impl Sandbox {
 
         let mut p2_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker).map_err(err)?;
+        sleep_p2::add_to_linker(&mut p2_linker).map_err(err)?;
 
         let modules = ModuleCache::new(cache_root, &engine);
         let ticker = engine::EpochTicker::start(&engine);

@@ -142,6 +142,7 @@ impl Sandbox {
                     ctx: builder.build(),
                     table: ResourceTable::new(),
                     limiter,
+                    clock,
                     timed_out: false,
                 };
                 let mut store = self.store(state, inv, deadline, |s| &mut s.limiter)?;
@@ -271,17 +272,38 @@ fn finish<T: GuestState>(
     }
 }
 
-/// One frame per line: `  0: name` (`<unknown>` where the module has no name section), at most
-/// 32 frames so that a stack overflow does not print thousands of lines.
+/// One frame per line, innermost first, with Rust names demangled and runs of the same function
+/// (deep recursion) folded into one line: `  3: name` or `  3..=520: name (repeated 518 times)`.
 fn format_backtrace(bt: &WasmBacktrace) -> String {
-    let frames = bt.frames();
-    let mut out = String::new();
-    for (i, frame) in frames.iter().take(32).enumerate() {
-        let name = frame.func_name().unwrap_or("<unknown>");
-        out.push_str(&format!("  {i:>2}: {name}\n"));
+    let names: Vec<String> = bt
+        .frames()
+        .iter()
+        .map(|f| match f.func_name() {
+            Some(name) => format!("{:#}", rustc_demangle::demangle(name)),
+            None => format!("<wasm function {}>", f.func_index()),
+        })
+        .collect();
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < names.len() {
+        let mut j = i;
+        while j + 1 < names.len() && names[j + 1] == names[i] {
+            j += 1;
+        }
+        if j == i {
+            lines.push(format!("  {i:>3}: {}", names[i]));
+        } else {
+            lines.push(format!(
+                "  {i:>3}..={j}: {} (repeated {} times)",
+                names[i],
+                j - i + 1
+            ));
+        }
+        i = j + 1;
+        if lines.len() == 32 && i < names.len() {
+            lines.push(format!("  ... {} more frames", names.len() - i));
+            break;
+        }
     }
-    if frames.len() > 32 {
-        out.push_str(&format!("  ... {} more frames\n", frames.len() - 32));
-    }
-    out.trim_end().to_string()
+    lines.join("\n")
 }

@@ -22,6 +22,7 @@ pub struct P2State {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
+    pub(crate) clock: VirtualClock,
     pub(crate) timed_out: bool,
 }
 

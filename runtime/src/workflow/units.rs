@@ -436,7 +436,7 @@ pub fn format_size(bytes: u64) -> String {
 #[must_use]
 pub fn format_fuel(fuel: u64) -> String {
     for (unit, suffix) in [(1_000_000_000, "G"), (1_000_000, "M"), (1_000, "K")] {
-        if fuel >= unit && fuel % unit == 0 {
+        if fuel >= unit && fuel.is_multiple_of(unit) {
             return format!("{}{suffix}", fuel / unit);
         }
     }
