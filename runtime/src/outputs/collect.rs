@@ -55,6 +55,11 @@ pub fn collect_and_publish(
     if total > limit {
         return Err(OutputError::TooLarge { total, limit });
     }
+    if declared.is_empty() {
+        // Nothing to publish; drop what an earlier run published under this name.
+        remove_all(&publish_root.join(step))?;
+        return Ok(Vec::new());
+    }
     create_dir_all(publish_root)?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".tmp-{step}-"))

@@ -110,21 +110,27 @@ async fn attempt_inner(
 ) -> Result<AttemptResult, String> {
     let tmp_root = plan.state_dir.join("tmp");
     let logs = plan.state_dir.join("logs").join(&step.name);
-    for dir in [&tmp_root, &logs] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    }
+    // Steps without inputs or dependencies share one empty read-only directory, which saves
+    // filesystem work on every such step.
+    let empty = tmp_root.join("empty");
+    std::fs::create_dir_all(&empty)
+        .map_err(|e| format!("cannot create `{}`: {e}", empty.display()))?;
     // Removed on drop, including when the attempt is aborted by an interrupt.
     let work = tempfile::Builder::new()
         .prefix(&format!("{}-", step.name))
         .tempdir_in(&tmp_root)
         .map_err(|e| format!("cannot create a directory in `{}`: {e}", tmp_root.display()))?;
-    let (in_dir, deps_dir, out_dir, scratch) = (
-        work.path().join("in"),
-        work.path().join("deps"),
-        work.path().join("out"),
-        work.path().join("tmp"),
-    );
+    let in_dir = if step.inputs.is_empty() {
+        empty.clone()
+    } else {
+        work.path().join("in")
+    };
+    let deps_dir = if step.deps.is_empty() {
+        empty.clone()
+    } else {
+        work.path().join("deps")
+    };
+    let (out_dir, scratch) = (work.path().join("out"), work.path().join("tmp"));
 
     let staging = {
         let inputs = step.inputs.clone();
@@ -144,22 +150,29 @@ async fn attempt_inner(
             out_dir.clone(),
             scratch.clone(),
         );
-        tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for d in [&in_dir, &deps_dir, &out_dir, &scratch] {
-                std::fs::create_dir_all(d)
+        move || -> Result<(), String> {
+            for d in [&out_dir, &scratch] {
+                std::fs::create_dir(d)
                     .map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
             }
-            stage_files(&inputs, &in_dir).map_err(|e| format!("cannot stage inputs: {e}"))?;
+            if !inputs.is_empty() {
+                stage_files(&inputs, &in_dir).map_err(|e| format!("cannot stage inputs: {e}"))?;
+            }
             for (name, published) in deps {
                 stage_tree(&published, &deps_dir.join(&name))
                     .map_err(|e| format!("cannot stage the outputs of `{name}`: {e}"))?;
             }
             Ok(())
-        })
+        }
     };
-    staging
-        .await
-        .map_err(|e| format!("staging panicked: {e}"))??;
+    if step.inputs.is_empty() && step.deps.is_empty() {
+        // Two mkdirs: cheaper inline than a hop to the blocking pool.
+        staging()?;
+    } else {
+        tokio::task::spawn_blocking(staging)
+            .await
+            .map_err(|e| format!("staging panicked: {e}"))??;
+    }
 
     let def = plan.step_def(step);
     let mut args = vec![step.name.clone()];

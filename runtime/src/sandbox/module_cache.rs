@@ -67,10 +67,10 @@ impl ModuleCache {
             Compiled::Component(c) => c.serialize(),
         };
         // Failing to write the cache only costs a recompile next time; it must not fail the run.
-        if let Ok(bytes) = bytes {
-            if let Err(e) = write_entry(dir, &path, &bytes) {
-                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
-            }
+        if let Ok(bytes) = bytes
+            && let Err(e) = write_entry(dir, &path, &bytes)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not cache compiled module");
         }
         Ok((compiled, false))
     }

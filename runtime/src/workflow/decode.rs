@@ -2,6 +2,7 @@
 //! booleans, bounded integers and units. Every problem becomes a [`Diagnostic`] and
 //! decoding carries on, so that one run reports everything.
 
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +48,9 @@ pub(crate) struct Decoder<'a> {
     pub file: &'a Path,
     pub source: Arc<str>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The keys suggested ("did you mean …?") by the last [`Decoder::known_entries`], so
+    /// that a misspelt required key is not also reported as missing.
+    pub suggested: Vec<String>,
 }
 
 impl<'a> Decoder<'a> {
@@ -55,6 +59,7 @@ impl<'a> Decoder<'a> {
             file,
             source,
             diagnostics: Vec::new(),
+            suggested: Vec::new(),
         }
     }
 
@@ -102,6 +107,7 @@ impl<'a> Decoder<'a> {
         duplicate: &dyn Fn(&str) -> String,
     ) -> Vec<Entry<'n>> {
         let mut out: Vec<Entry<'n>> = Vec::with_capacity(pairs.len());
+        let mut seen: HashMap<&'n str, usize> = HashMap::with_capacity(pairs.len());
         for (key_node, value) in pairs {
             let key = match &key_node.value {
                 Value::Str(s) => s.as_str(),
@@ -115,14 +121,15 @@ impl<'a> Decoder<'a> {
                     continue;
                 }
             };
-            if let Some(first) = out.iter().find(|e| e.key == key) {
+            if let Some(&first) = seen.get(key) {
                 let d = self.error(key_node.span, duplicate(key)).with_note(
-                    Some(first.key_node.span),
+                    Some(out[first].key_node.span),
                     format!("`{key}` is first defined here"),
                 );
                 self.report(d);
                 continue;
             }
+            seen.insert(key, out.len());
             out.push(Entry {
                 key,
                 key_node,
@@ -142,6 +149,7 @@ impl<'a> Decoder<'a> {
         let place = keys.place.as_str();
         let entries = self.unique_entries(pairs, &|key| format!("duplicate key `{key}` {place}"));
         let mut out = Vec::with_capacity(entries.len());
+        self.suggested.clear();
         for entry in entries {
             if keys.allowed.contains(&entry.key) {
                 out.push(entry);
@@ -149,8 +157,9 @@ impl<'a> Decoder<'a> {
             }
             let help = (keys.elsewhere)(entry.key)
                 .or_else(|| {
-                    did_you_mean(entry.key, keys.allowed.iter().copied())
-                        .map(|k| format!("did you mean `{k}`?"))
+                    let guess = did_you_mean(entry.key, keys.allowed.iter().copied())?;
+                    self.suggested.push(guess.to_owned());
+                    Some(format!("did you mean `{guess}`?"))
                 })
                 .unwrap_or_else(|| {
                     format!("the keys allowed here are {}", list(keys.allowed, "and"))

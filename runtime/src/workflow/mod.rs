@@ -19,12 +19,12 @@
 //! [`Workflow::load`] and [`Workflow::parse`] report *every* problem at once, as rustc-style
 //! [`Diagnostics`] with `file:line:col`, the offending line and a suggestion. The pipeline:
 //!
-//! 1. [`node`] parses the YAML with `serde-saphyr` into a tree of located nodes (with limits
+//! 1. `node` parses the YAML with `serde-saphyr` into a tree of located nodes (with limits
 //!    against hostile documents);
-//! 2. [`schema`] decodes that tree by hand into steps, collecting problems as it goes
-//!    (helpers in [`decode`], string checks in [`paths`], units in [`units`], `when:` in
-//!    [`condition`]);
-//! 3. [`validate`] checks the steps against each other (unknown or repeated dependencies,
+//! 2. `schema` decodes that tree by hand into steps, collecting problems as it goes
+//!    (helpers in `decode`, string checks in `paths`, units in [`units`], `when:` in
+//!    `condition`);
+//! 3. `validate` checks the steps against each other (unknown or repeated dependencies,
 //!    `when` references, cycles).
 //!
 //! Problems that need the filesystem or the module (missing `.wasm`, missing outputs) are

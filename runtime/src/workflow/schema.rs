@@ -1,7 +1,7 @@
 //! The `hermetic.yaml` schema: which keys exist where, their types, and the decoding of
 //! the located YAML tree into steps (with defaults applied).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::condition::{self, Condition};
@@ -175,6 +175,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
         elsewhere: &elsewhere_top,
     };
     let entries = d.known_entries(pairs, &keys);
+    let misspelt = std::mem::take(&mut d.suggested);
     let find = |key: &str| entries.iter().find(|e| e.key == key);
 
     match find("name") {
@@ -189,6 +190,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
                 draft.name = name;
             }
         }
+        None if misspelt.iter().any(|k| k == "name") => {}
         None => {
             let diag = d
                 .error(root.span, "missing `name` at the top level")
@@ -207,6 +209,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
 
     match find("steps") {
         Some(entry) => draft.steps = decode_steps(d, entry, &defaults),
+        None if misspelt.iter().any(|k| k == "steps") => {}
         None => {
             let diag = d
                 .error(root.span, "missing `steps` at the top level")
@@ -339,18 +342,21 @@ fn decode_steps(d: &mut Decoder<'_>, entry: &Entry<'_>, defaults: &Defaults) -> 
                     elsewhere: &elsewhere_step,
                 };
                 let fields = d.known_entries(body, &keys);
+                let misspelt_task = d.suggested.iter().any(|k| k == "task");
                 steps.push(decode_step(
                     d,
                     step.key.to_owned(),
                     step.key_node.span,
                     &fields,
                     defaults,
+                    misspelt_task,
                 ));
             }
         }
         Value::Seq(items) => {
+            let mut seen: HashMap<String, Span> = HashMap::new();
             for (index, item) in items.iter().enumerate() {
-                if let Some(step) = decode_list_step(d, index, item, defaults, &steps) {
+                if let Some(step) = decode_list_step(d, index, item, defaults, &mut seen) {
                     steps.push(step);
                 }
             }
@@ -380,7 +386,7 @@ fn decode_list_step(
     index: usize,
     item: &Node,
     defaults: &Defaults,
-    earlier: &[StepDraft],
+    seen: &mut HashMap<String, Span>,
 ) -> Option<StepDraft> {
     let ordinal = index + 1;
     let Value::Map(pairs) = &item.value else {
@@ -412,6 +418,7 @@ fn decode_list_step(
         elsewhere: &|key| (key != "name").then(|| elsewhere_step(key)).flatten(),
     };
     let fields = d.known_entries(pairs, &keys);
+    let misspelt_task = d.suggested.iter().any(|k| k == "task");
     let name_entry = fields.iter().find(|e| e.key == "name");
     let (name, span) = match (name_entry, named) {
         (Some(_), Some((name, span))) => (name, span),
@@ -419,6 +426,7 @@ fn decode_list_step(
             d.type_error(e, "a step name");
             return None;
         }
+        (None, _) if was_suggested(&d.suggested, "name") => return None,
         (None, _) => {
             let diag = d
                 .error(item.span, format!("step #{ordinal} has no `name`"))
@@ -433,18 +441,20 @@ fn decode_list_step(
     if let Err(p) = paths::check_step_name(&name) {
         d.problem(span, p);
     }
-    if let Some(first) = earlier.iter().find(|s| s.step.name == name) {
+    if let Some(&first) = seen.get(&name) {
         let diag = d
             .error(span, format!("duplicate step name `{name}`"))
-            .with_note(
-                Some(first.step.span),
-                format!("`{name}` is first defined here"),
-            );
+            .with_note(Some(first), format!("`{name}` is first defined here"));
         d.report(diag);
         return None;
     }
+    seen.insert(name.clone(), span);
     let fields: Vec<Entry<'_>> = fields.into_iter().filter(|e| e.key != "name").collect();
-    Some(decode_step(d, name, span, &fields, defaults))
+    Some(decode_step(d, name, span, &fields, defaults, misspelt_task))
+}
+
+fn was_suggested(suggested: &[String], key: &str) -> bool {
+    suggested.iter().any(|k| k == key)
 }
 
 fn decode_step(
@@ -453,6 +463,7 @@ fn decode_step(
     span: Span,
     fields: &[Entry<'_>],
     defaults: &Defaults,
+    misspelt_task: bool,
 ) -> StepDraft {
     let mut step = Step {
         name,
@@ -530,7 +541,8 @@ fn decode_step(
             _ => unreachable!("key filtered by known_entries"),
         }
     }
-    if !has_task {
+    // A misspelt `task` has already been reported, with a suggestion.
+    if !has_task && !misspelt_task {
         let diag = d
             .error(span, format!("step `{}` has no `task`", step.name))
             .with_help(TASK_EXAMPLE);

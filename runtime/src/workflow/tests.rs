@@ -1229,3 +1229,120 @@ fn other_stages_can_point_at_tasks_and_outputs() {
   |               ^^^^^^^^^^"
     );
 }
+
+#[test]
+fn crlf_line_endings_and_non_ascii_text_keep_columns_right() {
+    check(
+        "name: x\r\nsteps:\r\n  a:\r\n    tsk: t\r\n",
+        r"
+error: unknown key `tsk` in step `a`
+ --> ci/hermetic.yaml:4:5
+  |
+4 |     tsk: t
+  |     ^^^
+  = help: did you mean `task`?",
+    );
+    check(
+        "name: café\nsteps:\n  é: {task: t, env: {ÉTÉ: \"ça\"}, depends_on: [zz]}\n",
+        r#"
+error: invalid step name `é`
+ --> ci/hermetic.yaml:3:3
+  |
+3 |   é: {task: t, env: {ÉTÉ: "ça"}, depends_on: [zz]}
+  |   ^
+  = help: step names cannot start with `é`; use only letters, digits, `_`, `-` and `.`, starting with a letter, digit or `_`
+
+error: unknown step `zz` in `depends_on` of step `é`
+ --> ci/hermetic.yaml:3:47
+  |
+3 |   é: {task: t, env: {ÉTÉ: "ça"}, depends_on: [zz]}
+  |                                               ^^
+  = help: there are no other steps
+
+error: aborting due to 2 previous errors"#,
+    );
+}
+
+#[test]
+fn oversized_files_are_rejected_before_parsing() {
+    let source = format!("name: x\nsteps: {{}}\n# {}\n", "x".repeat(5 << 20));
+    assert_eq!(
+        errors(&source),
+        format!(
+            "error: the workflow file is too large ({} bytes; the limit is 4194304 bytes)",
+            source.len()
+        )
+    );
+}
+
+#[test]
+fn large_workflows_validate_quickly() {
+    let mut source = String::from("name: big\nsteps:\n");
+    for i in 0..3000 {
+        source.push_str(&format!("  s{i}:\n    task: t\n"));
+        if i > 0 {
+            source.push_str(&format!("    depends_on: [s{}]\n", i - 1));
+        }
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(parse(&source).steps.len(), 3000);
+    // Closing the chain into one big cycle is found and printed from its first step.
+    source.insert_str(
+        source.find("    task: t\n").unwrap() + 12,
+        "    depends_on: [s2999]\n",
+    );
+    let text = errors(&source);
+    assert!(
+        text.starts_with("error: dependency cycle: s0 → s2999 → s2998 → "),
+        "{}",
+        &text[..200]
+    );
+    assert!(text.contains(" → s1 → s0\n --> ci/hermetic.yaml:3:3\n"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_misspelt_required_key_is_not_also_reported_missing() {
+    check(
+        "nme: ci\nstep:\n  - nam: a\n    task: t\n",
+        r"
+error: unknown key `nme` at the top level
+ --> ci/hermetic.yaml:1:1
+  |
+1 | nme: ci
+  | ^^^
+  = help: did you mean `name`?
+
+error: unknown key `step` at the top level
+ --> ci/hermetic.yaml:2:1
+  |
+2 | step:
+  | ^^^^
+  = help: did you mean `steps`?
+
+error: aborting due to 2 previous errors",
+    );
+    check(
+        "name: ci\nsteps:\n  - nam: a\n    task: t\n  - name: b\n    tsak: t\n",
+        r"
+error: unknown key `nam` in step #1
+ --> ci/hermetic.yaml:3:5
+  |
+3 |   - nam: a
+  |     ^^^
+  = help: did you mean `name`?
+
+error: unknown key `tsak` in step `b`
+ --> ci/hermetic.yaml:6:5
+  |
+6 |     tsak: t
+  |     ^^^^
+  = help: did you mean `task`?
+
+error: aborting due to 2 previous errors",
+    );
+}

@@ -1,7 +1,7 @@
 //! Checks across steps: `depends_on` names, self-dependencies, repeated dependencies,
 //! `when` references and dependency cycles.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::decode::Decoder;
 use super::schema::StepDraft;
@@ -202,6 +202,7 @@ fn components(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
 /// The shortest path from `start` back to itself, staying inside `component`, following
 /// edges in the order the steps list their dependencies.
 fn shortest_cycle(edges: &[Vec<usize>], component: &[usize], start: usize) -> Vec<usize> {
+    let component: HashSet<usize> = component.iter().copied().collect();
     let mut parent: HashMap<usize, usize> = HashMap::new();
     let mut queue = VecDeque::from([start]);
     while let Some(v) = queue.pop_front() {

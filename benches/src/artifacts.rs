@@ -1,0 +1,149 @@
+//! Building what the bench runs: the no-op guest, the `concat` task (a module of real size) and
+//! the `hermetic` binary itself.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Variables of the outer `cargo run` that would change how a wasm guest compiles, where it goes
+/// or which compiler wrapper runs (the same list as `tests/build.rs`).
+const CLEARED_VARS: &[&str] = &[
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "CARGO_ENCODED_RUSTDOCFLAGS",
+    "CARGO_BUILD_RUSTFLAGS",
+    "CARGO_BUILD_TARGET",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_DEP_INFO_BASEDIR",
+    "CARGO_INCREMENTAL",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PRIMARY_PACKAGE",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_RUSTC_WRAPPER",
+    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+];
+
+/// Prefixes of outer-build variables that configure profiles and targets.
+const CLEARED_PREFIXES: &[&str] = &[
+    "CARGO_PROFILE_",
+    "CARGO_TARGET_",
+    "CARGO_FEATURE_",
+    "CARGO_CFG_",
+];
+
+/// Where things are.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The repository root (the root workspace).
+    pub root: PathBuf,
+    /// Cargo's target directory, the one this binary was built in.
+    pub target: PathBuf,
+}
+
+impl Layout {
+    /// Finds the repository from this crate's manifest directory and the target directory from
+    /// this executable's path (`<target>/<profile>/hermetic-bench`).
+    pub fn discover() -> anyhow::Result<Self> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .parent()
+            .context("the bench crate has no parent directory")?
+            .to_path_buf();
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let target = exe
+            .parent()
+            .and_then(Path::parent)
+            .context("this executable is not in <target>/<profile>/")?
+            .to_path_buf();
+        Ok(Self { root, target })
+    }
+
+    fn cargo() -> OsString {
+        std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+    }
+
+    /// Builds `target/release/hermetic` (a no-op when it is fresh) with the outer build's
+    /// settings, so that it shares the outer build's artifacts.
+    pub fn build_hermetic(&self) -> anyhow::Result<PathBuf> {
+        eprintln!("bench: building the hermetic binary (release)");
+        let status = Command::new(Self::cargo())
+            .arg("build")
+            .arg("--release")
+            .args(["-p", "hermetic-runtime", "--bin", "hermetic"])
+            .arg("--manifest-path")
+            .arg(self.root.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&self.target)
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("building the hermetic binary failed ({status})");
+        }
+        let bin = self.target.join("release").join("hermetic");
+        if !bin.is_file() {
+            bail!("cargo did not produce `{}`", bin.display());
+        }
+        Ok(bin)
+    }
+
+    /// Builds the no-op guest (`benches/guests/noop`) and the `concat` task for `wasm32-wasip1`
+    /// under `<target>/bench-guests`, and returns their `.wasm` paths.
+    pub fn build_guests(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let target_dir = self.target.join("bench-guests");
+        let noop_manifest = self.root.join("benches/guests/noop/Cargo.toml");
+        eprintln!("bench: building the no-op guest and the concat task for wasm32-wasip1");
+        self.build_wasm(&noop_manifest, None, &target_dir)?;
+        self.build_wasm(&self.root.join("Cargo.toml"), Some("concat"), &target_dir)?;
+        let out = target_dir.join("wasm32-wasip1").join("release");
+        Ok((out.join("noop.wasm"), out.join("concat.wasm")))
+    }
+
+    fn build_wasm(
+        &self,
+        manifest: &Path,
+        package: Option<&str>,
+        target_dir: &Path,
+    ) -> anyhow::Result<()> {
+        let mut cmd = Command::new(Self::cargo());
+        cmd.args(["build", "--release", "--quiet", "--target", "wasm32-wasip1"])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .arg("--target-dir")
+            .arg(target_dir);
+        if let Some(p) = package {
+            cmd.args(["-p", p]);
+        }
+        for var in CLEARED_VARS {
+            cmd.env_remove(var);
+        }
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if CLEARED_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd.status().context("cannot run cargo")?;
+        if !status.success() {
+            bail!(
+                "building `{}` for wasm32-wasip1 failed ({status}); is the target installed \
+                 (`rustup target add wasm32-wasip1`)?",
+                manifest.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `name` on `PATH`, if it is there.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
