@@ -199,14 +199,16 @@ async fn attempt_inner(
         limits: step.limits,
         seed: step.seed,
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
-        stdout: CaptureTo::File(logs.join("stdout")),
-        stderr: CaptureTo::File(logs.join("stderr")),
+        stdout: CaptureTo::Memory,
+        stderr: CaptureTo::Memory,
     };
     let report = sandbox
         .run(&step.program, &invocation)
         .await
         .map_err(|e| e.to_string())?;
-    let stderr_tail = tail(&logs.join("stderr"), 10);
+    save_log(&logs, "stdout", &report.stdout)?;
+    save_log(&logs, "stderr", &report.stderr)?;
+    let stderr_tail = tail(&report.stderr, 10);
 
     let mut result = AttemptResult {
         succeeded: false,
@@ -260,12 +262,26 @@ async fn attempt_inner(
     Ok(result)
 }
 
-/// The last `n` lines of a log file, lossily decoded.
-fn tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
+/// Writes a captured stream to `logs/<name>`, or removes a stale log when the stream is empty
+/// (most steps print nothing, and creating two empty files per step is measurable).
+fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = logs.join(name);
+    if bytes.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove `{}`: {e}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    std::fs::create_dir_all(logs)
+        .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
+    std::fs::write(&path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// The last `n` lines of captured output, lossily decoded.
+fn tail(bytes: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
