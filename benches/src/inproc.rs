@@ -191,21 +191,46 @@ pub fn executor(plan: &Arc<Plan>, sandbox: &Arc<Sandbox>, jobs: usize) -> anyhow
     Ok(elapsed)
 }
 
-/// Times of one sandbox's life: creation, loading a module, being dropped.
+/// The same, but with the executor itself spawned onto the runtime's workers, so that with
+/// `jobs = 1` the scheduler and the attempts share one thread.
+pub fn executor_on_worker(
+    plan: &Arc<Plan>,
+    sandbox: &Arc<Sandbox>,
+    jobs: usize,
+) -> anyhow::Result<Duration> {
+    let rt = hermetic_runtime::cli::runtime(jobs)?;
+    let executor = Executor::new(plan.clone(), sandbox.clone(), jobs);
+    let started = Instant::now();
+    let summary = rt.block_on(async move {
+        tokio::spawn(async move {
+            executor
+                .run(&mut NullReporter, std::future::pending())
+                .await
+        })
+        .await
+    })?;
+    let elapsed = started.elapsed();
+    ensure!(
+        summary.status == RunStatus::Succeeded,
+        "the in-process run did not succeed: {:?}",
+        summary.status
+    );
+    Ok(elapsed)
+}
+
+/// Times of creating a sandbox and loading a module into it.
 #[derive(Debug, Clone, Copy)]
-pub struct Lifecycle {
+pub struct Load {
     /// `Sandbox::new(1, Some(cache))`: engine, pooling allocator, linkers, epoch thread.
     pub new: Duration,
     /// `load_file`: read, digest, compile or deserialize, link.
     pub load: Duration,
-    /// Dropping the program and the sandbox (joins the epoch thread).
-    pub drop: Duration,
     /// Whether the compiled module came from the cache.
     pub cache_hit: bool,
 }
 
-/// Creates a sandbox caching under `cache`, loads `wasm`, drops both.
-pub fn lifecycle(cache: &Path, wasm: &Path) -> anyhow::Result<Lifecycle> {
+/// Creates a sandbox caching under `cache` and loads `wasm` (dropping them is not timed).
+pub fn load(cache: &Path, wasm: &Path) -> anyhow::Result<Load> {
     let t = Instant::now();
     let sandbox = Sandbox::new(1, Some(cache))?;
     let new = t.elapsed();
@@ -214,17 +239,81 @@ pub fn lifecycle(cache: &Path, wasm: &Path) -> anyhow::Result<Lifecycle> {
         .load_file(wasm, UnknownImports::Reject)
         .with_context(|| format!("cannot load `{}`", wasm.display()))?;
     let load = t.elapsed();
-    let cache_hit = program.cache_hit;
+    Ok(Load {
+        new,
+        load,
+        cache_hit: program.cache_hit,
+    })
+}
+
+/// Times of the steps of `hermetic exec`, done in this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecSteps {
+    /// `Sandbox::new`.
+    pub new: Duration,
+    /// `load_file` (from the compiled-module cache).
+    pub load: Duration,
+    /// Creating the tokio runtime, `Sandbox::run`, dropping the runtime.
+    pub run: Duration,
+    /// Dropping the program and the sandbox, which joins the epoch thread.
+    pub drop: Duration,
+}
+
+/// What `hermetic exec` does after parsing its arguments, step by step.
+pub fn exec_steps(cache: &Path, wasm: &Path) -> anyhow::Result<ExecSteps> {
+    let t = Instant::now();
+    let sandbox = Sandbox::new(1, Some(cache))?;
+    let new = t.elapsed();
+    let t = Instant::now();
+    let program = sandbox.load_file(wasm, UnknownImports::Reject)?;
+    let load = t.elapsed();
+    ensure!(
+        program.cache_hit,
+        "`{}` was not in the cache",
+        wasm.display()
+    );
+    let t = Instant::now();
+    let rt = hermetic_runtime::cli::runtime(1)?;
+    let inv = invocation(Vec::new(), CaptureTo::Memory, CaptureTo::Memory);
+    let report = rt.block_on(sandbox.run(&program, &inv))?;
+    ensure!(report.outcome.is_success(), "{}", report.outcome);
+    drop(rt);
+    let run = t.elapsed();
     let t = Instant::now();
     drop(program);
     drop(sandbox);
     let drop = t.elapsed();
-    Ok(Lifecycle {
+    Ok(ExecSteps {
         new,
         load,
+        run,
         drop,
-        cache_hit,
     })
+}
+
+/// `iters` × (a per-attempt directory with `out/` and `tmp/` in it, created under `root` and
+/// removed): the filesystem work of one attempt's directory, alone.
+pub fn attempt_dirs(root: &Path, iters: usize) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(root)?;
+    let started = Instant::now();
+    for i in 0..iters {
+        let work = tempfile::Builder::new()
+            .prefix(&format!("s{i:05}-"))
+            .tempdir_in(root)?;
+        std::fs::create_dir(work.path().join("out"))?;
+        std::fs::create_dir(work.path().join("tmp"))?;
+        work.close()?;
+    }
+    Ok(started.elapsed())
+}
+
+/// `iters` × a round trip of an empty closure through tokio's blocking pool.
+pub async fn blocking_hops(iters: usize) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..iters {
+        tokio::task::spawn_blocking(|| ()).await?;
+    }
+    Ok(started.elapsed())
 }
 
 /// Total size of the files under `dir`.

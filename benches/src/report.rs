@@ -113,16 +113,6 @@ impl Table {
         });
     }
 
-    /// A figure that is not a time.
-    pub fn value(&mut self, label: impl Into<String>, value: String) {
-        self.rows.push(Row::Figure {
-            label: label.into(),
-            value,
-            ratio: String::new(),
-            spread: String::new(),
-        });
-    }
-
     /// A line of explanation under the figures.
     pub fn note(&mut self, text: impl Into<String>) {
         self.rows.push(Row::Note(text.into()));

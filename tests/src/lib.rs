@@ -10,8 +10,9 @@
 //!     .guest("hello.wasm", guests::HELLO_P1)
 //!     .args(["run", "--jobs", "2"])
 //!     .expect_status(0)
+//!     .expect_stderr_contains("Finished greet")
 //!     .run();
-//! assert_eq!(out.read(".hermetic/out/greet/greeting.txt"), "hi\n");
+//! assert_eq!(out.read(".hermetic/logs/greet/stdout"), "hello from wasm\narg[0]=greet\n");
 //! ```
 //!
 //! # Which `hermetic` binary
@@ -261,14 +262,14 @@ impl Test {
         self
     }
 
-    /// Expects exactly this stdout (after `$PROJECT` substitution).
+    /// Expects exactly this stdout (after `$PROJECT` and `[ELAPSED]` substitution).
     #[must_use]
     pub fn expect_stdout(mut self, text: impl Into<String>) -> Self {
         self.stdout = Some(text.into());
         self
     }
 
-    /// Expects exactly this stderr (after `$PROJECT` substitution).
+    /// Expects exactly this stderr (after `$PROJECT` and `[ELAPSED]` substitution).
     #[must_use]
     pub fn expect_stderr(mut self, text: impl Into<String>) -> Self {
         self.stderr = Some(text.into());
@@ -335,8 +336,8 @@ impl Test {
                     "hermetic {:?} did not finish within {:?}; killed it.\n--- stdout ---\n{}\n--- stderr ---\n{}",
                     self.args,
                     self.kill_after,
-                    String::from_utf8_lossy(&stdout),
-                    String::from_utf8_lossy(&stderr),
+                    abbreviate(&String::from_utf8_lossy(&stdout)),
+                    abbreviate(&String::from_utf8_lossy(&stderr)),
                 );
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -374,7 +375,10 @@ impl Test {
             {
                 let _ = writeln!(
                     failures,
-                    "{name} differs:\n--- expected {name} ---\n{expected}\n--- actual {name} ---\n{actual}\n--- {name} as a Rust string ---\n{actual:?}"
+                    "{name} differs:\n--- expected {name} ---\n{}\n--- actual {name} ---\n{}\n--- {name} as a Rust string ---\n{:?}",
+                    abbreviate(expected),
+                    abbreviate(actual),
+                    abbreviate(actual),
                 );
             }
         }
@@ -393,17 +397,58 @@ impl Test {
             "hermetic {args:?} (in $PROJECT/{cwd}):\n{failures}\n=== full stdout ===\n{stdout}\n=== full stderr ===\n{stderr}\n=== status: {status} ===",
             args = self.args,
             cwd = self.current_dir.display(),
-            stdout = output.stdout,
-            stderr = output.stderr,
+            stdout = abbreviate(&output.stdout),
+            stderr = abbreviate(&output.stderr),
             status = output.status,
         );
         output
     }
 
-    /// Lossy UTF-8, with the project path replaced by `$PROJECT`.
+    /// Lossy UTF-8, with the project path replaced by `$PROJECT` and elapsed times by
+    /// `[ELAPSED]`.
     fn scrub(&self, bytes: &[u8]) -> String {
-        scrub_path(&String::from_utf8_lossy(bytes), &self.root, self.dir.path())
+        let text = scrub_path(&String::from_utf8_lossy(bytes), &self.root, self.dir.path());
+        scrub_elapsed(&text)
     }
+}
+
+/// Replaces the wall-clock durations of progress lines (`in 9ms`, `in 1.25s`) by
+/// `in [ELAPSED]`, so that complete outputs can be compared.
+pub fn scrub_elapsed(text: &str) -> String {
+    fn is_elapsed(token: &str) -> bool {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if let Some(ms) = token.strip_suffix("ms") {
+            return digits(ms);
+        }
+        if let Some(secs) = token.strip_suffix('s')
+            && let Some((whole, frac)) = secs.split_once('.')
+        {
+            return digits(whole) && digits(frac);
+        }
+        false
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("in ") {
+        // `in` must be a word of its own: at the start, or after a space or parenthesis.
+        let prev = rest[..at]
+            .chars()
+            .next_back()
+            .or_else(|| out.chars().next_back());
+        let word = prev.is_none_or(|c| c.is_whitespace() || c == '(');
+        let (before, after) = rest.split_at(at + "in ".len());
+        out.push_str(before);
+        rest = after;
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == ')' || c == ',')
+            .unwrap_or(after.len());
+        if word && is_elapsed(&after[..end]) {
+            out.push_str("[ELAPSED]");
+            rest = &after[end..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn scrub_path(text: &str, canonical: &Path, raw: &Path) -> String {
@@ -412,6 +457,15 @@ fn scrub_path(text: &str, canonical: &Path, raw: &Path) -> String {
         text = text.replace(&*raw.to_string_lossy(), "$PROJECT");
     }
     text
+}
+
+/// At most 4000 characters of `text` (for failure messages: a guest may print a gigabyte).
+fn abbreviate(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 4000;
+    match text.char_indices().nth(MAX) {
+        None => text.into(),
+        Some((end, _)) => format!("{}… [{} more bytes]", &text[..end], text.len() - end).into(),
+    }
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
@@ -425,9 +479,11 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
 /// What a `hermetic` invocation did. Keeps the project directory alive until dropped.
 #[derive(Debug)]
 pub struct Output {
-    /// Stdout, lossy UTF-8, with the project path replaced by `$PROJECT`.
+    /// Stdout, lossy UTF-8, with the project path replaced by `$PROJECT` and elapsed times by
+    /// `[ELAPSED]` (see [`scrub_elapsed`]).
     pub stdout: String,
-    /// Stderr, lossy UTF-8, with the project path replaced by `$PROJECT`.
+    /// Stderr, lossy UTF-8, with the project path replaced by `$PROJECT` and elapsed times by
+    /// `[ELAPSED]` (see [`scrub_elapsed`]).
     pub stderr: String,
     /// Stdout exactly as written.
     pub raw_stdout: Vec<u8>,
@@ -571,4 +627,51 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+/// `clock_random`'s stdout with its random values (`random: <32 hex>`, `hashmap seed hash:
+/// <16 hex>`) replaced by `<random>`, after checking their form. The values are deterministic but
+/// derive from the module's digest, so they change whenever the guest is rebuilt differently
+/// (another compiler); tests compare them across runs instead of spelling them out.
+///
+/// # Panics
+///
+/// If a random value is malformed or all zeros.
+pub fn mask_random(stdout: &str) -> String {
+    let mut out = String::new();
+    for line in stdout.lines() {
+        let masked = [("random: ", 32), ("hashmap seed hash: ", 16)]
+            .into_iter()
+            .find_map(|(prefix, len)| {
+                let value = line.strip_prefix(prefix)?;
+                assert!(
+                    value.len() == len
+                        && value
+                            .bytes()
+                            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                        && value.bytes().any(|b| b != b'0'),
+                    "malformed random value in {line:?}"
+                );
+                Some(format!("{prefix}<random>"))
+            });
+        out.push_str(masked.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_elapsed;
+
+    #[test]
+    fn elapsed_times_are_scrubbed() {
+        assert_eq!(
+            scrub_elapsed("  Finished a in 9ms\n      Done 1 succeeded in 1.25s\nin 3ms in 5s"),
+            "  Finished a in [ELAPSED]\n      Done 1 succeeded in [ELAPSED]\nin [ELAPSED] in 5s"
+        );
+        assert_eq!(scrub_elapsed("x (in 12ms)"), "x (in [ELAPSED])");
+        assert_eq!(scrub_elapsed("sleep in 10ms2"), "sleep in 10ms2");
+        assert_eq!(scrub_elapsed("begin 10ms"), "begin 10ms");
+    }
 }

@@ -3,9 +3,9 @@
 //! produces byte-identical outputs.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use hermetic_tests::{Output, Test, guests, snapshot};
+use hermetic_tests::{Output, Test, guests, mask_random, snapshot};
 
 const WORKFLOW: &str = "\
 name: determinism
@@ -46,9 +46,16 @@ fn project() -> Test {
         .file("src/z/last.txt", "zeta\n")
 }
 
-/// Everything the run left under `.hermetic/out`.
+/// Everything the run published (`.hermetic/out`) and every step's captured output
+/// (`.hermetic/logs`).
 fn outputs(out: &Output) -> BTreeMap<PathBuf, Vec<u8>> {
-    snapshot(&out.join(".hermetic/out"))
+    let mut all = BTreeMap::new();
+    for dir in [".hermetic/out", ".hermetic/logs"] {
+        for (path, bytes) in snapshot(&out.join(dir)) {
+            all.insert(Path::new(dir).join(path), bytes);
+        }
+    }
+    all
 }
 
 #[test]
@@ -58,6 +65,10 @@ fn same_outputs_across_jobs_cwd_tz_and_locale() {
         .env("TZ", "UTC")
         .env("LANG", "C")
         .expect_status(0)
+        .expect_stdout("")
+        .expect_stderr(
+            "   Running copy\n  Finished copy in [ELAPSED]\n   Running greet\n  Finished greet in [ELAPSED]\n   Running clock\n  Finished clock in [ELAPSED]\n   Running clock2\n  Finished clock2 in [ELAPSED]\n   Running list\n  Finished list in [ELAPSED]\n   Running env\n  Finished env in [ELAPSED]\n      Done 6 succeeded, 0 failed, 0 skipped in [ELAPSED]\n",
+        )
         .run();
     let second = project()
         .current_dir("deeply/nested")
@@ -69,7 +80,6 @@ fn same_outputs_across_jobs_cwd_tz_and_locale() {
         .run();
     let a = outputs(&first);
     let b = outputs(&second);
-    assert!(!a.is_empty());
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
         b.keys().collect::<Vec<_>>(),
@@ -83,7 +93,62 @@ fn same_outputs_across_jobs_cwd_tz_and_locale() {
             path.display()
         );
     }
-    assert_eq!(first.tree(".hermetic/out"), "TODO");
+    assert_eq!(
+        first.tree(".hermetic/out"),
+        "copy/\n  src/\n    a.txt (6 bytes)\n    nested/\n      b.txt (5 bytes)\n    z/\n      last.txt (5 bytes)\n"
+    );
+    // Only stdout logs: no step wrote to stderr.
+    assert_eq!(
+        snapshot(&first.join(".hermetic/logs"))
+            .into_keys()
+            .filter(|p| p.components().count() == 2)
+            .collect::<Vec<_>>(),
+        ["clock", "clock2", "copy", "env", "greet", "list"]
+            .map(|step| Path::new(step).join("stdout"))
+    );
+    assert_eq!(
+        first.read(".hermetic/logs/copy/stdout"),
+        "copied src/a.txt (6 bytes)\ncopied src/nested/b.txt (5 bytes)\ncopied src/z/last.txt (5 bytes)\n3 files\n"
+    );
+    assert_eq!(
+        first.read(".hermetic/logs/greet/stdout"),
+        "hello from wasm\narg[0]=greet\narg[1]=a\narg[2]=b\nenv GREETING=hi\nenv ZED=last\n"
+    );
+    assert_eq!(
+        first.read(".hermetic/logs/list/stdout"),
+        "/deps\n  copy/\n    src/\n      a.txt (6 bytes)\n      nested/\n        b.txt (5 bytes)\n      z/\n        last.txt (5 bytes)\n"
+    );
+    assert_eq!(
+        first.read(".hermetic/logs/env/stdout"),
+        "1 env vars\nenv ONLY=this\narg[0]=env\ncurrent_dir: /\n"
+    );
+    // Seeded from the step's identity: not the same stream as another step.
+    assert_ne!(
+        first.read(".hermetic/logs/clock/stdout"),
+        first.read(".hermetic/logs/clock2/stdout")
+    );
+    assert_eq!(
+        mask_random(&first.read(".hermetic/logs/clock/stdout")),
+        "\
+wall clock: 946684800.000001000
+monotonic diff 1: 10002000ns
+monotonic diff 2: 10002000ns
+monotonic: true
+random: <random>
+hashmap seed hash: <random>
+"
+    );
+    assert_eq!(
+        mask_random(&first.read(".hermetic/logs/clock2/stdout")),
+        "\
+wall clock: 946684800.000001000
+monotonic diff 1: 10001000ns
+monotonic diff 2: 10001000ns
+monotonic: true
+random: <random>
+hashmap seed hash: <random>
+"
+    );
 }
 
 /// The same project run twice in place: the second run publishes identical outputs.
@@ -102,20 +167,33 @@ fn rerun_in_place_is_identical() {
     assert_eq!(before, outputs(&second));
 }
 
-/// `clock_random`'s stdout (virtual clocks, seeded randomness) is the same on every run, and in
-/// a workflow it depends on the step's identity, not on the run.
+/// `--json` events agree across runs but for durations and the order of events of steps that
+/// ran in parallel: the same steps, outcomes, exit codes, outputs and fuel.
 #[test]
-fn clock_random_stdout_is_identical() {
-    let runs: Vec<String> = (0..3)
-        .map(|i| exec_clock(i).expect_status(0).run().stdout)
-        .collect();
-    assert_eq!(runs[0], runs[1]);
-    assert_eq!(runs[1], runs[2]);
-}
-
-fn exec_clock(jobs: usize) -> Test {
-    Test::new()
-        .guest("clock_random.wasm", guests::CLOCK_RANDOM_P1)
-        .env("TZ", if jobs == 0 { "UTC" } else { "Asia/Kolkata" })
-        .args(["exec", "clock_random.wasm"])
+fn json_events_agree_across_runs() {
+    let events = |jobs: &str, tz: &str| {
+        let out = project()
+            .args(["run", "--json", "--jobs", jobs])
+            .env("TZ", tz)
+            .expect_status(0)
+            .expect_stderr("")
+            .run();
+        let mut events: Vec<String> = out
+            .json_lines()
+            .into_iter()
+            .map(|mut event| {
+                let map = event.as_object_mut().expect("an event is an object");
+                assert!(map.remove("duration_ms").is_some() || map["event"] != "step_finished");
+                if map["event"] == "run_started" {
+                    map.remove("jobs");
+                }
+                event.to_string()
+            })
+            .collect();
+        events.sort();
+        events
+    };
+    let one = events("1", "UTC");
+    assert_eq!(one.len(), 14, "{one:#?}");
+    assert_eq!(one, events("4", "Europe/Paris"));
 }

@@ -6,6 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use walkdir::WalkDir;
 
+use crate::workflow::units::format_size;
+
 use super::fsx::{PathContext, PathError, copy_file_hashed, create_dir_all, remove_all};
 
 /// Why a step's outputs could not be collected. Each is the step's fault except [`Io`].
@@ -23,7 +25,7 @@ pub enum OutputError {
     #[error("left `/out/{0}`, which is not a regular file or directory")]
     NotRegular(String),
     /// `/out` holds more than the output limit.
-    #[error("left {total} bytes in /out, more than its output limit of {limit} bytes")]
+    #[error("exceeded its output limit of {}", format_size(*limit))]
     TooLarge { total: u64, limit: u64 },
     /// A host-side I/O error.
     #[error(transparent)]
@@ -279,9 +281,6 @@ mod tests {
     fn enforces_the_output_limit() {
         let (_t, out, publish) = setup();
         let e = collect_and_publish(&out, &["a.txt".into()], &publish, "s", 2).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "left 3 bytes in /out, more than its output limit of 2 bytes"
-        );
+        assert_eq!(e.to_string(), "exceeded its output limit of 2 B");
     }
 }

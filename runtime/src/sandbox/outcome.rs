@@ -15,7 +15,7 @@ pub enum Outcome {
     Exit(i32),
     /// The guest trapped: an `unreachable`, an out-of-bounds access, a stack overflow, ...
     Trap {
-        /// The trap's message, e.g. `wasm trap: wasm `unreachable` instruction executed`.
+        /// The trap's message, e.g. ``wasm `unreachable` instruction executed``.
         message: String,
         /// The wasm backtrace, one frame per line, innermost first.
         backtrace: String,

@@ -1,6 +1,8 @@
 //! Running one guest invocation in a fresh `Store`, and classifying how it ended.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
@@ -117,6 +119,34 @@ impl Sandbox {
         }
         let limiter = MemoryLimiter::new(inv.limits.memory);
 
+        // The total size of the writable mounts is checked every `OUTPUT_POLL` while the guest
+        // runs, so a flood is stopped within moments instead of filling the host's disk.
+        let over_output = Arc::new(AtomicBool::new(false));
+        let writable: Vec<PathBuf> = inv
+            .mounts
+            .iter()
+            .filter(|m| m.writable)
+            .map(|m| m.host.clone())
+            .collect();
+        let watcher = (!writable.is_empty()).then(|| {
+            let (over, limit) = (over_output.clone(), inv.limits.output);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(OUTPUT_POLL);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let dirs = writable.clone();
+                    let size = tokio::task::spawn_blocking(move || {
+                        dirs.iter().map(|d| dir_size(d)).sum::<u64>()
+                    });
+                    if size.await.unwrap_or(0) > limit {
+                        over.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            })
+        });
+
         let deadline = started + inv.limits.timeout;
         let grace = inv.limits.timeout + Duration::from_millis(250);
         let mut report = match &program.kind {
@@ -128,7 +158,9 @@ impl Sandbox {
                     epoch_nanos: inv.clock_epoch.as_nanos() as u64,
                     timed_out: false,
                 };
-                let mut store = self.store(state, inv, deadline, |s| &mut s.limiter)?;
+                let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
+                    &mut s.limiter
+                })?;
                 let fut = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -145,7 +177,9 @@ impl Sandbox {
                     clock,
                     timed_out: false,
                 };
-                let mut store = self.store(state, inv, deadline, |s| &mut s.limiter)?;
+                let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
+                    &mut s.limiter
+                })?;
                 let fut = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     match command.wasi_cli_run().call_run(&mut store).await? {
@@ -158,6 +192,15 @@ impl Sandbox {
             }
         };
 
+        if let Some(w) = watcher {
+            w.abort();
+        }
+        if over_output.load(Ordering::Relaxed) {
+            report.outcome = Outcome::OutputLimit {
+                stream: "output",
+                limit: inv.limits.output,
+            };
+        }
         for (c, name, limit) in [
             (&stdout, "stdout", inv.limits.stdout),
             (&stderr, "stderr", inv.limits.stderr),
@@ -181,6 +224,7 @@ impl Sandbox {
         state: T,
         inv: &Invocation,
         deadline: Instant,
+        over_output: Arc<AtomicBool>,
         limiter: fn(&mut T) -> &mut MemoryLimiter,
     ) -> Result<Store<T>, SandboxError> {
         let mut store = Store::new(&self.engine, state);
@@ -190,7 +234,9 @@ impl Sandbox {
             .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
-            if Instant::now() >= deadline {
+            if over_output.load(Ordering::Relaxed) {
+                Ok(UpdateDeadline::Interrupt)
+            } else if Instant::now() >= deadline {
                 *ctx.data_mut().timed_out() = true;
                 Ok(UpdateDeadline::Interrupt)
             } else {
@@ -255,7 +301,10 @@ fn finish<T: GuestState>(
                     .map(format_backtrace)
                     .unwrap_or_default();
                 let message = match e.downcast_ref::<Trap>() {
-                    Some(trap) => trap.to_string(),
+                    Some(trap) => trap
+                        .to_string()
+                        .trim_start_matches("wasm trap: ")
+                        .to_string(),
                     None => format!("{e:#}"),
                 };
                 Outcome::Trap { message, backtrace }
@@ -270,6 +319,22 @@ fn finish<T: GuestState>(
         stdout: Vec::new(),
         stderr: Vec::new(),
     }
+}
+
+/// How often the writable mounts are measured against [`Limits::output`].
+const OUTPUT_POLL: Duration = Duration::from_millis(50);
+
+/// Apparent size of the regular files under `dir`, never following symlinks. Unreadable
+/// entries count as zero: the guest cannot hide bytes from the final check after it exits.
+fn dir_size(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// One frame per line, innermost first, with Rust names demangled and runs of the same function

@@ -27,7 +27,12 @@ impl Attempts {
     fn print<T: Display>(&mut self, what: &str, result: io::Result<T>) -> bool {
         match result {
             Ok(detail) => {
-                println!("{what}: ok {detail}");
+                let detail = detail.to_string();
+                if detail.is_empty() {
+                    println!("{what}: ok");
+                } else {
+                    println!("{what}: ok {detail}");
+                }
                 true
             }
             Err(e) => {

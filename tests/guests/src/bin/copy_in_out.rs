@@ -26,11 +26,11 @@ fn main() {
     }
     for rel in &files {
         let dst = Path::new("/out").join(rel);
-        if let Some(parent) = dst.parent() {
-            if let Err(e) = fs::create_dir_all(parent) {
-                eprintln!("copy_in_out: cannot create {}: {e}", parent.display());
-                std::process::exit(1);
-            }
+        if let Some(parent) = dst.parent()
+            && let Err(e) = fs::create_dir_all(parent)
+        {
+            eprintln!("copy_in_out: cannot create {}: {e}", parent.display());
+            std::process::exit(1);
         }
         match fs::copy(Path::new("/in").join(rel), &dst) {
             Ok(n) => println!("copied {} ({n} bytes)", rel.display()),

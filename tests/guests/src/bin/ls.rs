@@ -1,5 +1,5 @@
-//! Lists the directory given as argv[1] (default `/`) recursively, sorted, with file sizes and
-//! symlink targets, so that the host can assert exactly what the guest sees.
+//! Lists each directory given as an argument (default `/`) recursively, sorted, with file sizes
+//! and symlink targets, so that the host can assert exactly what the guest sees.
 
 use std::fs;
 use std::path::Path;
@@ -44,7 +44,12 @@ fn walk(path: &Path, depth: usize) {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "/".to_owned());
-    println!("{dir}");
-    walk(Path::new(&dir), 1);
+    let mut dirs: Vec<String> = std::env::args().skip(1).collect();
+    if dirs.is_empty() {
+        dirs.push("/".to_owned());
+    }
+    for dir in dirs {
+        println!("{dir}");
+        walk(Path::new(&dir), 1);
+    }
 }

@@ -1,22 +1,33 @@
-//! Writes 64 MiB files into /out until it has written 2 GiB: must hit the total output cap.
+//! Writes 64 MiB files into /out until it has written argv[1] MiB (default 2048, i.e. 2 GiB):
+//! must hit the total output cap. With argv[2] = `sparse`, each file is extended by seeking and
+//! writing its last byte, so the logical size grows as fast without using the host's disk.
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 
 fn main() {
+    let mut args = std::env::args().skip(1);
+    let total_mib: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2048);
+    let sparse = args.next().as_deref() == Some("sparse");
     let chunk = vec![b'o'; 1 << 20];
-    for n in 0..32 {
-        let path = format!("/out/flood-{n:02}.bin");
+    let mut written = 0u64;
+    for n in 0..total_mib.div_ceil(64) {
+        let path = format!("/out/flood-{n:03}.bin");
         let result = std::fs::File::create(&path).and_then(|mut f| {
-            for _ in 0..64 {
-                f.write_all(&chunk)?;
+            if sparse {
+                f.seek(SeekFrom::Start((64 << 20) - 1))?;
+                f.write_all(b"o")?;
+            } else {
+                for _ in 0..64 {
+                    f.write_all(&chunk)?;
+                }
             }
-            Ok(())
+            f.flush()
         });
         if let Err(e) = result {
-            eprintln!("output_flood: {path}: {e}");
+            eprintln!("output_flood: {path}: {e} (after {written} MiB)");
             std::process::exit(1);
         }
-        println!("wrote {path}");
+        written += 64;
     }
-    eprintln!("output_flood: wrote 2 GiB");
+    println!("wrote {written} MiB");
 }

@@ -1,16 +1,19 @@
-//! Leaves `/out/result.txt` as a symlink to argv[1] (a path outside the sandbox). The workflow
-//! declares `result.txt` as an output, so output collection must refuse it without following it.
+//! Leaves a symlink in `/out` pointing to argv[1] (a path outside the sandbox), at the path
+//! argv[2] (default `result.txt`). The workflow declares it, or a path through it, as an output,
+//! so output collection must refuse it without following it.
 
 use hermetic_test_guests::symlink;
 
 fn main() {
-    let target = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let target = args
+        .next()
         .unwrap_or_else(|| "../../../../../../../../etc/passwd".to_owned());
-    match symlink(&target, "/out/result.txt") {
-        Ok(()) => println!("left /out/result.txt as a symlink"),
+    let link = format!("/out/{}", args.next().as_deref().unwrap_or("result.txt"));
+    match symlink(&target, &link) {
+        Ok(()) => println!("left {link} as a symlink"),
         Err(e) => {
-            println!("symlink /out/result.txt: error {e}");
+            println!("symlink {link}: error {e}");
             std::process::exit(1);
         }
     }

@@ -1,52 +1,58 @@
-//! Tries to create, truncate, append to, delete and rename files in the read-only `/in`.
+//! Tries to create, truncate, append to, delete and rename files in a read-only mount: argv[1]
+//! (default `/in`), which holds `input.txt` and `sub/`.
 
 use hermetic_test_guests::{Attempts, done, read, write};
 use std::fs::OpenOptions;
 
 fn main() {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "/in".to_owned());
+    let input = format!("{dir}/input.txt");
     let mut a = Attempts::default();
     a.deny(
-        "create /in/new.txt",
+        &format!("create {dir}/new.txt"),
         write(
-            "/in/new.txt",
+            &format!("{dir}/new.txt"),
             OpenOptions::new().write(true).create(true).truncate(true),
         ),
     );
     a.deny(
-        "truncate /in/input.txt",
-        write(
-            "/in/input.txt",
-            OpenOptions::new().write(true).truncate(true),
-        ),
+        &format!("truncate {input}"),
+        write(&input, OpenOptions::new().write(true).truncate(true)),
     );
     a.deny(
-        "write /in/input.txt",
-        write("/in/input.txt", OpenOptions::new().write(true)),
+        &format!("write {input}"),
+        write(&input, OpenOptions::new().write(true)),
     );
     a.deny(
-        "append /in/input.txt",
-        write("/in/input.txt", OpenOptions::new().append(true)),
+        &format!("append {input}"),
+        write(&input, OpenOptions::new().append(true)),
     );
     a.deny(
-        "set_len /in/input.txt",
-        std::fs::File::open("/in/input.txt")
+        &format!("set_len {input}"),
+        std::fs::File::open(&input)
             .and_then(|f| f.set_len(0))
             .map(|()| ""),
     );
     a.deny(
-        "remove /in/input.txt",
-        done(std::fs::remove_file("/in/input.txt")),
+        &format!("remove {input}"),
+        done(std::fs::remove_file(&input)),
     );
     a.deny(
-        "rename /in/input.txt /in/renamed.txt",
-        done(std::fs::rename("/in/input.txt", "/in/renamed.txt")),
+        &format!("rename {input} {dir}/renamed.txt"),
+        done(std::fs::rename(&input, format!("{dir}/renamed.txt"))),
     );
     a.deny(
-        "rename /in/input.txt /out/stolen.txt",
-        done(std::fs::rename("/in/input.txt", "/out/stolen.txt")),
+        &format!("rename {input} /out/stolen.txt"),
+        done(std::fs::rename(&input, "/out/stolen.txt")),
     );
-    a.deny("mkdir /in/dir", done(std::fs::create_dir("/in/dir")));
-    a.deny("remove /in/sub", done(std::fs::remove_dir_all("/in/sub")));
-    a.note("read /in/input.txt", read("/in/input.txt"));
+    a.deny(
+        &format!("mkdir {dir}/dir"),
+        done(std::fs::create_dir(format!("{dir}/dir"))),
+    );
+    a.deny(
+        &format!("remove {dir}/sub"),
+        done(std::fs::remove_dir_all(format!("{dir}/sub"))),
+    );
+    a.note(&format!("read {input}"), read(&input));
     a.finish();
 }
