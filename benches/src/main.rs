@@ -71,6 +71,7 @@ struct Figures {
     raw_sync: Figure,
     sb_bare: Figure,
     sb_mounts: Figure,
+    sb_mounts_ro: Figure,
     sb_files: Figure,
     attempt: Figure,
     executor_j1: Figure,
@@ -133,6 +134,14 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let mounts = inproc::step_mounts(&work.join("mounts"))?;
     let inv_bare = inproc::invocation(Vec::new(), CaptureTo::Memory, CaptureTo::Memory);
     let inv_mounts = inproc::invocation(mounts.clone(), CaptureTo::Memory, CaptureTo::Memory);
+    let read_only = mounts
+        .iter()
+        .map(|m| hermetic_runtime::sandbox::Mount {
+            writable: false,
+            ..m.clone()
+        })
+        .collect();
+    let inv_mounts_ro = inproc::invocation(read_only, CaptureTo::Memory, CaptureTo::Memory);
     let inv_files = inproc::invocation(
         mounts,
         CaptureTo::File(work.join("mounts/stdout")),
@@ -147,7 +156,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     eprintln!("bench: warming up");
     rt.block_on(raw.run_async(warmup))?;
     raw.run_sync(warmup)?;
-    for inv in [&inv_bare, &inv_mounts, &inv_files] {
+    for inv in [&inv_bare, &inv_mounts, &inv_mounts_ro, &inv_files] {
         rt.block_on(inproc::sandbox_runs(&sandbox1, &program, inv, warmup))?;
     }
     rt.block_on(inproc::attempts(&plan1, &sandbox1))?;
@@ -173,14 +182,16 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         for (fig, inv) in [
             (&mut f.sb_bare, &inv_bare),
             (&mut f.sb_mounts, &inv_mounts),
+            (&mut f.sb_mounts_ro, &inv_mounts_ro),
             (&mut f.sb_files, &inv_files),
         ] {
             let t = rt.block_on(inproc::sandbox_runs(&sandbox1, &program, inv, args.iters))?;
             fig.push_per(t, args.iters);
         }
+        let dirs = (args.iters / 4).max(1);
         f.attempt_dirs.push_per(
-            inproc::attempt_dirs(&work.join("attempt-dirs"), args.iters / 4)?,
-            args.iters / 4,
+            inproc::attempt_dirs(&work.join("attempt-dirs"), dirs)?,
+            dirs,
         );
         f.blocking_hop
             .push_per(rt.block_on(inproc::blocking_hops(args.iters))?, args.iters);
@@ -294,12 +305,17 @@ fn print_table(
         vs_raw,
     );
     t.time(
-        "Sandbox::run, 4 mounts, output to memory",
+        "Sandbox::run, 4 mounts (2 writable), to memory",
         &f.sb_mounts,
         vs_raw,
     );
     t.time(
-        "Sandbox::run, 4 mounts, output to 2 files",
+        "Sandbox::run, 4 mounts all read-only, to memory",
+        &f.sb_mounts_ro,
+        vs_raw,
+    );
+    t.time(
+        "Sandbox::run, 4 mounts (2 writable), to 2 files",
         &f.sb_files,
         vs_raw,
     );
