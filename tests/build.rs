@@ -25,35 +25,10 @@ const P2_GUESTS: &[&str] = &[
 
 const TARGETS: &[&str] = &["wasm32-wasip1", "wasm32-wasip2"];
 
-/// Variables of the outer build that would change how the inner build compiles, where it puts its
-/// output, or which compiler wrapper it runs (for example `clippy-driver` under `cargo clippy`).
-const CLEARED_VARS: &[&str] = &[
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_ENCODED_RUSTDOCFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_DEP_INFO_BASEDIR",
-    "CARGO_INCREMENTAL",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PRIMARY_PACKAGE",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-];
-
-/// Prefixes of outer-build variables that configure profiles and targets.
-const CLEARED_PREFIXES: &[&str] = &[
-    "CARGO_PROFILE_",
-    "CARGO_TARGET_",
-    "CARGO_FEATURE_",
-    "CARGO_CFG_",
-];
+mod guest_build_env {
+    include!("guest_build_env.rs");
+}
+use guest_build_env::clear_outer_build_env;
 
 fn main() {
     let manifest_dir =
@@ -174,12 +149,7 @@ fn build(manifest: &Path, target_dir: &Path, target: &str, bins: &[&str]) {
     for bin in bins {
         cmd.arg("--bin").arg(bin);
     }
-    for (key, _) in env::vars_os() {
-        let Some(key) = key.to_str() else { continue };
-        if CLEARED_VARS.contains(&key) || CLEARED_PREFIXES.iter().any(|p| key.starts_with(p)) {
-            cmd.env_remove(key);
-        }
-    }
+    clear_outer_build_env(&mut cmd);
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("tests/build.rs: cannot run {cmd:?}: {e}"));

@@ -7,35 +7,11 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-/// Variables of the outer `cargo run` that would change how a wasm guest compiles, where it goes
-/// or which compiler wrapper runs (the same list as `tests/build.rs`).
-const CLEARED_VARS: &[&str] = &[
-    "RUSTFLAGS",
-    "RUSTDOCFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_ENCODED_RUSTDOCFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_DEP_INFO_BASEDIR",
-    "CARGO_INCREMENTAL",
-    "CARGO_MANIFEST_DIR",
-    "CARGO_MANIFEST_PATH",
-    "CARGO_PRIMARY_PACKAGE",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-];
-
-/// Prefixes of outer-build variables that configure profiles and targets.
-const CLEARED_PREFIXES: &[&str] = &[
-    "CARGO_PROFILE_",
-    "CARGO_TARGET_",
-    "CARGO_FEATURE_",
-    "CARGO_CFG_",
-];
+/// The outer-cargo variables a guest build must not inherit, shared with `tests/build.rs`.
+mod guest_build_env {
+    include!("../../tests/guest_build_env.rs");
+}
+use guest_build_env::clear_outer_build_env;
 
 /// Where things are.
 #[derive(Debug, Clone)]
@@ -119,15 +95,7 @@ impl Layout {
         if let Some(p) = package {
             cmd.args(["-p", p]);
         }
-        for var in CLEARED_VARS {
-            cmd.env_remove(var);
-        }
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if CLEARED_PREFIXES.iter().any(|p| k.starts_with(p)) {
-                cmd.env_remove(&key);
-            }
-        }
+        clear_outer_build_env(&mut cmd);
         let status = cmd.status().context("cannot run cargo")?;
         if !status.success() {
             bail!(

@@ -155,6 +155,7 @@ pub fn plan(workflow: &Path, sandbox: &Sandbox) -> anyhow::Result<Plan> {
 /// One attempt of every step of `plan`, one after the other (what a worker does per step,
 /// without the scheduling and the events).
 pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration> {
+    plan.prepare_dirs()?;
     let started = Instant::now();
     for step in &plan.steps {
         let result = run_attempt(plan, sandbox, step).await;

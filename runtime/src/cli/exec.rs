@@ -64,16 +64,7 @@ pub struct ExecArgs {
 /// Runs `hermetic exec`.
 pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
     let module_name = args.module.display().to_string();
-    let mut limits = Limits::default();
-    if let Some(t) = args.timeout {
-        limits.timeout = t;
-    }
-    if let Some(f) = args.fuel {
-        limits.fuel = f;
-    }
-    if let Some(m) = args.memory {
-        limits.memory = m;
-    }
+    let mut limits = Limits::default().overridden(args.timeout, args.fuel, args.memory);
     if let Some(s) = args.stdout_limit {
         limits.stdout = s;
         limits.stderr = s;

@@ -46,8 +46,13 @@ impl HumanReporter {
         Self { live, total: 0 }
     }
 
+    /// A status line: the verb right-aligned in ten columns, as cargo prints them.
     fn line(&self, verb: &str, rest: &str) {
-        let text = format!("{verb:>10} {rest}");
+        self.print(&format!("{verb:>10} {rest}"));
+    }
+
+    /// Prints `text` on stderr, above the live display if there is one.
+    fn print(&self, text: &str) {
         match &self.live {
             Some(live) => live.multi.suspend(|| eprintln!("{text}")),
             None => {
@@ -73,7 +78,6 @@ impl Reporter for HumanReporter {
                     live.overall.set_length(*steps as u64);
                 }
             }
-            Event::ModuleLoaded { .. } => {}
             Event::StepStarted { step, attempt } => {
                 if let Some(live) = &mut self.live {
                     let pb = live
@@ -141,7 +145,7 @@ impl Reporter for HumanReporter {
                                 .lines()
                                 .map(|l| format!("           | {l}\n"))
                                 .collect();
-                            self.line("", indented.trim_end().trim_start());
+                            self.print(indented.trim_end());
                         }
                     }
                 }

@@ -34,13 +34,6 @@ pub enum Event {
         steps: usize,
         jobs: usize,
     },
-    /// A step's module was built or loaded.
-    ModuleLoaded {
-        step: String,
-        module: String,
-        digest: String,
-        compiled_cache_hit: bool,
-    },
     /// An attempt of a step starts.
     StepStarted { step: String, attempt: u32 },
     /// An attempt failed and will be retried.

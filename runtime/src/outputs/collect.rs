@@ -6,8 +6,6 @@ use std::path::{Component, Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use crate::workflow::units::format_size;
-
 use super::fsx::{PathContext, PathError, copy_file_hashed, create_dir_all, remove_all};
 
 /// Why a step's outputs could not be collected. Each is the step's fault except [`Io`].
@@ -24,9 +22,6 @@ pub enum OutputError {
     /// Something other than a file or directory (a fifo, a socket, ...).
     #[error("left `/out/{0}`, which is not a regular file or directory")]
     NotRegular(String),
-    /// `/out` holds more than the output limit.
-    #[error("exceeded its output limit of {}", format_size(*limit))]
-    TooLarge { total: u64, limit: u64 },
     /// A host-side I/O error.
     #[error(transparent)]
     Io(#[from] PathError),
@@ -51,12 +46,7 @@ pub fn collect_and_publish(
     declared: &[String],
     publish_root: &Path,
     step: &str,
-    limit: u64,
 ) -> Result<Vec<OutputFile>, OutputError> {
-    let total = tree_size(out_dir)?;
-    if total > limit {
-        return Err(OutputError::TooLarge { total, limit });
-    }
     if declared.is_empty() {
         // Nothing to publish; drop what an earlier run published under this name.
         remove_all(&publish_root.join(step))?;
@@ -179,31 +169,6 @@ fn copy_out(from: &Path, staging: &Path, rel: &Path) -> Result<OutputFile, Outpu
     })
 }
 
-fn tree_size(dir: &Path) -> Result<u64, PathError> {
-    let mut total = 0;
-    for entry in WalkDir::new(dir).follow_links(false) {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            PathError {
-                action: "cannot read",
-                path,
-                source: e.into(),
-            }
-        })?;
-        if entry.file_type().is_file() {
-            total += entry
-                .metadata()
-                .map_err(|e| PathError {
-                    action: "cannot inspect",
-                    path: entry.path().to_path_buf(),
-                    source: e.into(),
-                })?
-                .len();
-        }
-    }
-    Ok(total)
-}
-
 fn slash(p: &Path) -> String {
     p.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -229,14 +194,14 @@ mod tests {
     #[test]
     fn publishes_declared_files_and_trees() {
         let (_t, out, publish) = setup();
-        let files = collect_and_publish(&out, &["a.txt".into(), "dir/".into()], &publish, "s", 100)
-            .unwrap();
+        let files =
+            collect_and_publish(&out, &["a.txt".into(), "dir/".into()], &publish, "s").unwrap();
         let names: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
         assert_eq!(names, [("a.txt", 1), ("dir/sub/b.txt", 2)]);
         assert_eq!(fs::read(publish.join("s/dir/sub/b.txt")).unwrap(), b"BB");
         // Re-publishing replaces the old outputs completely.
         fs::remove_file(out.join("a.txt")).unwrap();
-        collect_and_publish(&out, &["dir".into()], &publish, "s", 100).unwrap();
+        collect_and_publish(&out, &["dir".into()], &publish, "s").unwrap();
         assert!(!publish.join("s/a.txt").exists());
         let leftovers: Vec<_> = fs::read_dir(&publish)
             .unwrap()
@@ -254,7 +219,7 @@ mod tests {
         symlink(t.path(), out.join("updir")).unwrap();
         symlink(&secret, out.join("dir/sub/inner")).unwrap();
         let err = |decl: &str| {
-            collect_and_publish(&out, &[decl.to_string()], &publish, "s", 1 << 20)
+            collect_and_publish(&out, &[decl.to_string()], &publish, "s")
                 .unwrap_err()
                 .to_string()
         };
@@ -275,12 +240,5 @@ mod tests {
             "did not produce declared output `nope.txt`"
         );
         assert!(!publish.join("s").exists());
-    }
-
-    #[test]
-    fn enforces_the_output_limit() {
-        let (_t, out, publish) = setup();
-        let e = collect_and_publish(&out, &["a.txt".into()], &publish, "s", 2).unwrap_err();
-        assert_eq!(e.to_string(), "exceeded its output limit of 2 B");
     }
 }

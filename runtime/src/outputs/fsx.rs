@@ -45,26 +45,14 @@ pub fn open_nofollow(path: &Path) -> io::Result<File> {
 /// Copies the regular file `from` to `to` (created, must not exist), without following a
 /// symlink at `from`. Returns the number of bytes copied.
 pub fn copy_file_nofollow(from: &Path, to: &Path) -> Result<u64, PathError> {
-    let mut src = open_nofollow(from).at("cannot open", from)?;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(to)
-        .at("cannot create", to)?;
+    let (mut src, mut dst) = open_copy_pair(from, to)?;
     io::copy(&mut src, &mut dst).at("cannot copy", from)
 }
 
 /// Like [`copy_file_nofollow`], also returning the blake3 digest (lowercase hex) of the bytes.
 pub fn copy_file_hashed(from: &Path, to: &Path) -> Result<(u64, String), PathError> {
     use std::io::{Read, Write};
-    let mut src = open_nofollow(from).at("cannot open", from)?;
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(to)
-        .at("cannot create", to)?;
+    let (mut src, mut dst) = open_copy_pair(from, to)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0; 64 * 1024];
     let mut total = 0;
@@ -78,6 +66,19 @@ pub fn copy_file_hashed(from: &Path, to: &Path) -> Result<(u64, String), PathErr
         total += n as u64;
     }
     Ok((total, hasher.finalize().to_hex().to_string()))
+}
+
+/// Opens `from` for reading and creates `to` (which must not exist), following no symlink at
+/// either end.
+fn open_copy_pair(from: &Path, to: &Path) -> Result<(File, File), PathError> {
+    let src = open_nofollow(from).at("cannot open", from)?;
+    let dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(to)
+        .at("cannot create", to)?;
+    Ok((src, dst))
 }
 
 /// Creates `dir` and its parents.

@@ -4,7 +4,7 @@
 mod inputs;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
 use crate::taskbuild::TaskBuilder;
@@ -15,14 +15,14 @@ pub use inputs::resolve_inputs;
 /// One step, ready to schedule.
 #[derive(Debug, Clone)]
 pub struct PlannedStep {
-    /// Index into [`Plan::steps`] (and into `workflow.steps`).
+    /// Index into [`Plan::steps`].
     pub index: usize,
+    /// Index into `workflow.steps`, the step's definition (they differ with `--step`).
+    pub workflow_index: usize,
     /// The step's name.
     pub name: String,
     /// The loaded program.
     pub program: Program,
-    /// The module as the user wrote it, for messages.
-    pub module_label: String,
     /// Indices of the steps this one depends on.
     pub deps: Vec<usize>,
     /// Indices of the steps that depend on this one.
@@ -35,8 +35,6 @@ pub struct PlannedStep {
     pub seed: [u8; 32],
     /// Length of the longest chain of dependents after this step, for ordering ready steps.
     pub critical_path: u32,
-    /// Whether this step was selected to run (with `--step`, only those and their dependencies).
-    pub selected: bool,
 }
 
 /// A workflow, resolved and ready to run.
@@ -85,7 +83,7 @@ impl Plan {
             .collect();
 
         let selected = select(wf, &index, &options.only, &mut diags);
-        let inputs = resolve_inputs(wf, &mut diags);
+        let mut inputs = resolve_inputs(wf, &mut diags);
 
         let builder = TaskBuilder::new(&state_dir);
         let mut loaded: BTreeMap<PathBuf, Result<Program, String>> = BTreeMap::new();
@@ -148,16 +146,7 @@ impl Plan {
                     continue;
                 }
             };
-            let mut limits = Limits::default();
-            if let Some(t) = step.timeout {
-                limits.timeout = t;
-            }
-            if let Some(f) = step.fuel {
-                limits.fuel = f;
-            }
-            if let Some(m) = step.memory {
-                limits.memory = m;
-            }
+            let limits = Limits::default().overridden(step.timeout, step.fuel, step.memory);
             let seed = *blake3::Hasher::new()
                 .update(b"hermetic step seed v1\0")
                 .update(wf.name.as_bytes())
@@ -167,20 +156,19 @@ impl Plan {
                 .as_bytes();
             steps.push(PlannedStep {
                 index: i,
+                workflow_index: i,
                 name: step.name.clone(),
                 program,
-                module_label: label,
                 deps: step
                     .depends_on
                     .iter()
                     .filter_map(|d| index.get(d.as_str()).copied())
                     .collect(),
                 dependents: Vec::new(),
-                inputs: inputs.get(&i).cloned().unwrap_or_default(),
+                inputs: inputs.remove(&i).unwrap_or_default(),
                 limits,
                 seed,
                 critical_path: 0,
-                selected: true,
             });
         }
         if diags.has_errors() {
@@ -216,11 +204,21 @@ impl Plan {
         })
     }
 
+    /// The empty read-only directory mounted as `/in` or `/deps` for steps with nothing there,
+    /// inside the per-run scratch directory `.hermetic/tmp/`.
+    pub fn empty_dir(&self) -> PathBuf {
+        self.state_dir.join("tmp").join("empty")
+    }
+
+    /// Creates the per-run directories every attempt relies on ([`Plan::empty_dir`] and its
+    /// parent). `Executor::run` calls it; call it before using `pool::run_attempt` directly.
+    pub fn prepare_dirs(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.empty_dir())
+    }
+
     /// The workflow step behind a planned step.
     pub fn step_def(&self, step: &PlannedStep) -> &crate::workflow::Step {
-        self.workflow
-            .step(&step.name)
-            .expect("planned steps come from the workflow")
+        &self.workflow.steps[step.workflow_index]
     }
 }
 
@@ -282,9 +280,4 @@ fn compute_critical_paths(steps: &mut [PlannedStep]) {
     for i in 0..steps.len() {
         steps[i].critical_path = depth(i, steps, &mut memo);
     }
-}
-
-/// Makes `path` relative to the current directory when it is below it, for messages.
-pub fn display_path(path: &Path) -> String {
-    path.display().to_string()
 }

@@ -34,7 +34,7 @@ pub struct AttemptResult {
 }
 
 impl AttemptResult {
-    fn host_error(message: String) -> Self {
+    pub(crate) fn host_error(message: String) -> Self {
         Self {
             succeeded: false,
             outcome: "host_error".into(),
@@ -92,7 +92,8 @@ pub(crate) async fn run_with_retries(plan: &Plan, sandbox: &Sandbox, i: usize) -
     }
 }
 
-/// Runs one attempt of `step` in a fresh per-attempt directory under `.hermetic/tmp/`.
+/// Runs one attempt of `step` in a fresh per-attempt directory under `.hermetic/tmp/`. The
+/// directories of [`Plan::prepare_dirs`] must exist.
 pub async fn run_attempt(plan: &Plan, sandbox: &Sandbox, step: &PlannedStep) -> AttemptResult {
     let started = Instant::now();
     let mut result = match attempt_inner(plan, sandbox, step).await {
@@ -112,9 +113,8 @@ async fn attempt_inner(
     let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
     // filesystem work on every such step.
-    let empty = tmp_root.join("empty");
-    std::fs::create_dir_all(&empty)
-        .map_err(|e| format!("cannot create `{}`: {e}", empty.display()))?;
+    // (`Executor::run` creates it, and with it `tmp_root`, once per run.)
+    let empty = plan.empty_dir();
     // Removed on drop, including when the attempt is aborted by an interrupt.
     let work = tempfile::Builder::new()
         .prefix(&format!("{}-", step.name))
@@ -233,12 +233,16 @@ async fn attempt_inner(
     }
 
     let declared = def.outputs.clone();
-    let (out_root, name, limit) = (plan.out_root.clone(), step.name.clone(), step.limits.output);
-    let collected = tokio::task::spawn_blocking(move || {
-        collect_and_publish(&out_dir, &declared, &out_root, &name, limit)
-    })
-    .await
-    .map_err(|e| format!("collecting outputs panicked: {e}"))?;
+    let (out_root, name) = (plan.out_root.clone(), step.name.clone());
+    let collect = move || collect_and_publish(&out_dir, &declared, &out_root, &name);
+    let collected = if def.outputs.is_empty() {
+        // Nothing to copy, one `lstat` to clear stale outputs: not worth the blocking pool.
+        collect()
+    } else {
+        tokio::task::spawn_blocking(collect)
+            .await
+            .map_err(|e| format!("collecting outputs panicked: {e}"))?
+    };
     match collected {
         Ok(files) => {
             result.succeeded = true;

@@ -13,7 +13,7 @@
 mod attempt;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,6 +72,9 @@ impl Executor {
         interrupt: impl Future<Output = ()>,
     ) -> RunSummary {
         let started = Instant::now();
+        // Shared by every attempt; if it cannot be created, each attempt reports the path when
+        // it fails to mount it.
+        let _ = self.plan.prepare_dirs();
         let plan = &self.plan;
         let n = plan.steps.len();
         reporter.event(&Event::RunStarted {
@@ -89,6 +92,8 @@ impl Executor {
             }
         }
         let mut running: JoinSet<(usize, AttemptResult)> = JoinSet::new();
+        // Which step each task runs, to attribute a task that panicked.
+        let mut tasks: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut interrupted = false;
         tokio::pin!(interrupt);
 
@@ -110,10 +115,11 @@ impl Executor {
                     step: plan.steps[i].name.clone(),
                     attempt: 1,
                 });
-                running.spawn(async move {
+                let task = running.spawn(async move {
                     let result = attempt::run_with_retries(&plan, &sandbox, i).await;
                     (i, result)
                 });
+                tasks.insert(task.id(), i);
             }
             if running.is_empty() {
                 break;
@@ -126,15 +132,18 @@ impl Executor {
                     while running.join_next().await.is_some() {}
                     break;
                 }
-                joined = running.join_next() => {
+                joined = running.join_next_with_id() => {
                     let Some(joined) = joined else { continue };
                     let (i, result) = match joined {
-                        Ok(r) => r,
+                        Ok((id, r)) => {
+                            tasks.remove(&id);
+                            r
+                        }
                         Err(e) => {
-                            // A panic in an attempt is a bug in hermetic; report it as the step's
-                            // failure rather than taking the whole run down.
-                            tracing::error!(error = %e, "step task panicked");
-                            continue;
+                            // A panic in an attempt is a bug in hermetic. The step fails with it,
+                            // so that it and its dependents still reach a final state.
+                            let i = tasks[&e.id()];
+                            (i, AttemptResult::host_error(format!("internal error: {e}")))
                         }
                     };
                     for (attempt, message) in &result.retried {
@@ -202,24 +211,32 @@ impl Executor {
     fn skip_reason(&self, i: usize, status: &[Option<StepStatus>]) -> Option<String> {
         let step = &self.plan.steps[i];
         let def = self.plan.step_def(step);
+        let deps: Vec<(&str, DepOutcome)> = step
+            .deps
+            .iter()
+            .map(|&j| {
+                let outcome = match status[j] {
+                    Some(StepStatus::Succeeded) => DepOutcome::Succeeded,
+                    Some(StepStatus::Failed) => DepOutcome::Failed,
+                    _ => DepOutcome::Skipped,
+                };
+                (self.plan.steps[j].name.as_str(), outcome)
+            })
+            .collect();
         let outcome_of = |name: &str| -> DepOutcome {
-            let j = self.plan.steps.iter().position(|s| s.name == name);
-            match j.and_then(|j| status[j]) {
-                Some(StepStatus::Succeeded) => DepOutcome::Succeeded,
-                Some(StepStatus::Failed) => DepOutcome::Failed,
-                _ => DepOutcome::Skipped,
-            }
+            deps.iter()
+                .find(|(n, _)| *n == name)
+                .map_or(DepOutcome::Skipped, |(_, o)| *o)
         };
-        let all: Vec<DepOutcome> = def.depends_on.iter().map(|d| outcome_of(d)).collect();
+        let all: Vec<DepOutcome> = deps.iter().map(|(_, o)| *o).collect();
         if def.when.eval(outcome_of, &all) {
             return None;
         }
-        let not_ok: Vec<String> = def
-            .depends_on
+        let not_ok: Vec<String> = deps
             .iter()
-            .filter(|d| outcome_of(d) != DepOutcome::Succeeded)
-            .map(|d| {
-                let verb = if outcome_of(d) == DepOutcome::Failed {
+            .filter(|(_, o)| *o != DepOutcome::Succeeded)
+            .map(|(d, o)| {
+                let verb = if *o == DepOutcome::Failed {
                     "failed"
                 } else {
                     "was skipped"

@@ -43,6 +43,24 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with `timeout`, `fuel` and `memory` replaced where given: the step's or
+    /// the command line's settings over the defaults.
+    pub fn overridden(
+        self,
+        timeout: Option<Duration>,
+        fuel: Option<u64>,
+        memory: Option<u64>,
+    ) -> Self {
+        Self {
+            timeout: timeout.unwrap_or(self.timeout),
+            fuel: fuel.unwrap_or(self.fuel),
+            memory: memory.unwrap_or(self.memory),
+            ..self
+        }
+    }
+}
+
 /// Enforces [`Limits::memory`] and remembers a refusal, so that the trap a guest raises after a
 /// failed `memory.grow` (Rust aborts with `unreachable`) is reported as what it is.
 #[derive(Debug)]

@@ -32,12 +32,8 @@ pub(crate) enum ProgramKind {
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.kind {
-            ProgramKind::Module(_) => "module",
-            ProgramKind::Component(_) => "component",
-        };
         f.debug_struct("Program")
-            .field("kind", &kind)
+            .field("kind", &self.kind_name())
             .field("digest", &self.digest)
             .finish()
     }
@@ -140,12 +136,12 @@ impl Sandbox {
             let mut linker = self.p1_linker.clone();
             linker
                 .define_unknown_imports_as_traps(module)
-                .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
+                .map_err(link_error)?;
             linker.instantiate_pre(module)
         } else {
             return Err(SandboxError::UnknownImports(missing));
         };
-        pre.map_err(|e| SandboxError::Link(format!("{e:#}")))
+        pre.map_err(link_error)
     }
 
     fn link_component(
@@ -159,12 +155,11 @@ impl Sandbox {
                 let mut linker = self.p2_linker.clone();
                 linker
                     .define_unknown_imports_as_traps(component)
-                    .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
-                linker
-                    .instantiate_pre(component)
-                    .map_err(|e| SandboxError::Link(format!("{e:#}")))?
+                    .map_err(link_error)?;
+                linker.instantiate_pre(component).map_err(link_error)?
             }
             Err(e) => {
+                let message = format!("{e:#}");
                 let ty = component.component_type();
                 let imports: BTreeSet<String> = ty
                     .imports(&self.engine)
@@ -172,14 +167,18 @@ impl Sandbox {
                     .collect();
                 let missing: Vec<String> = imports
                     .into_iter()
-                    .filter(|name| format!("{e:#}").contains(name.as_str()))
+                    .filter(|name| message.contains(name.as_str()))
                     .collect();
                 if missing.is_empty() {
-                    return Err(SandboxError::Link(format!("{e:#}")));
+                    return Err(SandboxError::Link(message));
                 }
                 return Err(SandboxError::UnknownImports(missing));
             }
         };
         CommandPre::new(pre).map_err(|_| SandboxError::NoEntryPoint)
     }
+}
+
+pub(crate) fn link_error(e: wasmtime::Error) -> SandboxError {
+    SandboxError::Link(format!("{e:#}"))
 }

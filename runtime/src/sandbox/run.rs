@@ -1,6 +1,6 @@
 //! Running one guest invocation in a fresh `Store`, and classifying how it ended.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -119,8 +119,9 @@ impl Sandbox {
         }
         let limiter = MemoryLimiter::new(inv.limits.memory);
 
-        // The total size of the writable mounts is checked every `OUTPUT_POLL` while the guest
-        // runs, so a flood is stopped within moments instead of filling the host's disk.
+        // The writable mounts are measured every `OUTPUT_POLL` while the guest runs, so that a
+        // flood is stopped within moments instead of filling the host's disk, and once more at
+        // the end.
         let over_output = Arc::new(AtomicBool::new(false));
         let writable: Vec<PathBuf> = inv
             .mounts
@@ -128,24 +129,7 @@ impl Sandbox {
             .filter(|m| m.writable)
             .map(|m| m.host.clone())
             .collect();
-        let watcher = (!writable.is_empty()).then(|| {
-            let (over, limit) = (over_output.clone(), inv.limits.output);
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(OUTPUT_POLL);
-                every.tick().await;
-                loop {
-                    every.tick().await;
-                    let dirs = writable.clone();
-                    let size = tokio::task::spawn_blocking(move || {
-                        dirs.iter().map(|d| dir_size(d)).sum::<u64>()
-                    });
-                    if size.await.unwrap_or(0) > limit {
-                        over.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            })
-        });
+        let watch = watch_output(writable.clone(), inv.limits.output, over_output.clone());
 
         let deadline = started + inv.limits.timeout;
         let grace = inv.limits.timeout + Duration::from_millis(250);
@@ -166,7 +150,7 @@ impl Sandbox {
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await
                 };
-                let result = tokio::time::timeout(grace, fut).await;
+                let result = drive(fut, grace, watch).await;
                 finish(&mut store, result, &inv.limits)
             }
             ProgramKind::Component(pre) => {
@@ -187,15 +171,12 @@ impl Sandbox {
                         Err(()) => Err(wasmtime::Error::new(I32Exit(1))),
                     }
                 };
-                let result = tokio::time::timeout(grace, fut).await;
+                let result = drive(fut, grace, watch).await;
                 finish(&mut store, result, &inv.limits)
             }
         };
 
-        if let Some(w) = watcher {
-            w.abort();
-        }
-        if over_output.load(Ordering::Relaxed) {
+        if over_output.load(Ordering::Relaxed) || total_size(&writable) > inv.limits.output {
             report.outcome = Outcome::OutputLimit {
                 stream: "output",
                 limit: inv.limits.output,
@@ -231,7 +212,7 @@ impl Sandbox {
         store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
         store
             .set_fuel(inv.limits.fuel)
-            .map_err(|e| SandboxError::Link(format!("{e:#}")))?;
+            .map_err(super::program::link_error)?;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             if over_output.load(Ordering::Relaxed) {
@@ -324,12 +305,42 @@ fn finish<T: GuestState>(
 /// How often the writable mounts are measured against [`Limits::output`].
 const OUTPUT_POLL: Duration = Duration::from_millis(50);
 
-/// Apparent size of the regular files under `dir`, never following symlinks. Unreadable
-/// entries count as zero: the guest cannot hide bytes from the final check after it exits.
-fn dir_size(dir: &Path) -> u64 {
-    walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
+/// Runs the guest future to its end, or until `grace` passes, while `watch` measures output.
+async fn drive(
+    guest: impl Future<Output = wasmtime::Result<()>>,
+    grace: Duration,
+    watch: impl Future<Output = ()>,
+) -> Result<wasmtime::Result<()>, tokio::time::error::Elapsed> {
+    tokio::select! {
+        biased;
+        result = tokio::time::timeout(grace, guest) => result,
+        () = watch => unreachable!("watch_output never completes"),
+    }
+}
+
+/// Never completes. Sets `over` once the files under `dirs` add up to more than `limit`; the
+/// epoch callback then interrupts the guest. Nothing is measured before the first
+/// `OUTPUT_POLL`, so short guests pay only for a timer.
+async fn watch_output(dirs: Vec<PathBuf>, limit: u64, over: Arc<AtomicBool>) {
+    if !dirs.is_empty() {
+        loop {
+            tokio::time::sleep(OUTPUT_POLL).await;
+            let measured = dirs.clone();
+            let size = tokio::task::spawn_blocking(move || total_size(&measured));
+            if size.await.unwrap_or(0) > limit {
+                over.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    std::future::pending().await
+}
+
+/// Apparent size of the regular files under `dirs`, never following symlinks. (A guest cannot
+/// make an entry unreadable to the host, so entries that cannot be read count as zero.)
+fn total_size(dirs: &[PathBuf]) -> u64 {
+    dirs.iter()
+        .flat_map(|dir| walkdir::WalkDir::new(dir).follow_links(false))
         .flatten()
         .filter(|e| e.file_type().is_file())
         .filter_map(|e| e.metadata().ok())
@@ -371,4 +382,24 @@ fn format_backtrace(bt: &WasmBacktrace) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_size_counts_regular_files_and_not_symlink_targets() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("sub/x"), [0; 300]).unwrap();
+        std::fs::write(b.join("y"), [0; 20]).unwrap();
+        let big = t.path().join("big");
+        std::fs::write(&big, vec![0; 10_000]).unwrap();
+        std::os::unix::fs::symlink(&big, b.join("link")).unwrap();
+        assert_eq!(total_size(&[a, b]), 320);
+        assert_eq!(total_size(&[]), 0);
+    }
 }
