@@ -86,6 +86,7 @@ impl Plan {
         let mut inputs = resolve_inputs(wf, &mut diags);
 
         let builder = TaskBuilder::new(&state_dir);
+        let mut built: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
         let mut loaded: BTreeMap<PathBuf, Result<Program, String>> = BTreeMap::new();
         let mut steps = Vec::with_capacity(wf.steps.len());
         for (i, step) in wf.steps.iter().enumerate() {
@@ -95,18 +96,23 @@ impl Plan {
             let (path, label) = match &step.task {
                 TaskRef::Wasm(p) => (wf.dir.join(p), p.display().to_string()),
                 TaskRef::Crate(name) => {
-                    let built = builder
-                        .locate(&wf.dir, name)
-                        .and_then(|k| builder.build(&k));
+                    // Built once per task, however many steps run it.
+                    let built = built.entry(name.clone()).or_insert_with(|| {
+                        builder
+                            .locate(&wf.dir, name)
+                            .and_then(|k| builder.build(&k))
+                            .map(|b| b.wasm)
+                            .map_err(|e| e.to_string())
+                    });
                     match built {
-                        Ok(b) => (b.wasm, format!("task `{name}`")),
+                        Ok(wasm) => (wasm.clone(), format!("task `{name}`")),
                         Err(e) => {
                             diags.push(
                                 wf.diagnostic(
                                     Some(step.task_span),
                                     format!("cannot build task `{name}`"),
                                 )
-                                .with_note(None, e.to_string()),
+                                .with_note(None, e.clone()),
                             );
                             continue;
                         }
