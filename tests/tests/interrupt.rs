@@ -30,32 +30,47 @@ steps:
 ",
         );
     let mut child = Command::new(hermetic_bin())
-        .args(["run", "--jobs", "2"])
+        .args(["run", "--jobs", "2", "--json"])
         .current_dir(t.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HERMETIC_CACHE_DIR", shared_cache_dir())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn hermetic");
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let _ = lines_tx.send(line.unwrap());
+        }
+    });
 
-    // Wait until `spin` is running (its per-attempt directory exists) and `quick` published.
+    // Wait until `quick` has finished (its event is out) and `spin` is running (its
+    // per-attempt directory exists).
     let tmp = t.path().join(".hermetic/tmp");
     let started = Instant::now();
+    let mut events = Vec::new();
     loop {
+        while let Ok(line) = lines.try_recv() {
+            events.push(line);
+        }
+        let quick_done = events
+            .iter()
+            .any(|l| l.contains(r#""event":"step_finished","step":"quick""#));
         let spinning = std::fs::read_dir(&tmp)
             .map(|d| {
                 d.flatten()
                     .any(|e| e.file_name().to_string_lossy().starts_with("spin-"))
             })
             .unwrap_or(false);
-        if spinning && t.path().join(".hermetic/out/quick/src/in.txt").exists() {
+        if spinning && quick_done {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "spin never started"
+            "spin never started; events so far: {events:#?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -76,11 +91,27 @@ steps:
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    reader.join().unwrap();
+    events.extend(lines.try_iter());
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
-    assert!(
-        stderr.contains("Interrupted 1 succeeded, 0 failed, 0 skipped"),
-        "stderr:\n{stderr}"
+    let last: serde_json::Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &last["event"],
+            &last["status"],
+            &last["succeeded"],
+            &last["failed"],
+            &last["skipped"]
+        ),
+        (
+            &"run_finished".into(),
+            &"interrupted".into(),
+            &1.into(),
+            &0.into(),
+            &0.into()
+        ),
+        "events: {events:#?}"
     );
 
     // The attempt directory of `spin` is gone; only the shared empty mount remains.

@@ -88,7 +88,11 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let executor = Executor::new(Arc::new(plan), Arc::new(sandbox), jobs);
     let rt = super::runtime(jobs)?;
-    let summary = rt.block_on(executor.run(reporter.as_mut(), interrupted()));
+    let interrupt = {
+        let _runtime = rt.enter();
+        interrupted()?
+    };
+    let summary = rt.block_on(executor.run(reporter.as_mut(), interrupt));
     Ok(ExitCode::from(match summary.status {
         RunStatus::Succeeded => 0,
         RunStatus::Failed => EXIT_FAILURE,
@@ -96,20 +100,19 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-/// Resolves on Ctrl-C, SIGINT or SIGTERM.
-pub async fn interrupted() {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed now, not when the future
+/// is first polled, so a signal that arrives while the run starts up is not the default action
+/// (which would kill the process without cleaning up). Must be called inside the runtime.
+pub fn interrupted() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    })
 }
 
 /// Exclusive use of a project's `.hermetic/` directory for one `hermetic` process. Held while

@@ -129,7 +129,13 @@ impl Executor {
                 () = &mut interrupt, if !interrupted => {
                     interrupted = true;
                     running.abort_all();
-                    while running.join_next().await.is_some() {}
+                    // An attempt that finished before the abort took effect has published its
+                    // outputs: report it as finished rather than lose it.
+                    while let Some(joined) = running.join_next_with_id().await {
+                        if let Ok((_, (i, result))) = joined {
+                            status[i] = Some(self.report(i, &result, reporter));
+                        }
+                    }
                     break;
                 }
                 joined = running.join_next_with_id() => {
@@ -146,17 +152,7 @@ impl Executor {
                             (i, AttemptResult::host_error(format!("internal error: {e}")))
                         }
                     };
-                    for (attempt, message) in &result.retried {
-                        reporter.event(&Event::StepRetrying {
-                            step: plan.steps[i].name.clone(),
-                            attempt: *attempt,
-                            message: message.clone(),
-                        });
-                    }
-                    let def = plan.step_def(&plan.steps[i]);
-                    let step_status = if result.succeeded { StepStatus::Succeeded } else { StepStatus::Failed };
-                    status[i] = Some(step_status);
-                    reporter.event(&result.finished_event(&plan.steps[i].name, def.allow_failure));
+                    status[i] = Some(self.report(i, &result, reporter));
                     self.release_dependents(i, &mut waiting, &mut ready);
                 }
             }
@@ -185,6 +181,25 @@ impl Executor {
         RunSummary {
             status: run_status,
             steps: status,
+        }
+    }
+
+    /// Reports the retries and the end of step `i`; returns its final status.
+    fn report(&self, i: usize, result: &AttemptResult, reporter: &mut dyn Reporter) -> StepStatus {
+        let step = &self.plan.steps[i];
+        for (attempt, message) in &result.retried {
+            reporter.event(&Event::StepRetrying {
+                step: step.name.clone(),
+                attempt: *attempt,
+                message: message.clone(),
+            });
+        }
+        let allow_failure = self.plan.step_def(step).allow_failure;
+        reporter.event(&result.finished_event(&step.name, allow_failure));
+        if result.succeeded {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
         }
     }
 
