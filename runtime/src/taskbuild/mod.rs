@@ -344,6 +344,8 @@ impl TaskBuilder {
             .env("CARGO_TERM_PROGRESS_WHEN", "never")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // A build takes seconds to minutes: say so, in the style of the run's status lines.
+        eprintln!("{:>10} task `{name}` ({TARGET_TRIPLE})", "Building");
         tracing::debug!(task = name, command = ?cmd, "running cargo");
         let output = cmd.output().map_err(|e| spawn_error(&self.cargo, e))?;
         let stderr = String::from_utf8_lossy(&output.stderr);
