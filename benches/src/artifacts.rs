@@ -1,5 +1,5 @@
-//! Building what the bench runs: the no-op guest, the `concat` task (a module of real size) and
-//! the `hermetic` binary itself.
+//! Building what the bench runs: the no-op and copy guests, the `concat` task (a module of real
+//! size) and the `hermetic` binary itself.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,17 @@ mod guest_build_env {
     include!("../../tests/guest_build_env.rs");
 }
 use guest_build_env::clear_outer_build_env;
+
+/// The guests' `.wasm` files.
+#[derive(Debug, Clone)]
+pub struct Guests {
+    /// `benches/guests/noop`: does nothing.
+    pub noop: PathBuf,
+    /// `benches/guests/copy`: copies `/in` to `/out`.
+    pub copy: PathBuf,
+    /// The `concat` task: a module of real size, for the compiled-module cache.
+    pub concat: PathBuf,
+}
 
 /// Where things are.
 #[derive(Debug, Clone)]
@@ -68,16 +79,24 @@ impl Layout {
         Ok(bin)
     }
 
-    /// Builds the no-op guest (`benches/guests/noop`) and the `concat` task for `wasm32-wasip1`
-    /// under `<target>/bench-guests`, and returns their `.wasm` paths.
-    pub fn build_guests(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+    /// Builds the no-op and copy guests (`benches/guests/{noop,copy}`) and the `concat` task for
+    /// `wasm32-wasip1` under `<target>/bench-guests`, and returns their `.wasm` paths.
+    pub fn build_guests(&self) -> anyhow::Result<Guests> {
         let target_dir = self.target.join("bench-guests");
-        let noop_manifest = self.root.join("benches/guests/noop/Cargo.toml");
-        eprintln!("bench: building the no-op guest and the concat task for wasm32-wasip1");
-        self.build_wasm(&noop_manifest, None, &target_dir)?;
+        eprintln!(
+            "bench: building the no-op and copy guests and the concat task for wasm32-wasip1"
+        );
+        for guest in ["noop", "copy"] {
+            let manifest = self.root.join(format!("benches/guests/{guest}/Cargo.toml"));
+            self.build_wasm(&manifest, None, &target_dir)?;
+        }
         self.build_wasm(&self.root.join("Cargo.toml"), Some("concat"), &target_dir)?;
         let out = target_dir.join("wasm32-wasip1").join("release");
-        Ok((out.join("noop.wasm"), out.join("concat.wasm")))
+        Ok(Guests {
+            noop: out.join("noop.wasm"),
+            copy: out.join("copy.wasm"),
+            concat: out.join("concat.wasm"),
+        })
     }
 
     fn build_wasm(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, ensure};
 use hermetic_runtime::events::{Event, Reporter, RunStatus};
 use hermetic_runtime::plan::{Plan, PlanOptions};
-use hermetic_runtime::pool::{Executor, run_attempt};
+use hermetic_runtime::pool::{Executor, ScratchPool, run_attempt};
 use hermetic_runtime::sandbox::engine::build_engine;
 use hermetic_runtime::sandbox::{
     CaptureTo, Invocation, Limits, Mount, Program, Sandbox, UnknownImports, clock,
@@ -156,9 +156,10 @@ pub fn plan(workflow: &Path, sandbox: &Sandbox) -> anyhow::Result<Plan> {
 /// without the scheduling and the events).
 pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration> {
     plan.prepare_dirs()?;
+    let scratch = ScratchPool::new(plan.state_dir.join("tmp"));
     let started = Instant::now();
     for step in &plan.steps {
-        let result = run_attempt(plan, sandbox, step).await;
+        let result = run_attempt(plan, sandbox, &scratch, step).await;
         ensure!(
             result.succeeded,
             "step `{}` failed: {}",
@@ -304,6 +305,19 @@ pub fn attempt_dirs(root: &Path, iters: usize) -> anyhow::Result<Duration> {
         std::fs::create_dir(work.path().join("out"))?;
         std::fs::create_dir(work.path().join("tmp"))?;
         work.close()?;
+    }
+    Ok(started.elapsed())
+}
+
+/// `iters` × leasing a scratch directory from a [`ScratchPool`] and recycling it unused: what
+/// an attempt pays for its directories since they are reused.
+pub fn scratch_cycles(root: &Path, iters: usize) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(root)?;
+    let pool = ScratchPool::new(root.to_path_buf());
+    pool.lease("warm")?.recycle();
+    let started = Instant::now();
+    for _ in 0..iters {
+        pool.lease("s")?.recycle();
     }
     Ok(started.elapsed())
 }

@@ -6,24 +6,43 @@
 //!    instantiate-and-call loop with the same engine, with a breakdown in between.
 //! 2. The same against one process per step (`true`, `hermetic exec`, `wasmtime run`).
 //! 3. Compiling a module cold against loading it from the compiled-module cache.
+//! 4. The result cache: a workflow run cold against fully cached, input hashing against raw
+//!    blake3, and `hermetic run` against `make`.
+//!
+//! `--only SECTION,…` measures some of them.
 
 mod artifacts;
 mod inproc;
 mod procs;
 mod report;
+mod result_cache;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 
 use anyhow::{Context, ensure};
-use clap::Parser;
-use hermetic_runtime::sandbox::{CaptureTo, Sandbox, UnknownImports};
+use clap::{Parser, ValueEnum};
+use hermetic_runtime::sandbox::{CaptureTo, Invocation, Program, Sandbox, UnknownImports};
 
 use artifacts::{Layout, on_path};
 use report::{Figure, Table, bytes};
 
-/// Measures hermetic's per-step overhead, process-per-step costs, and compile caching.
+/// A section of the table, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// 1. The per-step cost of a no-op step, against raw wasmtime.
+    Steps,
+    /// 2. One process per step (also measures section 1's `hermetic run`, its baseline).
+    Procs,
+    /// 3. The compiled-module cache.
+    Compile,
+    /// 4. The result cache.
+    Cache,
+}
+
+/// Measures hermetic's per-step overhead, process-per-step costs, compile caching and the
+/// result cache.
 #[derive(Debug, Parser)]
 #[command(name = "hermetic-bench", max_term_width = 100)]
 struct Args {
@@ -51,6 +70,34 @@ struct Args {
     /// Use this `hermetic` binary instead of building `target/release/hermetic`.
     #[arg(long, value_name = "PATH")]
     hermetic: Option<PathBuf>,
+
+    /// Measure only these sections (comma-separated or repeated); all of them by default.
+    #[arg(long, value_name = "SECTION", value_delimiter = ',')]
+    only: Vec<Section>,
+
+    /// Steps in the result-cache workflow, each copying a 64-byte input of its own.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    cache_steps: usize,
+
+    /// Rounds with a cold run of the result-cache workflow (at most `--rounds`). A cold run costs
+    /// seconds; later rounds reuse the last cold run's cache for the cached figures.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    cold_rounds: usize,
+
+    /// Steps in the workflow and the Makefile of the comparison with `make`.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    make_steps: usize,
+
+    /// `--jobs` of `hermetic run` and `-j` of `make` in the result-cache section.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    cache_jobs: usize,
+}
+
+impl Args {
+    /// Whether `--only` selects `section` (every section when it is not given).
+    fn wants(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
 }
 
 fn main() -> ExitCode {
@@ -84,6 +131,7 @@ struct Figures {
     proc_exec: Figure,
     proc_wasmtime: Figure,
     attempt_dirs: Figure,
+    scratch_cycle: Figure,
     blocking_hop: Figure,
     exec_new: Figure,
     exec_load: Figure,
@@ -93,6 +141,141 @@ struct Figures {
     cold_load: Figure,
     cached_total: Figure,
     cached_load: Figure,
+    result_cache: result_cache::Figures,
+}
+
+/// Section 1's in-process set-up: the raw baseline, sandboxes, invocations and plans.
+struct InProcess {
+    raw: inproc::Raw,
+    sandbox1: Arc<Sandbox>,
+    sandbox2: Arc<Sandbox>,
+    program: Program,
+    inv_bare: Invocation,
+    inv_mounts: Invocation,
+    inv_mounts_ro: Invocation,
+    inv_files: Invocation,
+    plan1: Arc<hermetic_runtime::plan::Plan>,
+    plan2: Arc<hermetic_runtime::plan::Plan>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").finish_non_exhaustive()
+    }
+}
+
+impl InProcess {
+    /// Builds everything untimed: an N-step workflow for the in-process executor under `work`,
+    /// sandboxes caching under `cache`, and the no-op guest loaded.
+    fn new(args: &Args, work: &Path, cache: &Path, noop: &Path) -> anyhow::Result<Self> {
+        let wf_inproc = procs::write_workflow(&work.join("inproc"), args.steps, noop)?;
+        let raw = inproc::Raw::new(noop)?;
+        let sandbox1 = Arc::new(Sandbox::new(1, Some(cache))?);
+        let sandbox2 = Arc::new(Sandbox::new(2, Some(cache))?);
+        let program = sandbox1.load_file(noop, UnknownImports::Reject)?;
+        let mounts = inproc::step_mounts(&work.join("mounts"))?;
+        let inv_bare = inproc::invocation(Vec::new(), CaptureTo::Memory, CaptureTo::Memory);
+        let inv_mounts = inproc::invocation(mounts.clone(), CaptureTo::Memory, CaptureTo::Memory);
+        let read_only = mounts
+            .iter()
+            .map(|m| hermetic_runtime::sandbox::Mount {
+                writable: false,
+                ..m.clone()
+            })
+            .collect();
+        let inv_mounts_ro = inproc::invocation(read_only, CaptureTo::Memory, CaptureTo::Memory);
+        let inv_files = inproc::invocation(
+            mounts,
+            CaptureTo::File(work.join("mounts/stdout")),
+            CaptureTo::File(work.join("mounts/stderr")),
+        );
+        let plan1 = Arc::new(inproc::plan(&wf_inproc, &sandbox1)?);
+        let plan2 = Arc::new(inproc::plan(&wf_inproc, &sandbox2)?);
+        let rt = hermetic_runtime::cli::runtime(1)?;
+        Ok(Self {
+            raw,
+            sandbox1,
+            sandbox2,
+            program,
+            inv_bare,
+            inv_mounts,
+            inv_mounts_ro,
+            inv_files,
+            plan1,
+            plan2,
+            rt,
+        })
+    }
+
+    /// Runs every in-process loop `warmup` times, and every attempt once.
+    fn warm_up(&self, warmup: usize) -> anyhow::Result<()> {
+        self.rt.block_on(self.raw.run_async(warmup))?;
+        self.raw.run_sync(warmup)?;
+        for inv in [
+            &self.inv_bare,
+            &self.inv_mounts,
+            &self.inv_mounts_ro,
+            &self.inv_files,
+        ] {
+            self.rt.block_on(inproc::sandbox_runs(
+                &self.sandbox1,
+                &self.program,
+                inv,
+                warmup,
+            ))?;
+        }
+        self.rt
+            .block_on(inproc::attempts(&self.plan1, &self.sandbox1))?;
+        Ok(())
+    }
+
+    /// One round of section 1's in-process figures.
+    fn round(&self, args: &Args, work: &Path, f: &mut Figures) -> anyhow::Result<()> {
+        let (rt, n) = (&self.rt, args.steps);
+        f.raw_async
+            .push_per(rt.block_on(self.raw.run_async(args.iters))?, args.iters);
+        f.raw_sync
+            .push_per(self.raw.run_sync(args.iters)?, args.iters);
+        for (fig, inv) in [
+            (&mut f.sb_bare, &self.inv_bare),
+            (&mut f.sb_mounts, &self.inv_mounts),
+            (&mut f.sb_mounts_ro, &self.inv_mounts_ro),
+            (&mut f.sb_files, &self.inv_files),
+        ] {
+            let t = rt.block_on(inproc::sandbox_runs(
+                &self.sandbox1,
+                &self.program,
+                inv,
+                args.iters,
+            ))?;
+            fig.push_per(t, args.iters);
+        }
+        let dirs = (args.iters / 4).max(1);
+        f.attempt_dirs.push_per(
+            inproc::attempt_dirs(&work.join("attempt-dirs"), dirs)?,
+            dirs,
+        );
+        f.scratch_cycle.push_per(
+            inproc::scratch_cycles(&work.join("scratch"), args.iters)?,
+            args.iters,
+        );
+        f.blocking_hop
+            .push_per(rt.block_on(inproc::blocking_hops(args.iters))?, args.iters);
+        f.attempt.push_per(
+            rt.block_on(inproc::attempts(&self.plan1, &self.sandbox1))?,
+            n,
+        );
+        f.executor_j1
+            .push_per(inproc::executor(&self.plan1, &self.sandbox1, 1)?, n);
+        f.executor_worker_j1.push_per(
+            inproc::executor_on_worker(&self.plan1, &self.sandbox1, 1)?,
+            n,
+        );
+        f.executor_j2
+            .push_per(inproc::executor(&self.plan2, &self.sandbox2, 2)?, n);
+        Ok(())
+    }
 }
 
 fn bench(args: &Args) -> anyhow::Result<()> {
@@ -103,11 +286,21 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("bench: warning: built without --release; the in-process figures mean little");
     }
+    let (steps, procs_, compile, results) = (
+        args.wants(Section::Steps),
+        args.wants(Section::Procs),
+        args.wants(Section::Compile),
+        args.wants(Section::Cache),
+    );
+    // Section 2's baseline is section 1's `hermetic run -j1`.
+    let runs = steps || procs_;
     let layout = Layout::discover()?;
-    let (noop, concat) = layout.build_guests()?;
+    let guests = layout.build_guests()?;
+    let noop = &guests.noop;
     let hermetic = match &args.hermetic {
         Some(p) => p.clone(),
-        None => layout.build_hermetic()?,
+        None if runs || results => layout.build_hermetic()?,
+        None => PathBuf::new(),
     };
     let wasmtime_cli = on_path("wasmtime");
 
@@ -121,152 +314,145 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let work = work.path();
     let cache = work.join("cache");
 
-    // Workflows: 1 step and N+1 steps for the binary, N steps for the in-process executor.
-    let wf_one = procs::write_workflow(&work.join("one"), 1, &noop)?;
-    let wf_many = procs::write_workflow(&work.join("many"), args.steps + 1, &noop)?;
-    let wf_inproc = procs::write_workflow(&work.join("inproc"), args.steps, &noop)?;
+    // Workflows: 1 step and N+1 steps for the binary (the in-process one is `InProcess`'s).
+    let wf_one = procs::write_workflow(&work.join("one"), 1, noop)?;
+    let wf_many = procs::write_workflow(&work.join("many"), args.steps + 1, noop)?;
 
-    // In-process set-up (untimed).
-    let raw = inproc::Raw::new(&noop)?;
-    let sandbox1 = Arc::new(Sandbox::new(1, Some(&cache))?);
-    let sandbox2 = Arc::new(Sandbox::new(2, Some(&cache))?);
-    let program = sandbox1.load_file(&noop, UnknownImports::Reject)?;
-    let mounts = inproc::step_mounts(&work.join("mounts"))?;
-    let inv_bare = inproc::invocation(Vec::new(), CaptureTo::Memory, CaptureTo::Memory);
-    let inv_mounts = inproc::invocation(mounts.clone(), CaptureTo::Memory, CaptureTo::Memory);
-    let read_only = mounts
-        .iter()
-        .map(|m| hermetic_runtime::sandbox::Mount {
-            writable: false,
-            ..m.clone()
-        })
-        .collect();
-    let inv_mounts_ro = inproc::invocation(read_only, CaptureTo::Memory, CaptureTo::Memory);
-    let inv_files = inproc::invocation(
-        mounts,
-        CaptureTo::File(work.join("mounts/stdout")),
-        CaptureTo::File(work.join("mounts/stderr")),
-    );
-    let plan1 = Arc::new(inproc::plan(&wf_inproc, &sandbox1)?);
-    let plan2 = Arc::new(inproc::plan(&wf_inproc, &sandbox2)?);
-    let rt = hermetic_runtime::cli::runtime(1)?;
+    // Set-up (untimed).
+    let in_process = if steps {
+        Some(InProcess::new(args, work, &cache, noop)?)
+    } else {
+        None
+    };
 
     let mut f = Figures::default();
     let warmup = (args.iters / 10).max(1);
     eprintln!("bench: warming up");
-    rt.block_on(raw.run_async(warmup))?;
-    raw.run_sync(warmup)?;
-    for inv in [&inv_bare, &inv_mounts, &inv_mounts_ro, &inv_files] {
-        rt.block_on(inproc::sandbox_runs(&sandbox1, &program, inv, warmup))?;
+    if let Some(ip) = &in_process {
+        ip.warm_up(warmup)?;
     }
-    rt.block_on(inproc::attempts(&plan1, &sandbox1))?;
-    for wf in [&wf_one, &wf_many] {
-        procs::hermetic_run(&hermetic, &cache, wf, 1)?;
+    if runs {
+        for wf in [&wf_one, &wf_many] {
+            procs::hermetic_run(&hermetic, &cache, wf, 1)?;
+        }
     }
     let exec_cmd = || {
         let mut c = Command::new(&hermetic);
-        c.arg("--cache-dir").arg(&cache).arg("exec").arg(&noop);
+        c.arg("--cache-dir").arg(&cache).arg("exec").arg(noop);
         c
     };
-    procs::spawn_loop(1, exec_cmd)?;
-    if let Some(w) = &wasmtime_cli {
-        procs::spawn_loop(1, || wasmtime_run(w, &noop))?;
+    if procs_ {
+        procs::spawn_loop(1, exec_cmd)?;
+        if let Some(w) = &wasmtime_cli {
+            procs::spawn_loop(1, || wasmtime_run(w, noop))?;
+        }
     }
+    let mut result_bench = if results {
+        Some(result_cache::Bench::new(
+            &hermetic,
+            &guests.copy,
+            &work.join("result-cache"),
+            args,
+        )?)
+    } else {
+        None
+    };
 
     let n = args.steps;
     for round in 1..=args.rounds {
         eprintln!("bench: round {round}/{}", args.rounds);
-        f.raw_async
-            .push_per(rt.block_on(raw.run_async(args.iters))?, args.iters);
-        f.raw_sync.push_per(raw.run_sync(args.iters)?, args.iters);
-        for (fig, inv) in [
-            (&mut f.sb_bare, &inv_bare),
-            (&mut f.sb_mounts, &inv_mounts),
-            (&mut f.sb_mounts_ro, &inv_mounts_ro),
-            (&mut f.sb_files, &inv_files),
-        ] {
-            let t = rt.block_on(inproc::sandbox_runs(&sandbox1, &program, inv, args.iters))?;
-            fig.push_per(t, args.iters);
+        if let Some(ip) = &in_process {
+            ip.round(args, work, &mut f)?;
         }
-        let dirs = (args.iters / 4).max(1);
-        f.attempt_dirs.push_per(
-            inproc::attempt_dirs(&work.join("attempt-dirs"), dirs)?,
-            dirs,
-        );
-        f.blocking_hop
-            .push_per(rt.block_on(inproc::blocking_hops(args.iters))?, args.iters);
-        f.attempt
-            .push_per(rt.block_on(inproc::attempts(&plan1, &sandbox1))?, n);
-        f.executor_j1
-            .push_per(inproc::executor(&plan1, &sandbox1, 1)?, n);
-        f.executor_worker_j1
-            .push_per(inproc::executor_on_worker(&plan1, &sandbox1, 1)?, n);
-        f.executor_j2
-            .push_per(inproc::executor(&plan2, &sandbox2, 2)?, n);
 
-        for (fig, jobs) in [(&mut f.run_j1, 1), (&mut f.run_j2, 2)] {
-            let one = procs::hermetic_run(&hermetic, &cache, &wf_one, jobs)?;
-            let many = procs::hermetic_run(&hermetic, &cache, &wf_many, jobs)?;
-            if jobs == 1 {
-                f.run_one_j1.push(one.as_secs_f64());
+        if runs {
+            for (fig, jobs) in [(&mut f.run_j1, 1), (&mut f.run_j2, 2)] {
+                let one = procs::hermetic_run(&hermetic, &cache, &wf_one, jobs)?;
+                let many = procs::hermetic_run(&hermetic, &cache, &wf_many, jobs)?;
+                if jobs == 1 {
+                    f.run_one_j1.push(one.as_secs_f64());
+                }
+                fig.push((many.as_secs_f64() - one.as_secs_f64()) / n as f64);
             }
-            fig.push((many.as_secs_f64() - one.as_secs_f64()) / n as f64);
         }
 
-        f.proc_true.push_per(
-            procs::spawn_loop(args.procs, || Command::new("true"))?,
-            args.procs,
-        );
-        f.proc_exec.push_per(
-            procs::spawn_loop(args.exec_procs, exec_cmd)?,
-            args.exec_procs,
-        );
-        if let Some(w) = &wasmtime_cli {
-            f.proc_wasmtime.push_per(
-                procs::spawn_loop(args.exec_procs, || wasmtime_run(w, &noop))?,
+        if procs_ {
+            f.proc_true.push_per(
+                procs::spawn_loop(args.procs, || Command::new("true"))?,
+                args.procs,
+            );
+            f.proc_exec.push_per(
+                procs::spawn_loop(args.exec_procs, exec_cmd)?,
                 args.exec_procs,
             );
+            if let Some(w) = &wasmtime_cli {
+                f.proc_wasmtime.push_per(
+                    procs::spawn_loop(args.exec_procs, || wasmtime_run(w, noop))?,
+                    args.exec_procs,
+                );
+            }
+            const EXECS: u32 = 5;
+            let mut sum = inproc::ExecSteps::default();
+            for _ in 0..EXECS {
+                let e = inproc::exec_steps(&cache, noop)?;
+                sum.new += e.new;
+                sum.load += e.load;
+                sum.run += e.run;
+                sum.drop += e.drop;
+            }
+            f.exec_new.push(sum.new.as_secs_f64() / f64::from(EXECS));
+            f.exec_load.push(sum.load.as_secs_f64() / f64::from(EXECS));
+            f.exec_run.push(sum.run.as_secs_f64() / f64::from(EXECS));
+            f.exec_drop.push(sum.drop.as_secs_f64() / f64::from(EXECS));
         }
-        const EXECS: u32 = 5;
-        let mut sum = inproc::ExecSteps::default();
-        for _ in 0..EXECS {
-            let e = inproc::exec_steps(&cache, &noop)?;
-            sum.new += e.new;
-            sum.load += e.load;
-            sum.run += e.run;
-            sum.drop += e.drop;
-        }
-        f.exec_new.push(sum.new.as_secs_f64() / f64::from(EXECS));
-        f.exec_load.push(sum.load.as_secs_f64() / f64::from(EXECS));
-        f.exec_run.push(sum.run.as_secs_f64() / f64::from(EXECS));
-        f.exec_drop.push(sum.drop.as_secs_f64() / f64::from(EXECS));
 
-        let fresh = work.join(format!("cold-{round}"));
-        let cold = inproc::load(&fresh, &concat)?;
-        let cached = inproc::load(&fresh, &concat)?;
-        ensure!(
-            !cold.cache_hit && cached.cache_hit,
-            "the cold load hit the cache or the second load missed it"
-        );
-        f.cold_total.push((cold.new + cold.load).as_secs_f64());
-        f.cold_load.push(cold.load.as_secs_f64());
-        f.cached_total
-            .push((cached.new + cached.load).as_secs_f64());
-        f.cached_load.push(cached.load.as_secs_f64());
+        if compile {
+            let fresh = work.join(format!("cold-{round}"));
+            let cold = inproc::load(&fresh, &guests.concat)?;
+            let cached = inproc::load(&fresh, &guests.concat)?;
+            ensure!(
+                !cold.cache_hit && cached.cache_hit,
+                "the cold load hit the cache or the second load missed it"
+            );
+            f.cold_total.push((cold.new + cold.load).as_secs_f64());
+            f.cold_load.push(cold.load.as_secs_f64());
+            f.cached_total
+                .push((cached.new + cached.load).as_secs_f64());
+            f.cached_load.push(cached.load.as_secs_f64());
+        }
+
+        if let Some(rb) = &mut result_bench {
+            rb.round(round, &mut f.result_cache)?;
+        }
     }
 
-    let artifact = inproc::tree_size(&work.join("cold-1"));
-    let concat_size = std::fs::metadata(&concat)?.len();
-    let noop_size = std::fs::metadata(&noop)?.len();
+    let sizes = Sizes {
+        noop: std::fs::metadata(noop)?.len(),
+        concat: std::fs::metadata(&guests.concat)?.len(),
+        copy: std::fs::metadata(&guests.copy)?.len(),
+        artifact: inproc::tree_size(&work.join("cold-1")),
+    };
     print_table(
         args,
         &f,
         wasmtime_cli.is_some(),
-        noop_size,
-        concat_size,
-        artifact,
+        &sizes,
+        result_bench.as_ref(),
     );
     Ok(())
+}
+
+/// Sizes shown in the headings.
+#[derive(Debug)]
+struct Sizes {
+    /// `noop.wasm`.
+    noop: u64,
+    /// `concat.wasm`.
+    concat: u64,
+    /// `copy.wasm`.
+    copy: u64,
+    /// `concat.wasm`'s compiled artifact.
+    artifact: u64,
 }
 
 fn wasmtime_run(wasmtime: &Path, module: &Path) -> Command {
@@ -275,23 +461,49 @@ fn wasmtime_run(wasmtime: &Path, module: &Path) -> Command {
     c
 }
 
+/// Prints the sections `--only` selected.
 fn print_table(
     args: &Args,
     f: &Figures,
     have_wasmtime: bool,
-    noop_size: u64,
-    concat_size: u64,
-    artifact: u64,
+    sizes: &Sizes,
+    result_bench: Option<&result_cache::Bench>,
 ) {
+    let mut t = Table::default();
+    if args.wants(Section::Steps) {
+        per_step_section(&mut t, args, f, sizes);
+    }
+    if args.wants(Section::Procs) {
+        procs_section(&mut t, f, have_wasmtime);
+    }
+    if args.wants(Section::Compile) {
+        compile_section(&mut t, f, sizes);
+    }
+    if let Some(rb) = result_bench {
+        rb.print(&mut t, &f.result_cache, sizes.copy);
+    }
+
+    t.print(args.rounds);
+    if args.wants(Section::Steps) || args.wants(Section::Procs) {
+        println!(
+            "\n(per round: {} in-process iterations, {} × `true`, {} × `hermetic exec`; \
+             value = median over rounds)",
+            args.iters, args.procs, args.exec_procs
+        );
+    } else {
+        println!("\n(value = median over rounds)");
+    }
+}
+
+/// Section 1: the per-step cost of a no-op step against raw wasmtime.
+fn per_step_section(t: &mut Table, args: &Args, f: &Figures, sizes: &Sizes) {
     let n = args.steps;
     let cpus = std::thread::available_parallelism().map_or(0, |c| c.get());
-    let mut t = Table::default();
-
     let raw = f.raw_async.median();
     let vs_raw = Some(raw);
     t.heading(format!(
         "1. Per-step cost of a no-op step (noop.wasm, {}); ratio = ÷ raw wasmtime",
-        bytes(noop_size)
+        bytes(sizes.noop)
     ));
     t.time(
         "raw wasmtime: Store + instantiate_async + _start",
@@ -365,8 +577,13 @@ fn print_table(
         if verdict <= 2.0 { "met" } else { "not met" }
     ));
     t.time(
-        "pieces: attempt dir + out/ + tmp/, create+remove",
+        "pieces: fresh attempt dir + out/ + tmp/, create+remove",
         &f.attempt_dirs,
+        vs_raw,
+    );
+    t.time(
+        "pieces: scratch dirs leased and recycled (what runs use)",
+        &f.scratch_cycle,
         vs_raw,
     );
     t.time(
@@ -374,7 +591,10 @@ fn print_table(
         &f.blocking_hop,
         vs_raw,
     );
+}
 
+/// Section 2: one process per step, against `hermetic run`'s per-step cost.
+fn procs_section(t: &mut Table, f: &Figures, have_wasmtime: bool) {
     let pipeline = Some(f.run_j1.median());
     t.heading("2. One process per step; ratio = ÷ `hermetic run` per step (-j1)");
     t.time("`true` (fork + exec + wait)", &f.proc_true, pipeline);
@@ -392,11 +612,14 @@ fn print_table(
         &f.exec_drop,
         None,
     );
+}
 
+/// Section 3: compiling a module cold against loading it from the compiled-module cache.
+fn compile_section(t: &mut Table, f: &Figures, sizes: &Sizes) {
     t.heading(format!(
         "3. Compiled-module cache: concat.wasm, {} (compiled artifact {})",
-        bytes(concat_size),
-        bytes(artifact)
+        bytes(sizes.concat),
+        bytes(sizes.artifact)
     ));
     t.time(
         "cold: Sandbox::new + load_file (compiles)",
@@ -415,12 +638,5 @@ fn print_table(
         "cached load_file alone",
         &f.cached_load,
         format!("{faster:.0}× faster"),
-    );
-
-    t.print(args.rounds);
-    println!(
-        "\n(per round: {} in-process iterations, {} × `true`, {} × `hermetic exec`; \
-         value = median over rounds)",
-        args.iters, args.procs, args.exec_procs
     );
 }

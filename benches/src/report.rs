@@ -56,6 +56,28 @@ pub fn time(secs: f64) -> String {
     }
 }
 
+/// Formats a rate in events per second, e.g. `12.3 k/s`.
+pub fn per_sec(rate: f64) -> String {
+    if !rate.is_finite() {
+        "n/a".into()
+    } else if rate.abs() >= 1e6 {
+        format!("{:.2} M/s", rate / 1e6)
+    } else if rate.abs() >= 1e3 {
+        format!("{:.1} k/s", rate / 1e3)
+    } else {
+        format!("{rate:.0} /s")
+    }
+}
+
+/// Formats a throughput in bytes per second as decimal megabytes (10⁶ bytes) per second.
+pub fn mb_per_sec(rate: f64) -> String {
+    if rate.is_finite() {
+        format!("{:.0} MB/s", rate / 1e6)
+    } else {
+        "n/a".into()
+    }
+}
+
 /// Formats a byte count.
 pub fn bytes(n: u64) -> String {
     if n >= 10 << 20 {
@@ -100,14 +122,26 @@ impl Table {
 
     /// A time figure with a free-form ratio column.
     pub fn time_with(&mut self, label: impl Into<String>, fig: &Figure, ratio: String) {
+        self.value_with(label, fig, time, ratio);
+    }
+
+    /// A figure that is not a time (a rate, a throughput), shown with `format`, with a
+    /// free-form ratio column.
+    pub fn value_with(
+        &mut self,
+        label: impl Into<String>,
+        fig: &Figure,
+        format: fn(f64) -> String,
+        ratio: String,
+    ) {
         let spread = if fig.rounds.len() > 1 {
-            format!("{} … {}", time(fig.min()), time(fig.max()))
+            format!("{} … {}", format(fig.min()), format(fig.max()))
         } else {
             String::new()
         };
         self.rows.push(Row::Figure {
             label: label.into(),
-            value: time(fig.median()),
+            value: format(fig.median()),
             ratio,
             spread,
         });

@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod events;
+pub mod journal;
 pub mod outputs;
+pub mod pins;
 pub mod plan;
 pub mod pool;
 pub mod sandbox;

@@ -110,6 +110,20 @@ pub fn shared_cache_dir() -> &'static Path {
     })
 }
 
+/// `<project>/../cache`, created on first use, with `compiled/` linked to the shared
+/// compiled-module cache.
+fn project_cache_dir(root: &Path) -> PathBuf {
+    let cache = root.with_file_name("cache");
+    let compiled = cache.join("compiled");
+    if std::fs::symlink_metadata(&compiled).is_err() {
+        let shared = shared_cache_dir().join("compiled");
+        std::fs::create_dir_all(&shared).expect("create the shared compiled-module cache");
+        std::fs::create_dir_all(&cache).expect("create the project cache");
+        std::os::unix::fs::symlink(&shared, &compiled).expect("link the compiled-module cache");
+    }
+    cache
+}
+
 /// One invocation of `hermetic` in a fresh project directory, with its expectations.
 #[derive(Debug)]
 pub struct Test {
@@ -144,7 +158,13 @@ impl Test {
             .prefix("hermetic-test-")
             .tempdir()
             .expect("create a temporary directory");
-        let root = dir.path().canonicalize().expect("canonicalize the tempdir");
+        // The project is `<tmp>/project`; its cache is `<tmp>/cache` (see `cache_dir`).
+        let root = dir
+            .path()
+            .canonicalize()
+            .expect("canonicalize the tempdir")
+            .join("project");
+        std::fs::create_dir(&root).expect("create the project directory");
         Self::in_dir(Arc::new(dir), root)
     }
 
@@ -167,6 +187,12 @@ impl Test {
     /// The project directory (canonical), e.g. to pass a host path to a guest.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// The project's cache directory (`HERMETIC_CACHE_DIR` unless the test sets another): beside
+    /// the project, kept across [`Output::again`], with its `compiled/` shared by every test.
+    pub fn cache_dir(&self) -> PathBuf {
+        project_cache_dir(&self.root)
     }
 
     /// `path` inside the project directory.
@@ -312,8 +338,9 @@ impl Test {
                 cmd.env(key, value);
             }
         }
-        // Compiled modules are cached across tests (and never in the user's own cache).
-        cmd.env("HERMETIC_CACHE_DIR", shared_cache_dir());
+        // Each project has its own result cache, so that no test sees another's results, but
+        // compiled modules are shared across tests (and never in the user's own cache).
+        cmd.env("HERMETIC_CACHE_DIR", self.cache_dir());
         cmd.envs(&self.env);
 
         let start = Instant::now();
@@ -506,6 +533,11 @@ impl Output {
     /// `path` inside the project directory.
     pub fn join(&self, path: impl AsRef<Path>) -> PathBuf {
         self.root.join(path)
+    }
+
+    /// The project's cache directory; see [`Test::cache_dir`].
+    pub fn cache_dir(&self) -> PathBuf {
+        project_cache_dir(&self.root)
     }
 
     /// A new invocation in the same project directory (with nothing else carried over), to run

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hermetic_tests::{Test, guests, hermetic_bin, shared_cache_dir};
+use hermetic_tests::{Test, guests, hermetic_bin};
 
 #[test]
 fn sigint_stops_running_steps_exits_130_and_leaves_nothing_half_written() {
@@ -34,7 +34,7 @@ steps:
         .current_dir(t.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HERMETIC_CACHE_DIR", shared_cache_dir())
+        .env("HERMETIC_CACHE_DIR", t.cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

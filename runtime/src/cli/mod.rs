@@ -1,10 +1,15 @@
 //! The `hermetic` command line: one module per subcommand, each with its clap arguments and an
 //! `exec` function, in the manner of cargo's `commands/*.rs`.
 
+pub mod cache;
 pub mod check;
 pub mod exec;
 pub mod graph;
+pub mod lock;
+pub mod project;
 pub mod run;
+pub mod verify;
+pub mod why;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,8 +30,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     after_help = "Exit codes: 0 success, 1 a step failed, 2 usage or configuration error, 130 interrupted."
 )]
 pub struct Cli {
-    /// Where compiled modules (and, later, results) are cached.
-    /// [default: $XDG_CACHE_HOME/hermetic or ~/.cache/hermetic]
+    /// Where compiled modules and results are cached. Overrides the workflow's
+    /// `defaults.cache_dir`. [default: $XDG_CACHE_HOME/hermetic or ~/.cache/hermetic]
     #[arg(long, global = true, env = "HERMETIC_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -49,6 +54,15 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Run one WASI program in the sandbox.
     Exec(exec::ExecArgs),
+    /// Write hermetic.lock, pinning every module and input of a workflow.
+    Lock(lock::LockArgs),
+    /// Explain why a step ran instead of coming from the cache in its last run.
+    Why(why::WhyArgs),
+    /// Run steps again, ignoring the cache, and compare their outputs with the cached ones.
+    Verify(verify::VerifyArgs),
+    /// Inspect and maintain the local result cache.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 /// Entry point of the `hermetic` binary.
@@ -66,6 +80,10 @@ pub fn main() -> ExitCode {
         Command::Check(ref args) => check::exec(&cli, args),
         Command::Graph(ref args) => graph::exec(args),
         Command::Exec(ref args) => exec::exec(&cli, args),
+        Command::Lock(ref args) => lock::exec(&cli, args),
+        Command::Why(ref args) => why::exec(args),
+        Command::Verify(ref args) => verify::exec(&cli, args),
+        Command::Cache(ref command) => cache::exec(&cli, command),
     };
     match result {
         Ok(code) => code,
@@ -100,8 +118,20 @@ fn init_tracing(verbose: u8) {
 
 /// The cache root: the flag or env var, else the user's cache directory.
 pub fn cache_root(cli: &Cli) -> Option<PathBuf> {
+    cache_root_for(cli, None)
+}
+
+/// The cache root for a workflow: `--cache-dir` or `HERMETIC_CACHE_DIR`, else the workflow's
+/// `defaults.cache_dir` (relative to the workflow file), else the user's cache directory
+/// (`$XDG_CACHE_HOME/hermetic` or `~/.cache/hermetic`).
+pub fn cache_root_for(cli: &Cli, workflow: Option<&crate::workflow::Workflow>) -> Option<PathBuf> {
     if let Some(dir) = &cli.cache_dir {
         return Some(dir.clone());
+    }
+    if let Some(wf) = workflow
+        && let Some(dir) = &wf.cache_dir
+    {
+        return Some(wf.dir.join(dir));
     }
     if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(xdg).join("hermetic"));

@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use hermetic_cache::Store;
+
 use anyhow::Context;
 use clap::Args;
 
-use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
-use crate::events::{HumanReporter, JsonReporter, Reporter, RunStatus};
-use crate::plan::{Plan, PlanOptions};
-use crate::pool::Executor;
-use crate::sandbox::{Sandbox, UnknownImports};
-use crate::workflow::Workflow;
+use super::project::Project;
+use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED};
+use crate::events::RunStatus;
+use crate::plan::PlanOptions;
+use crate::pool::CacheUse;
+use crate::sandbox::UnknownImports;
 
 /// Arguments of `hermetic run`.
 #[derive(Debug, Args)]
@@ -40,30 +42,19 @@ pub struct RunArgs {
     /// Link imports the sandbox does not provide to functions that trap when called.
     #[arg(long)]
     pub unknown_imports_trap: bool,
+
+    /// Neither read nor write cached results: run every step.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Refuse to run, and write nothing, if anything pinned in hermetic.lock has drifted.
+    #[arg(long)]
+    pub locked: bool,
 }
 
 /// Runs `hermetic run`.
 pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
-        .max(1);
-    let workflow = match Workflow::load(&args.workflow) {
-        Ok(wf) => wf,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let state_dir = workflow.dir.join(".hermetic");
-    let _lock = ProjectLock::acquire(&state_dir)?;
-
-    let cache = super::cache_root(cli);
-    let sandbox = Sandbox::new(jobs as u32, cache.as_deref())?;
+    let jobs = super::project::jobs(args.jobs);
     let options = PlanOptions {
         only: args.steps.clone(),
         out_dir: args.out_dir.clone(),
@@ -73,31 +64,36 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
             UnknownImports::Reject
         },
     };
-    let plan = match Plan::new(workflow, &sandbox, &options) {
-        Ok(plan) => plan,
-        Err(diags) => {
-            eprintln!("{diags}");
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+    let project = match Project::load(cli, &args.workflow, &options, jobs)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
     };
-
-    let mut reporter: Box<dyn Reporter> = if args.json {
-        Box::new(JsonReporter)
+    if args.locked
+        && let Err(code) = super::lock::check_locked(&project)
+    {
+        return Ok(code);
+    }
+    let local = if args.no_cache {
+        None
     } else {
-        Box::new(HumanReporter::new())
+        project.open_store()
     };
-    let executor = Executor::new(Arc::new(plan), Arc::new(sandbox), jobs);
-    let rt = super::runtime(jobs)?;
-    let interrupt = {
-        let _runtime = rt.enter();
-        interrupted()?
-    };
-    let summary = rt.block_on(executor.run(reporter.as_mut(), interrupt));
-    Ok(ExitCode::from(match summary.status {
+    let cache = local.clone().map(|store| CacheUse {
+        store: store as Arc<dyn Store>,
+        read: true,
+        write: true,
+    });
+    let summary = project.execute(cache, local.as_deref(), args.json, true)?;
+    Ok(exit_code(summary.status))
+}
+
+/// The process exit code for a run that ended with `status`.
+pub fn exit_code(status: RunStatus) -> ExitCode {
+    ExitCode::from(match status {
         RunStatus::Succeeded => 0,
         RunStatus::Failed => EXIT_FAILURE,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
-    }))
+    })
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed now, not when the future

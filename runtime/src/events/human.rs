@@ -111,6 +111,7 @@ impl Reporter for HumanReporter {
                 duration_ms,
                 stderr_tail,
                 allowed_failure,
+                cached,
                 ..
             } => {
                 if let Some(live) = &mut self.live {
@@ -122,6 +123,7 @@ impl Reporter for HumanReporter {
                 }
                 let took = format_ms(*duration_ms);
                 match status {
+                    StepStatus::Succeeded if *cached => self.line("Cached", step),
                     StepStatus::Succeeded => self.line("Finished", &format!("{step} in {took}")),
                     StepStatus::Skipped => self.line(
                         "Skipped",
@@ -150,11 +152,16 @@ impl Reporter for HumanReporter {
                     }
                 }
             }
+            Event::Warning { step, message } => match step {
+                Some(step) => self.line("Warning", &format!("{step}: {message}")),
+                None => self.line("Warning", message),
+            },
             Event::RunFinished {
                 status,
                 succeeded,
                 failed,
                 skipped,
+                cached,
                 duration_ms,
             } => {
                 if let Some(live) = &self.live {
@@ -168,7 +175,8 @@ impl Reporter for HumanReporter {
                 self.line(
                     verb,
                     &format!(
-                        "{succeeded} succeeded, {failed} failed, {skipped} skipped in {}",
+                        "{succeeded} succeeded ({cached} cached), {failed} failed, {skipped} \
+                         skipped in {}",
                         format_ms(*duration_ms)
                     ),
                 );

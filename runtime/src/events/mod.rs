@@ -66,6 +66,14 @@ pub enum Event {
         /// Last lines of stderr, for failures.
         #[serde(skip)]
         stderr_tail: String,
+        /// Whether the result was served from the cache: the module did not run.
+        cached: bool,
+    },
+    /// Something went wrong that does not fail the run, such as a cache that cannot be written.
+    Warning {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        message: String,
     },
     /// The run ended.
     RunFinished {
@@ -73,6 +81,8 @@ pub enum Event {
         succeeded: usize,
         failed: usize,
         skipped: usize,
+        /// How many of the succeeded steps were served from the cache.
+        cached: usize,
         duration_ms: u64,
     },
 }

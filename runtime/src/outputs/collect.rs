@@ -69,16 +69,21 @@ pub fn collect_and_publish(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
 
+    publish_staged(&staging.keep(), publish_root, step)?;
+    Ok(files)
+}
+
+/// Renames the complete directory `staged` (inside `publish_root`) to `publish_root/<step>`,
+/// replacing what was there: readers see the old outputs or the new ones, never a mixture.
+pub fn publish_staged(staged: &Path, publish_root: &Path, step: &str) -> Result<(), PathError> {
     let target = publish_root.join(step);
     let old = publish_root.join(format!(".old-{step}-{}", std::process::id()));
     remove_all(&old)?;
     if fs::symlink_metadata(&target).is_ok() {
         fs::rename(&target, &old).at("cannot move aside", &target)?;
     }
-    let staged = staging.keep();
-    fs::rename(&staged, &target).at("cannot publish", &target)?;
-    remove_all(&old)?;
-    Ok(files)
+    fs::rename(staged, &target).at("cannot publish", &target)?;
+    remove_all(&old)
 }
 
 fn collect_one(

@@ -9,5 +9,5 @@ pub mod collect;
 pub mod fsx;
 pub mod stage;
 
-pub use collect::{OutputError, collect_and_publish};
+pub use collect::{OutputError, collect_and_publish, publish_staged};
 pub use stage::{StageError, stage_files, stage_tree};

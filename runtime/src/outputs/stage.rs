@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
 
-use super::fsx::{PathContext, PathError, copy_file_nofollow, create_dir_all};
+use super::fsx::{PathContext, PathError, copy_file_hashed, copy_file_nofollow, create_dir_all};
 
 /// Why staging failed.
 #[derive(Debug, thiserror::Error)]
@@ -16,17 +16,33 @@ pub enum StageError {
     /// A symlink where a regular file or directory was expected.
     #[error("`{}` is a symlink; hermetic stages regular files and directories only", .0.display())]
     Symlink(PathBuf),
+    /// An input whose content changed after it was hashed for the action key.
+    #[error("input `{0}` changed during the run; run again once it is no longer being written")]
+    Changed(String),
 }
 
-/// Copies each `(relative path, host file)` into `dest/<relative path>`.
-pub fn stage_files(files: &[(String, PathBuf)], dest: &Path) -> Result<u64, StageError> {
+/// Copies each `(relative path, host file)` into `dest/<relative path>`, hashing the bytes as
+/// they are copied. `expected` holds the blake3 digest each file had when the step's action key
+/// was computed, in the same order; a file that changed since is an error, because the step
+/// would otherwise run on content its key does not describe.
+pub fn stage_files(
+    files: &[(String, PathBuf)],
+    expected: &[hermetic_cache::Digest],
+    dest: &Path,
+) -> Result<u64, StageError> {
     let mut bytes = 0;
-    for (rel, host) in files {
+    for (i, (rel, host)) in files.iter().enumerate() {
         let to = dest.join(rel);
         if let Some(parent) = to.parent() {
             create_dir_all(parent)?;
         }
-        bytes += copy_file_nofollow(host, &to)?;
+        let (size, digest) = copy_file_hashed(host, &to)?;
+        if let Some(want) = expected.get(i)
+            && want.to_string() != digest
+        {
+            return Err(StageError::Changed(rel.clone()));
+        }
+        bytes += size;
     }
     Ok(bytes)
 }

@@ -1,11 +1,14 @@
 //! Resolving input globs against the workflow directory, deterministically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+
+use hermetic_cache::{Digest, FileEntry, hash_file, tree_digest};
 
 use globset::{Glob, GlobSetBuilder};
 use walkdir::WalkDir;
 
+use super::PlannedStep;
 use crate::workflow::{Diagnostics, Workflow};
 
 /// Directories never searched for inputs: hermetic's own state and VCS metadata.
@@ -90,4 +93,35 @@ pub fn resolve_inputs(
         );
     }
     found
+}
+
+/// Hashes every step's inputs, each distinct file once, and fills in
+/// [`PlannedStep::input_files`] and [`PlannedStep::inputs_tree`]. A file that cannot be read is
+/// a diagnostic on its step.
+pub fn hash_inputs(wf: &Workflow, steps: &mut [PlannedStep], diags: &mut Diagnostics) {
+    let mut seen: HashMap<PathBuf, Result<(Digest, u64), String>> = HashMap::new();
+    for step in steps.iter_mut() {
+        let mut files = Vec::with_capacity(step.inputs.len());
+        for (rel, host) in &step.inputs {
+            let hashed = seen
+                .entry(host.clone())
+                .or_insert_with(|| hash_file(host).map_err(|e| e.to_string()));
+            match hashed {
+                Ok((digest, size)) => files.push(FileEntry {
+                    path: rel.clone(),
+                    digest: *digest,
+                    size: *size,
+                }),
+                Err(e) => {
+                    let def = &wf.steps[step.workflow_index];
+                    diags.push(wf.diagnostic(
+                        Some(def.span),
+                        format!("cannot hash input `{rel}` of step `{}`: {e}", step.name),
+                    ));
+                }
+            }
+        }
+        step.inputs_tree = tree_digest(&files);
+        step.input_files = files;
+    }
 }

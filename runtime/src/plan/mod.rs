@@ -2,15 +2,17 @@
 //! files each sees, and in what order they may go.
 
 mod inputs;
+pub mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
-use crate::taskbuild::TaskBuilder;
+use crate::taskbuild::{BuiltTask, TaskBuilder};
 use crate::workflow::{Diagnostic, Diagnostics, TaskRef, Workflow};
 
-pub use inputs::resolve_inputs;
+pub use inputs::{hash_inputs, resolve_inputs};
+pub use key::{KEY_FORMAT, KeyComponents};
 
 /// One step, ready to schedule.
 #[derive(Debug, Clone)]
@@ -29,6 +31,12 @@ pub struct PlannedStep {
     pub dependents: Vec<usize>,
     /// Declared inputs: `(path relative to the workflow directory, host file)`, sorted.
     pub inputs: Vec<(String, PathBuf)>,
+    /// The inputs' relative paths, digests and sizes as hashed when planning, in the order of
+    /// `inputs`. Staging checks each copy against its digest, so a file edited during the run
+    /// can never be cached under the key of its old content.
+    pub input_files: Vec<hermetic_cache::FileEntry>,
+    /// The Merkle root of `input_files`.
+    pub inputs_tree: hermetic_cache::Digest,
     /// Effective limits (step, then `defaults`, then built-in defaults).
     pub limits: Limits,
     /// Seed for the guest's randomness, derived from the workflow and step names.
@@ -48,6 +56,10 @@ pub struct Plan {
     pub out_root: PathBuf,
     /// The steps, in the workflow's order.
     pub steps: Vec<PlannedStep>,
+    /// The crate tasks the steps run, by name, as built (or reused) for this plan.
+    pub tasks: BTreeMap<String, BuiltTask>,
+    /// How unknown imports were linked: part of every action key.
+    pub unknown_imports: UnknownImports,
 }
 
 /// Options of planning.
@@ -86,7 +98,7 @@ impl Plan {
         let mut inputs = resolve_inputs(wf, &mut diags);
 
         let builder = TaskBuilder::new(&state_dir);
-        let mut built: BTreeMap<String, Result<PathBuf, String>> = BTreeMap::new();
+        let mut built: BTreeMap<String, Result<BuiltTask, String>> = BTreeMap::new();
         let mut loaded: BTreeMap<PathBuf, Result<Program, String>> = BTreeMap::new();
         let mut steps = Vec::with_capacity(wf.steps.len());
         for (i, step) in wf.steps.iter().enumerate() {
@@ -101,11 +113,10 @@ impl Plan {
                         builder
                             .locate(&wf.dir, name)
                             .and_then(|k| builder.build(&k))
-                            .map(|b| b.wasm)
                             .map_err(|e| e.to_string())
                     });
                     match built {
-                        Ok(wasm) => (wasm.clone(), format!("task `{name}`")),
+                        Ok(task) => (task.wasm.clone(), format!("task `{name}`")),
                         Err(e) => {
                             diags.push(
                                 wf.diagnostic(
@@ -172,11 +183,18 @@ impl Plan {
                     .collect(),
                 dependents: Vec::new(),
                 inputs: inputs.remove(&i).unwrap_or_default(),
+                input_files: Vec::new(),
+                inputs_tree: hermetic_cache::tree_digest(&[]),
                 limits,
                 seed,
                 critical_path: 0,
             });
         }
+        if diags.has_errors() {
+            diags.sort();
+            return Err(diags);
+        }
+        hash_inputs(wf, &mut steps, &mut diags);
         if diags.has_errors() {
             diags.sort();
             return Err(diags);
@@ -202,11 +220,17 @@ impl Plan {
             }
         }
         compute_critical_paths(&mut steps);
+        let tasks = built
+            .into_iter()
+            .filter_map(|(name, b)| Some((name, b.ok()?)))
+            .collect();
         Ok(Plan {
             workflow,
             state_dir,
             out_root,
             steps,
+            tasks,
+            unknown_imports: options.unknown_imports,
         })
     }
 
@@ -220,6 +244,41 @@ impl Plan {
     /// parent). `Executor::run` calls it; call it before using `pool::run_attempt` directly.
     pub fn prepare_dirs(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(self.empty_dir())
+    }
+
+    /// The components of `step`'s action key, given the Merkle roots of its dependencies'
+    /// outputs and the sandbox's engine digest.
+    pub fn key_components(
+        &self,
+        step: &PlannedStep,
+        engine: &str,
+        deps: BTreeMap<String, hermetic_cache::Digest>,
+    ) -> KeyComponents {
+        let def = self.step_def(step);
+        let mut args = vec![step.name.clone()];
+        args.extend(def.args.iter().cloned());
+        KeyComponents {
+            format: KEY_FORMAT,
+            wasmtime: crate::sandbox::engine::WASMTIME_VERSION.to_owned(),
+            engine: engine.to_owned(),
+            module: step
+                .program
+                .digest
+                .parse()
+                .unwrap_or_else(|_| hermetic_cache::Digest::of(step.program.digest.as_bytes())),
+            unknown_imports: match self.unknown_imports {
+                UnknownImports::Reject => "reject".into(),
+                UnknownImports::Trap => "trap".into(),
+            },
+            args,
+            env: def.env.clone(),
+            inputs: step.inputs_tree,
+            deps,
+            outputs: def.outputs.clone(),
+            clock_epoch_secs: crate::sandbox::clock::DEFAULT_EPOCH_SECS,
+            seed: hermetic_cache::Digest::from_bytes(step.seed),
+            input_files: step.input_files.clone(),
+        }
     }
 
     /// The workflow step behind a planned step.

@@ -3,10 +3,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
+
 use crate::events::{Event, StepStatus, millis};
 use crate::outputs::{OutputError, collect_and_publish, stage_files, stage_tree};
-use crate::plan::{Plan, PlannedStep};
+use crate::plan::{KeyComponents, Plan, PlannedStep};
 use crate::sandbox::{CaptureTo, Invocation, Mount, Outcome, Sandbox, clock};
+
+use super::scratch::{Scratch, ScratchPool};
 
 /// The result of a step after all its attempts.
 #[derive(Debug, Clone)]
@@ -31,22 +35,72 @@ pub struct AttemptResult {
     pub outputs: Vec<String>,
     /// The end of stderr, for failures.
     pub stderr_tail: String,
+    /// Whether the result was served from the cache.
+    pub cached: bool,
+    /// The published files with their digests, sorted by path.
+    pub output_files: Vec<FileEntry>,
+    /// Peak linear memory of the last attempt.
+    pub peak_memory: u64,
+    /// The last attempt's stdout and stderr, until they are stored in the cache.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The step's action key and what it was computed from, once known.
+    pub key: Option<Digest>,
+    pub components: Option<KeyComponents>,
+    /// Problems that did not fail the step, such as a cache that could not be written.
+    pub warnings: Vec<String>,
 }
 
 impl AttemptResult {
-    pub(crate) fn host_error(message: String) -> Self {
+    /// A result with nothing in it yet.
+    fn blank(outcome: &str) -> Self {
         Self {
             succeeded: false,
-            outcome: "host_error".into(),
+            outcome: outcome.into(),
             exit_code: None,
-            message: Some(message),
+            message: None,
             retried: Vec::new(),
             attempts: 1,
             fuel_used: 0,
             duration: Duration::ZERO,
             outputs: Vec::new(),
             stderr_tail: String::new(),
+            cached: false,
+            output_files: Vec::new(),
+            peak_memory: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            key: None,
+            components: None,
+            warnings: Vec::new(),
         }
+    }
+
+    pub(crate) fn host_error(message: String) -> Self {
+        Self {
+            message: Some(message),
+            ..Self::blank("host_error")
+        }
+    }
+
+    /// The result a cache hit stands for: the recorded success, run zero times.
+    pub(crate) fn cached(entry: &ActionEntry) -> Self {
+        Self {
+            succeeded: true,
+            exit_code: Some(entry.exit_code),
+            attempts: 0,
+            fuel_used: entry.fuel_used,
+            peak_memory: entry.peak_memory,
+            outputs: entry.output_files.iter().map(|f| f.path.clone()).collect(),
+            output_files: entry.output_files.clone(),
+            cached: true,
+            ..Self::blank("success")
+        }
+    }
+
+    /// The Merkle root of the published outputs, which dependents' keys include.
+    pub fn output_tree(&self) -> Digest {
+        tree_digest(&self.output_files)
     }
 
     /// The `step_finished` event for this result.
@@ -67,19 +121,25 @@ impl AttemptResult {
             outputs: self.outputs.clone(),
             allowed_failure: allow_failure && !self.succeeded,
             stderr_tail: self.stderr_tail.clone(),
+            cached: self.cached,
         }
     }
 }
 
 /// Runs step `i`, retrying up to its `retries`.
-pub(crate) async fn run_with_retries(plan: &Plan, sandbox: &Sandbox, i: usize) -> AttemptResult {
+pub(crate) async fn run_with_retries(
+    plan: &Plan,
+    sandbox: &Sandbox,
+    scratch: &ScratchPool,
+    i: usize,
+) -> AttemptResult {
     let step = &plan.steps[i];
     let retries = plan.step_def(step).retries;
     let mut retried = Vec::new();
     let mut total = Duration::ZERO;
     let mut attempt = 1;
     loop {
-        let mut result = run_attempt(plan, sandbox, step).await;
+        let mut result = run_attempt(plan, sandbox, scratch, step).await;
         total += result.duration;
         if result.succeeded || attempt > retries {
             result.retried = retried;
@@ -92,13 +152,25 @@ pub(crate) async fn run_with_retries(plan: &Plan, sandbox: &Sandbox, i: usize) -
     }
 }
 
-/// Runs one attempt of `step` in a fresh per-attempt directory under `.hermetic/tmp/`. The
-/// directories of [`Plan::prepare_dirs`] must exist.
-pub async fn run_attempt(plan: &Plan, sandbox: &Sandbox, step: &PlannedStep) -> AttemptResult {
+/// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
+/// [`Plan::prepare_dirs`] must exist.
+pub async fn run_attempt(
+    plan: &Plan,
+    sandbox: &Sandbox,
+    scratch: &ScratchPool,
+    step: &PlannedStep,
+) -> AttemptResult {
     let started = Instant::now();
-    let mut result = match attempt_inner(plan, sandbox, step).await {
-        Ok(r) => r,
-        Err(message) => AttemptResult::host_error(message),
+    let mut result = match scratch.lease(&step.name) {
+        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step).await {
+            Ok(r) => {
+                lease.recycle();
+                r
+            }
+            // The lease is dropped, which removes its directories.
+            Err(message) => AttemptResult::host_error(message),
+        },
+        Err(e) => AttemptResult::host_error(e.to_string()),
     };
     result.duration = started.elapsed();
     result
@@ -107,33 +179,29 @@ pub async fn run_attempt(plan: &Plan, sandbox: &Sandbox, step: &PlannedStep) -> 
 async fn attempt_inner(
     plan: &Plan,
     sandbox: &Sandbox,
+    work: &Scratch,
     step: &PlannedStep,
 ) -> Result<AttemptResult, String> {
-    let tmp_root = plan.state_dir.join("tmp");
     let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
     // filesystem work on every such step.
-    // (`Executor::run` creates it, and with it `tmp_root`, once per run.)
+    // (`Executor::run` creates it once per run.)
     let empty = plan.empty_dir();
-    // Removed on drop, including when the attempt is aborted by an interrupt.
-    let work = tempfile::Builder::new()
-        .prefix(&format!("{}-", step.name))
-        .tempdir_in(&tmp_root)
-        .map_err(|e| format!("cannot create a directory in `{}`: {e}", tmp_root.display()))?;
     let in_dir = if step.inputs.is_empty() {
         empty.clone()
     } else {
-        work.path().join("in")
+        work.inputs.clone()
     };
     let deps_dir = if step.deps.is_empty() {
         empty.clone()
     } else {
-        work.path().join("deps")
+        work.deps.clone()
     };
-    let (out_dir, scratch) = (work.path().join("out"), work.path().join("tmp"));
+    let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
 
-    let staging = {
+    if !step.inputs.is_empty() || !step.deps.is_empty() {
         let inputs = step.inputs.clone();
+        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
         let deps: Vec<(String, std::path::PathBuf)> = step
             .deps
             .iter()
@@ -144,31 +212,18 @@ async fn attempt_inner(
                 )
             })
             .collect();
-        let (in_dir, deps_dir, out_dir, scratch) = (
-            in_dir.clone(),
-            deps_dir.clone(),
-            out_dir.clone(),
-            scratch.clone(),
-        );
-        move || -> Result<(), String> {
-            for d in [&out_dir, &scratch] {
-                std::fs::create_dir(d)
-                    .map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
-            }
+        let (in_dir, deps_dir) = (in_dir.clone(), deps_dir.clone());
+        let staging = move || -> Result<(), String> {
             if !inputs.is_empty() {
-                stage_files(&inputs, &in_dir).map_err(|e| format!("cannot stage inputs: {e}"))?;
+                stage_files(&inputs, &expected, &in_dir)
+                    .map_err(|e| format!("cannot stage inputs: {e}"))?;
             }
             for (name, published) in deps {
                 stage_tree(&published, &deps_dir.join(&name))
                     .map_err(|e| format!("cannot stage the outputs of `{name}`: {e}"))?;
             }
             Ok(())
-        }
-    };
-    if step.inputs.is_empty() && step.deps.is_empty() {
-        // Two mkdirs: cheaper inline than a hop to the blocking pool.
-        staging()?;
-    } else {
+        };
         tokio::task::spawn_blocking(staging)
             .await
             .map_err(|e| format!("staging panicked: {e}"))??;
@@ -211,20 +266,14 @@ async fn attempt_inner(
     let stderr_tail = tail(&report.stderr, 10);
 
     let mut result = AttemptResult {
-        succeeded: false,
-        outcome: report.outcome.kind().into(),
         exit_code: match report.outcome {
             Outcome::Exit(c) => Some(c),
             Outcome::Success => Some(0),
             _ => None,
         },
-        message: None,
-        retried: Vec::new(),
-        attempts: 1,
         fuel_used: report.fuel_used,
-        duration: Duration::ZERO,
-        outputs: Vec::new(),
-        stderr_tail: String::new(),
+        peak_memory: report.peak_memory,
+        ..AttemptResult::blank(report.outcome.kind())
     };
     if !report.outcome.is_success() {
         result.message = Some(report.outcome.to_string());
@@ -246,7 +295,17 @@ async fn attempt_inner(
     match collected {
         Ok(files) => {
             result.succeeded = true;
-            result.outputs = files.into_iter().map(|f| f.path).collect();
+            result.outputs = files.iter().map(|f| f.path.clone()).collect();
+            result.output_files = files
+                .into_iter()
+                .map(|f| FileEntry {
+                    digest: f.digest.parse().expect("collect gives hex digests"),
+                    path: f.path,
+                    size: f.size,
+                })
+                .collect();
+            result.stdout = report.stdout;
+            result.stderr = report.stderr;
         }
         Err(OutputError::Io(e)) => return Err(e.to_string()),
         Err(e) => {
@@ -268,7 +327,7 @@ async fn attempt_inner(
 
 /// Writes a captured stream to `logs/<name>`, or removes a stale log when the stream is empty
 /// (most steps print nothing, and creating two empty files per step is measurable).
-fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     let path = logs.join(name);
     if bytes.is_empty() {
         return match std::fs::remove_file(&path) {

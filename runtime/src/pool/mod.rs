@@ -11,20 +11,26 @@
 //!   publishes nothing more.
 
 mod attempt;
+mod cached;
+mod scratch;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinSet;
 
+use hermetic_cache::Digest;
+
 use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
-use crate::plan::Plan;
+use crate::plan::{KeyComponents, Plan};
 use crate::sandbox::Sandbox;
 use crate::workflow::DepOutcome;
 
 pub use attempt::{AttemptResult, run_attempt};
+pub use cached::CacheUse;
+pub use scratch::{Lease, Scratch, ScratchPool};
 
 /// The final state of every step and of the run.
 #[derive(Debug, Clone)]
@@ -33,6 +39,22 @@ pub struct RunSummary {
     pub status: RunStatus,
     /// Each step's final status, in plan order.
     pub steps: Vec<Option<StepStatus>>,
+    /// Each step that ran or was served from the cache: its key, what the key was computed
+    /// from, and whether it was a hit. In plan order.
+    pub keys: Vec<Option<StepKey>>,
+}
+
+/// A step's action key as used in one run.
+#[derive(Debug, Clone)]
+pub struct StepKey {
+    /// The key.
+    pub key: Digest,
+    /// What it was computed from.
+    pub components: KeyComponents,
+    /// Whether the result came from the cache.
+    pub cached: bool,
+    /// Whether the step succeeded.
+    pub succeeded: bool,
 }
 
 /// Runs the steps of a plan.
@@ -44,6 +66,8 @@ pub struct Executor {
     sandbox: Arc<Sandbox>,
     /// How many attempts may run at once.
     jobs: usize,
+    /// Where results are looked up and stored; `None` runs everything and stores nothing.
+    cache: Option<CacheUse>,
 }
 
 /// An entry in the ready queue. Ordered so that the max-heap pops the most urgent step.
@@ -62,7 +86,14 @@ impl Executor {
             plan,
             sandbox,
             jobs: jobs.max(1),
+            cache: None,
         }
+    }
+
+    /// Uses `cache` for the run's results.
+    pub fn with_cache(mut self, cache: CacheUse) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// Runs every step to a final state, or until `interrupt` resolves.
@@ -72,9 +103,21 @@ impl Executor {
         interrupt: impl Future<Output = ()>,
     ) -> RunSummary {
         let started = Instant::now();
+        // Attempts report what happens inside them (a step starting after a cache miss) through
+        // this channel; the loop below forwards it to the reporter in order.
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         // Shared by every attempt; if it cannot be created, each attempt reports the path when
         // it fails to mount it.
         let _ = self.plan.prepare_dirs();
+        let ctx = Arc::new(cached::StepContext {
+            plan: self.plan.clone(),
+            sandbox: self.sandbox.clone(),
+            // Dropped at the end of the run, which removes every idle scratch directory.
+            scratch: Arc::new(ScratchPool::new(self.plan.state_dir.join("tmp"))),
+            cache: self.cache.clone(),
+            engine: self.sandbox.engine_digest(),
+            events: events_tx,
+        });
         let plan = &self.plan;
         let n = plan.steps.len();
         reporter.event(&Event::RunStarted {
@@ -84,6 +127,9 @@ impl Executor {
         });
 
         let mut status: Vec<Option<StepStatus>> = vec![None; n];
+        let mut keys: Vec<Option<StepKey>> = vec![None; n];
+        // The Merkle root of each finished step's outputs, for its dependents' keys.
+        let mut output_trees: Vec<Option<Digest>> = vec![None; n];
         let mut waiting: Vec<usize> = plan.steps.iter().map(|s| s.deps.len()).collect();
         let mut ready = BinaryHeap::new();
         for s in &plan.steps {
@@ -109,14 +155,18 @@ impl Executor {
                     self.release_dependents(i, &mut waiting, &mut ready);
                     continue;
                 }
-                let plan = self.plan.clone();
-                let sandbox = self.sandbox.clone();
-                reporter.event(&Event::StepStarted {
-                    step: plan.steps[i].name.clone(),
-                    attempt: 1,
-                });
+                let ctx = ctx.clone();
+                let deps: BTreeMap<String, Digest> = plan.steps[i]
+                    .deps
+                    .iter()
+                    .map(|&d| {
+                        let tree =
+                            output_trees[d].unwrap_or_else(|| hermetic_cache::tree_digest(&[]));
+                        (plan.steps[d].name.clone(), tree)
+                    })
+                    .collect();
                 let task = running.spawn(async move {
-                    let result = attempt::run_with_retries(&plan, &sandbox, i).await;
+                    let result = cached::run_step(&ctx, i, deps).await;
                     (i, result)
                 });
                 tasks.insert(task.id(), i);
@@ -132,14 +182,23 @@ impl Executor {
                     // An attempt that finished before the abort took effect has published its
                     // outputs: report it as finished rather than lose it.
                     while let Some(joined) = running.join_next_with_id().await {
+                        while let Ok(event) = events_rx.try_recv() {
+                            reporter.event(&event);
+                        }
                         if let Ok((_, (i, result))) = joined {
                             status[i] = Some(self.report(i, &result, reporter));
+                            keys[i] = step_key(&result);
                         }
                     }
                     break;
                 }
+                // Before `joined`: a task sends its events before it finishes.
+                Some(event) = events_rx.recv() => reporter.event(&event),
                 joined = running.join_next_with_id() => {
                     let Some(joined) = joined else { continue };
+                    while let Ok(event) = events_rx.try_recv() {
+                        reporter.event(&event);
+                    }
                     let (i, result) = match joined {
                         Ok((id, r)) => {
                             tasks.remove(&id);
@@ -153,6 +212,8 @@ impl Executor {
                         }
                     };
                     status[i] = Some(self.report(i, &result, reporter));
+                    keys[i] = step_key(&result);
+                    output_trees[i] = Some(result.output_tree());
                     self.release_dependents(i, &mut waiting, &mut ready);
                 }
             }
@@ -176,17 +237,25 @@ impl Executor {
             succeeded: count(StepStatus::Succeeded),
             failed: count(StepStatus::Failed),
             skipped: count(StepStatus::Skipped),
+            cached: keys.iter().flatten().filter(|k| k.cached).count(),
             duration_ms: millis(started.elapsed()),
         });
         RunSummary {
             status: run_status,
             steps: status,
+            keys,
         }
     }
 
     /// Reports the retries and the end of step `i`; returns its final status.
     fn report(&self, i: usize, result: &AttemptResult, reporter: &mut dyn Reporter) -> StepStatus {
         let step = &self.plan.steps[i];
+        for message in &result.warnings {
+            reporter.event(&Event::Warning {
+                step: Some(step.name.clone()),
+                message: message.clone(),
+            });
+        }
         for (attempt, message) in &result.retried {
             reporter.event(&Event::StepRetrying {
                 step: step.name.clone(),
@@ -267,6 +336,16 @@ impl Executor {
     }
 }
 
+/// The key record of a finished step, if its key was computed.
+fn step_key(result: &AttemptResult) -> Option<StepKey> {
+    Some(StepKey {
+        key: result.key?,
+        components: result.components.clone()?,
+        cached: result.cached,
+        succeeded: result.succeeded,
+    })
+}
+
 fn skipped_event(step: &str, reason: String) -> Event {
     Event::StepFinished {
         step: step.to_string(),
@@ -280,5 +359,6 @@ fn skipped_event(step: &str, reason: String) -> Event {
         outputs: Vec::new(),
         allowed_failure: false,
         stderr_tail: String::new(),
+        cached: false,
     }
 }

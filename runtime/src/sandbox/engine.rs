@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// The wasmtime release this engine is built on, recorded in every action key. A unit test
+/// checks it against `Cargo.lock`, so it cannot go stale.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// How often the epoch advances. A guest past its deadline is interrupted within about this long.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -105,5 +109,19 @@ impl Drop for EpochTicker {
             t.thread().unpark();
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn wasmtime_version_matches_the_lockfile() {
+        let lock = include_str!("../../../Cargo.lock");
+        let at = lock
+            .find("name = \"wasmtime\"\nversion = \"")
+            .expect("wasmtime in Cargo.lock");
+        let rest = &lock[at + "name = \"wasmtime\"\nversion = \"".len()..];
+        let version = &rest[..rest.find('"').unwrap()];
+        assert_eq!(super::WASMTIME_VERSION, version);
     }
 }

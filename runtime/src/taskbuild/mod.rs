@@ -129,6 +129,8 @@ pub struct BuiltTask {
     pub source_digest: String,
     /// `true` if the module was reused without running cargo.
     pub reused: bool,
+    /// The compiler that built it: the first line of `rustc -vV`.
+    pub toolchain: String,
 }
 
 impl TaskBuilder {
@@ -240,6 +242,7 @@ impl TaskBuilder {
                         module_digest: old.module_digest,
                         source_digest: old.source_digest,
                         reused: true,
+                        toolchain: toolchain_line(&rustc),
                     });
                 }
                 Err(reason) => {
@@ -265,6 +268,7 @@ impl TaskBuilder {
             write_atomic(&wasm, &bytes)?;
         }
         let source_digest = record::source_digest(name, BUILD_SCHEME, &rustc, &files);
+        let toolchain = toolchain_line(&rustc);
         let new_record = Record {
             version: record::RECORD_VERSION,
             name: name.to_owned(),
@@ -290,6 +294,7 @@ impl TaskBuilder {
             module_digest,
             source_digest,
             reused: false,
+            toolchain,
         })
     }
 
@@ -690,3 +695,13 @@ fn prune_old_modules(records_dir: &Path, name: &str, keep: &str) {
 
 #[cfg(test)]
 mod tests;
+
+/// The first line of `rustc -vV`: `rustc 1.95.0 (59807616e 2026-04-14)`.
+fn toolchain_line(rustc_vv: &str) -> String {
+    rustc_vv
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}

@@ -66,6 +66,9 @@ pub struct Workflow {
     /// Where step outputs are published, relative to `dir` (`defaults.out_dir`, by default
     /// [`DEFAULT_OUT_DIR`]).
     pub out_dir: PathBuf,
+    /// `defaults.cache_dir`: where the cache lives, relative to `dir` unless absolute.
+    /// `--cache-dir` and `HERMETIC_CACHE_DIR` take precedence.
+    pub cache_dir: Option<PathBuf>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
     /// The text that was parsed, so that later stages can show the offending line.
@@ -180,6 +183,7 @@ impl Workflow {
                     dir: dir_of(path_for_messages),
                     name: draft.name,
                     out_dir: PathBuf::from(draft.out_dir),
+                    cache_dir: draft.cache_dir.map(PathBuf::from),
                     steps: draft.steps.into_iter().map(|s| s.step).collect(),
                     source: text,
                 })

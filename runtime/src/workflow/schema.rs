@@ -16,7 +16,14 @@ use super::{Step, TaskRef};
 pub(crate) const TOP_KEYS: &[&str] = &["name", "defaults", "steps"];
 /// Keys of `defaults`.
 pub(crate) const DEFAULT_KEYS: &[&str] = &[
-    "timeout", "fuel", "memory", "retries", "priority", "env", "out_dir",
+    "timeout",
+    "fuel",
+    "memory",
+    "retries",
+    "priority",
+    "env",
+    "out_dir",
+    "cache_dir",
 ];
 /// Keys of a step (plus `name` when `steps` is a list).
 pub(crate) const STEP_KEYS: &[&str] = &[
@@ -71,6 +78,7 @@ pub(crate) struct Defaults {
     priority: Option<u8>,
     env: BTreeMap<String, String>,
     out_dir: Option<String>,
+    cache_dir: Option<String>,
 }
 
 /// A decoded step plus the locations that graph validation needs.
@@ -88,6 +96,8 @@ pub(crate) struct StepDraft {
 pub(crate) struct Draft {
     pub name: String,
     pub out_dir: String,
+    /// `defaults.cache_dir`, as written.
+    pub cache_dir: Option<String>,
     /// Steps in file order; a step whose name is repeated appears once.
     pub steps: Vec<StepDraft>,
 }
@@ -125,7 +135,7 @@ fn elsewhere_step(key: &str) -> Option<String> {
              when `steps` is a list"
                 .to_owned(),
         ),
-        "out_dir" => Some("`out_dir` can only be set under `defaults:`".to_owned()),
+        "out_dir" | "cache_dir" => Some(format!("`{key}` can only be set under `defaults:`")),
         "steps" | "defaults" => Some(format!("`{key}` belongs at the top level")),
         _ => None,
     }
@@ -144,6 +154,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
     let mut draft = Draft {
         name: String::new(),
         out_dir: DEFAULT_OUT_DIR.to_owned(),
+        cache_dir: None,
         steps: Vec::new(),
     };
     let pairs = match &root.value {
@@ -203,6 +214,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
         Some(entry) => decode_defaults(d, entry),
         None => Defaults::default(),
     };
+    draft.cache_dir.clone_from(&defaults.cache_dir);
     if let Some(out_dir) = &defaults.out_dir {
         draft.out_dir.clone_from(out_dir);
     }
@@ -243,6 +255,23 @@ fn decode_defaults(d: &mut Decoder<'_>, entry: &Entry<'_>) -> Defaults {
                     match paths::check_out_dir(&dir) {
                         Ok(()) => defaults.out_dir = Some(dir),
                         Err(p) => d.problem(e.value_span(), p),
+                    }
+                }
+            }
+            "cache_dir" => {
+                if let Some(dir) = d.string(&e, "a directory path") {
+                    if dir.is_empty() || dir.contains('\0') {
+                        let problem = paths::Problem {
+                            message: "`cache_dir` must be a non-empty path".to_owned(),
+                            help: Some(
+                                "a directory relative to the workflow file, or an absolute one; \
+                                 `--cache-dir` and HERMETIC_CACHE_DIR override it"
+                                    .to_owned(),
+                            ),
+                        };
+                        d.problem(e.value_span(), problem);
+                    } else {
+                        defaults.cache_dir = Some(dir);
                     }
                 }
             }

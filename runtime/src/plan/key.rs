@@ -1,0 +1,344 @@
+//! The action key: the one digest that names a step's result in the cache.
+//!
+//! A step is a pure function of its [`KeyComponents`]. Two runs with equal components give the
+//! same output bytes, because the sandbox leaves nothing else for a guest to observe. So the
+//! blake3 digest of the components names the result, and a cache hit is the same as a re-run.
+//!
+//! # Every input to the key
+//!
+//! | field             | what                                                    | why |
+//! |-------------------|---------------------------------------------------------|-----|
+//! | `format`          | [`KEY_FORMAT`], bumped when a key or a result changes meaning | old entries stop matching |
+//! | `wasmtime`        | the wasmtime version                                    | code generation and WASI behaviour |
+//! | `engine`          | the engine's compatibility hash (target, settings, NaN canonicalisation, relaxed SIMD) | float and SIMD results |
+//! | `module`          | blake3 of the `.wasm` bytes                             | the program |
+//! | `unknown_imports` | `reject` or `trap`                                      | whether a call to a missing import traps |
+//! | `args`            | argv, including `argv[0]` (the step name)               | the guest reads it |
+//! | `env`             | the declared environment, sorted                        | the guest reads it |
+//! | `inputs`          | Merkle root over the sorted `(relative path, blake3, size)` of the inputs | what `/in` holds |
+//! | `deps`            | each dependency's name and the Merkle root of its outputs | what `/deps/<name>` holds |
+//! | `outputs`         | the declared outputs                                    | what is published |
+//! | `clock_epoch_secs`| the fixed wall clock                                    | the guest reads the time |
+//! | `seed`            | the seed of the guest's randomness                      | the guest reads random bytes |
+//!
+//! Nothing else goes in: no absolute path, no host environment variable, no timestamp, no user
+//! or host name. Limits are not in the key either, because they do not change what a successful
+//! step produces; instead a hit is served only if the recorded fuel and peak memory fit within
+//! the step's current limits, because a re-run under a tighter limit would fail.
+//!
+//! The digest is blake3 over a domain-separation prefix and the canonical JSON of the
+//! components (fields in declaration order, maps sorted), with the per-file input list left out
+//! because its Merkle root stands for it. The list is kept beside the key so that
+//! `hermetic why` can name the file that changed.
+
+use std::collections::BTreeMap;
+
+use hermetic_cache::{Digest, FileEntry};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the meaning of an action key or of a cached result changes.
+pub const KEY_FORMAT: u32 = 1;
+
+/// Everything a step's result depends on; see the [module docs](self) for each field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyComponents {
+    pub format: u32,
+    pub wasmtime: String,
+    pub engine: String,
+    pub module: Digest,
+    pub unknown_imports: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub inputs: Digest,
+    pub deps: BTreeMap<String, Digest>,
+    pub outputs: Vec<String>,
+    pub clock_epoch_secs: u64,
+    pub seed: Digest,
+    /// The input files behind `inputs`, sorted by path. Not hashed: `inputs` stands for them.
+    pub input_files: Vec<FileEntry>,
+}
+
+/// The fields that are hashed, borrowed from [`KeyComponents`].
+#[derive(Serialize)]
+struct Hashed<'a> {
+    format: u32,
+    wasmtime: &'a str,
+    engine: &'a str,
+    module: &'a Digest,
+    unknown_imports: &'a str,
+    args: &'a [String],
+    env: &'a BTreeMap<String, String>,
+    inputs: &'a Digest,
+    deps: &'a BTreeMap<String, Digest>,
+    outputs: &'a [String],
+    clock_epoch_secs: u64,
+    seed: &'a Digest,
+}
+
+impl KeyComponents {
+    /// The action key.
+    pub fn key(&self) -> Digest {
+        let hashed = Hashed {
+            format: self.format,
+            wasmtime: &self.wasmtime,
+            engine: &self.engine,
+            module: &self.module,
+            unknown_imports: &self.unknown_imports,
+            args: &self.args,
+            env: &self.env,
+            inputs: &self.inputs,
+            deps: &self.deps,
+            outputs: &self.outputs,
+            clock_epoch_secs: self.clock_epoch_secs,
+            seed: &self.seed,
+        };
+        let json = serde_json::to_vec(&hashed).expect("key components serialize");
+        let mut h = blake3::Hasher::new();
+        h.update(b"hermetic action key\0");
+        h.update(&json);
+        Digest::from_hasher(h)
+    }
+
+    /// Each difference from `old`, as a sentence naming exactly what changed, for
+    /// `hermetic why`. Empty when the keys are equal.
+    pub fn changes_since(&self, old: &KeyComponents) -> Vec<String> {
+        let mut out = Vec::new();
+        fn field(out: &mut Vec<String>, name: &str, changed: bool, what: String) {
+            if changed {
+                out.push(format!("{name}: {what}"));
+            }
+        }
+        field(
+            &mut out,
+            "cache format",
+            self.format != old.format,
+            format!("{} → {}", old.format, self.format),
+        );
+        field(
+            &mut out,
+            "wasmtime",
+            self.wasmtime != old.wasmtime,
+            format!("{} → {}", old.wasmtime, self.wasmtime),
+        );
+        field(
+            &mut out,
+            "engine settings",
+            self.engine != old.engine,
+            format!("{} → {}", old.engine, self.engine),
+        );
+        field(
+            &mut out,
+            "module",
+            self.module != old.module,
+            format!("{} → {}", old.module.short(), self.module.short()),
+        );
+        field(
+            &mut out,
+            "unknown imports",
+            self.unknown_imports != old.unknown_imports,
+            format!("{} → {}", old.unknown_imports, self.unknown_imports),
+        );
+        if self.args != old.args {
+            out.extend(list_changes("argument", &old.args, &self.args));
+        }
+        out.extend(map_changes("env var", &old.env, &self.env, |v| {
+            format!("`{v}`")
+        }));
+        if self.inputs != old.inputs {
+            let changes = hermetic_cache::diff_trees(&old.input_files, &self.input_files);
+            if changes.is_empty() {
+                out.push("inputs: changed".into());
+            }
+            for c in changes {
+                out.push(match c {
+                    hermetic_cache::TreeChange::Added(p) => format!("input `{p}`: added"),
+                    hermetic_cache::TreeChange::Removed(p) => format!("input `{p}`: removed"),
+                    hermetic_cache::TreeChange::Modified(p) => format!("input `{p}`: modified"),
+                });
+            }
+        }
+        out.extend(map_changes(
+            "output of dependency",
+            &old.deps,
+            &self.deps,
+            |d| d.short(),
+        ));
+        if self.outputs != old.outputs {
+            out.push(format!(
+                "declared outputs: {:?} → {:?}",
+                old.outputs, self.outputs
+            ));
+        }
+        field(
+            &mut out,
+            "clock",
+            self.clock_epoch_secs != old.clock_epoch_secs,
+            format!("{} → {}", old.clock_epoch_secs, self.clock_epoch_secs),
+        );
+        field(
+            &mut out,
+            "random seed",
+            self.seed != old.seed,
+            format!("{} → {}", old.seed.short(), self.seed.short()),
+        );
+        out
+    }
+}
+
+/// The changes between two argument lists, by position.
+fn list_changes(what: &str, old: &[String], new: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..old.len().max(new.len()) {
+        match (old.get(i), new.get(i)) {
+            (Some(a), Some(b)) if a != b => {
+                out.push(format!("{what} {i}: `{a}` → `{b}`"));
+            }
+            (Some(a), None) => out.push(format!("{what} {i}: `{a}` removed")),
+            (None, Some(b)) => out.push(format!("{what} {i}: `{b}` added")),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The changes between two maps, by key.
+fn map_changes<V: PartialEq>(
+    what: &str,
+    old: &BTreeMap<String, V>,
+    new: &BTreeMap<String, V>,
+    show: impl Fn(&V) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in new {
+        match old.get(k) {
+            None => out.push(format!("{what} `{k}`: added ({})", show(v))),
+            Some(o) if o != v => {
+                out.push(format!("{what} `{k}`: {} → {}", show(o), show(v)));
+            }
+            _ => {}
+        }
+    }
+    for (k, o) in old {
+        if !new.contains_key(k) {
+            out.push(format!("{what} `{k}`: removed (was {})", show(o)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn components() -> KeyComponents {
+        let files = vec![FileEntry {
+            path: "src/a.txt".into(),
+            digest: Digest::of(b"a"),
+            size: 1,
+        }];
+        KeyComponents {
+            format: KEY_FORMAT,
+            wasmtime: "48.0.8".into(),
+            engine: "e".into(),
+            module: Digest::of(b"module"),
+            unknown_imports: "reject".into(),
+            args: vec!["step".into(), "x".into()],
+            env: BTreeMap::from([("K".into(), "v".into())]),
+            inputs: hermetic_cache::tree_digest(&files),
+            deps: BTreeMap::from([("dep".into(), Digest::of(b"out"))]),
+            outputs: vec!["o.txt".into()],
+            clock_epoch_secs: 1,
+            seed: Digest::of(b"seed"),
+            input_files: files,
+        }
+    }
+
+    #[test]
+    fn every_hashed_field_changes_the_key() {
+        let base = components();
+        let k = base.key();
+        let mut variants: Vec<KeyComponents> = Vec::new();
+        let mut v = base.clone();
+        v.format += 1;
+        variants.push(v);
+        let mut v = base.clone();
+        v.wasmtime = "49".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.engine = "f".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.module = Digest::of(b"other");
+        variants.push(v);
+        let mut v = base.clone();
+        v.unknown_imports = "trap".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.args.push("y".into());
+        variants.push(v);
+        let mut v = base.clone();
+        v.env.insert("L".into(), "w".into());
+        variants.push(v);
+        let mut v = base.clone();
+        v.inputs = Digest::of(b"i");
+        variants.push(v);
+        let mut v = base.clone();
+        v.deps.insert("dep".into(), Digest::of(b"other"));
+        variants.push(v);
+        let mut v = base.clone();
+        v.outputs.push("p".into());
+        variants.push(v);
+        let mut v = base.clone();
+        v.clock_epoch_secs = 2;
+        variants.push(v);
+        let mut v = base.clone();
+        v.seed = Digest::of(b"s");
+        variants.push(v);
+        for v in &variants {
+            assert_ne!(v.key(), k, "{v:?}");
+        }
+        // The file list is not hashed: its Merkle root is.
+        let mut v = base.clone();
+        v.input_files.clear();
+        assert_eq!(v.key(), k);
+    }
+
+    #[test]
+    fn the_key_is_stable() {
+        // A change to this value means every cached result is invalidated: bump KEY_FORMAT.
+        assert_eq!(components().key(), components().key());
+        let key = components().key().to_string();
+        assert_eq!(key.len(), 64);
+    }
+
+    #[test]
+    fn changes_name_exactly_what_changed() {
+        let old = components();
+        let mut new = old.clone();
+        new.args[1] = "z".into();
+        new.env.insert("K".into(), "w".into());
+        new.input_files[0].digest = Digest::of(b"b");
+        new.input_files.push(FileEntry {
+            path: "src/b.txt".into(),
+            digest: Digest::of(b"b"),
+            size: 1,
+        });
+        new.inputs = hermetic_cache::tree_digest(&new.input_files);
+        new.deps.insert("dep".into(), Digest::of(b"out2"));
+        assert_eq!(
+            new.changes_since(&old),
+            vec![
+                "argument 1: `x` → `z`".to_string(),
+                "env var `K`: `v` → `w`".into(),
+                "input `src/a.txt`: modified".into(),
+                "input `src/b.txt`: added".into(),
+                format!(
+                    "output of dependency `dep`: {} → {}",
+                    Digest::of(b"out").short(),
+                    Digest::of(b"out2").short()
+                ),
+            ]
+        );
+        assert!(old.changes_since(&old).is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! A step through the cache: look its action key up, restore a hit without instantiating the
+//! module, and store a fresh success.
+//!
+//! A hit is served only when everything checks out: the entry and every blob it names verify
+//! against their blake3 digests, the archive unpacks within its limits to exactly the files the
+//! entry lists, and the recorded fuel and peak memory fit within the step's current limits
+//! (a re-run under a tighter limit would fail, so serving the success would be wrong). Anything
+//! else is a miss and the step runs. A cache that cannot be read or written never fails a step:
+//! the problem is reported as a warning and the run goes on.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
+use hermetic_cache::{ActionEntry, Digest, FileEntry, Store, hash_file, tree_digest};
+use tokio::runtime::Handle;
+use walkdir::WalkDir;
+
+use super::attempt::{AttemptResult, run_with_retries, save_log};
+use super::scratch::ScratchPool;
+use crate::events::Event;
+use crate::outputs::publish_staged;
+use crate::plan::{Plan, PlannedStep};
+use crate::sandbox::Sandbox;
+
+/// How a run uses the cache.
+#[derive(Debug, Clone)]
+pub struct CacheUse {
+    /// The store: the local cache, possibly in front of a remote one.
+    pub store: Arc<dyn Store>,
+    /// Serve hits. Off for `hermetic verify`, which must re-run.
+    pub read: bool,
+    /// Store successes.
+    pub write: bool,
+}
+
+/// What the executor needs to run one step.
+#[derive(Debug)]
+pub(crate) struct StepContext {
+    pub plan: Arc<Plan>,
+    pub sandbox: Arc<Sandbox>,
+    pub scratch: Arc<ScratchPool>,
+    pub cache: Option<CacheUse>,
+    /// The engine digest, computed once per run for the keys.
+    pub engine: String,
+    /// Events from inside a step, forwarded to the reporter by the executor.
+    pub events: tokio::sync::mpsc::UnboundedSender<Event>,
+}
+
+/// Runs step `i` through the cache. `deps` maps each dependency's name to the Merkle root of
+/// its outputs.
+pub(crate) async fn run_step(
+    ctx: &StepContext,
+    i: usize,
+    deps: BTreeMap<String, Digest>,
+) -> AttemptResult {
+    let step = &ctx.plan.steps[i];
+    let components = ctx.plan.key_components(step, &ctx.engine, deps);
+    let key = components.key();
+    let mut warnings = Vec::new();
+
+    if let Some(cache) = ctx.cache.as_ref().filter(|c| c.read) {
+        let (store, plan) = (cache.store.clone(), ctx.plan.clone());
+        let restored = tokio::task::spawn_blocking(move || {
+            let step = &plan.steps[i];
+            lookup_and_restore(&*store, &plan, step, &key)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("restoring from the cache panicked: {e}")));
+        match restored {
+            Ok(Some(mut hit)) => {
+                hit.key = Some(key);
+                hit.components = Some(components);
+                return hit;
+            }
+            Ok(None) => {}
+            Err(warning) => warnings.push(warning),
+        }
+    }
+
+    // The receiver lives as long as the run; a send can only fail once it is over.
+    let _ = ctx.events.send(Event::StepStarted {
+        step: step.name.clone(),
+        attempt: 1,
+    });
+    let mut result = run_with_retries(&ctx.plan, &ctx.sandbox, &ctx.scratch, i).await;
+    if result.succeeded
+        && let Some(cache) = ctx
+            .cache
+            .as_ref()
+            .filter(|c| c.write && !c.store.is_read_only())
+    {
+        let (store, plan) = (cache.store.clone(), ctx.plan.clone());
+        let (stdout, stderr) = (
+            std::mem::take(&mut result.stdout),
+            std::mem::take(&mut result.stderr),
+        );
+        let (files, fuel, memory, exit, ms) = (
+            result.output_files.clone(),
+            result.fuel_used,
+            result.peak_memory,
+            result.exit_code.unwrap_or(0),
+            result.duration.as_millis() as u64,
+        );
+        let saved = tokio::task::spawn_blocking(move || {
+            let step = &plan.steps[i];
+            let published = published_dir(&plan, step);
+            let entry = Saved {
+                files,
+                stdout,
+                stderr,
+                fuel_used: fuel,
+                peak_memory: memory,
+                exit_code: exit,
+                duration_ms: ms,
+            };
+            save(&*store, &published, &plan.empty_dir(), &key, entry)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("storing in the cache panicked: {e}")));
+        if let Err(w) = saved {
+            warnings.push(w);
+        }
+    }
+    result.key = Some(key);
+    result.components = Some(components);
+    result.warnings.extend(warnings);
+    result
+}
+
+/// Where a step's outputs are published.
+fn published_dir(plan: &Plan, step: &PlannedStep) -> PathBuf {
+    plan.out_root.join(&step.name)
+}
+
+/// Looks `key` up and, on a hit, puts the outputs and logs in place. `Ok(None)` is a miss;
+/// `Err` is a miss with a warning (the store could not answer).
+fn lookup_and_restore(
+    store: &dyn Store,
+    plan: &Plan,
+    step: &PlannedStep,
+    key: &Digest,
+) -> Result<Option<AttemptResult>, String> {
+    let handle = Handle::current();
+    let entry = match handle.block_on(store.get_action(key)) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("cache lookup failed: {e}")),
+    };
+    if entry.fuel_used > step.limits.fuel || entry.peak_memory > step.limits.memory {
+        tracing::info!(step = %step.name, "cached result exceeds the step's current limits; re-running");
+        return Ok(None);
+    }
+    if tree_digest(&entry.output_files) != entry.output_tree {
+        return Ok(None);
+    }
+    let published = published_dir(plan, step);
+    if !matches_on_disk(&published, &entry.output_files) {
+        let Some(archive) = fetch(store, &handle, &entry.outputs_archive)? else {
+            return Ok(None);
+        };
+        let staging = plan
+            .out_root
+            .join(format!(".restore-{}-{}", step.name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&plan.out_root)
+            .map_err(|e| format!("cannot create `{}`: {e}", plan.out_root.display()))?;
+        let limits = ArchiveLimits {
+            max_bytes: step.limits.output,
+            ..ArchiveLimits::default()
+        };
+        match unpack(&archive, &staging, &limits) {
+            Ok(files) if files == entry.output_files => {}
+            Ok(_) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                tracing::warn!(step = %step.name, "cached archive does not match its entry; re-running");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::warn!(step = %step.name, "cached archive rejected: {e}; re-running");
+                return Ok(None);
+            }
+        }
+        if let Err(e) = publish_staged(&staging, &plan.out_root, &step.name) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(format!(
+                "cannot restore the outputs of `{}`: {e}",
+                step.name
+            ));
+        }
+    }
+    let logs = plan.state_dir.join("logs").join(&step.name);
+    for (name, digest) in [("stdout", entry.stdout), ("stderr", entry.stderr)] {
+        let bytes = if digest == Digest::of(b"") {
+            Vec::new()
+        } else {
+            match fetch(store, &handle, &digest)? {
+                Some(b) => b,
+                None => return Ok(None),
+            }
+        };
+        save_log(&logs, name, &bytes)?;
+    }
+    Ok(Some(AttemptResult::cached(&entry)))
+}
+
+/// A verified blob, `None` when the store lacks it.
+fn fetch(store: &dyn Store, handle: &Handle, digest: &Digest) -> Result<Option<Vec<u8>>, String> {
+    handle
+        .block_on(store.get_blob(digest))
+        .map_err(|e| format!("cache read failed: {e}"))
+}
+
+/// Whether `dir` holds exactly `files` (no more, no fewer, same content), so a hit need not
+/// rewrite them. Symlinks or unreadable entries mean no.
+fn matches_on_disk(dir: &Path, files: &[FileEntry]) -> bool {
+    if std::fs::symlink_metadata(dir).is_err() {
+        return files.is_empty();
+    }
+    let mut found = 0;
+    for entry in WalkDir::new(dir).follow_links(false).min_depth(1) {
+        let Ok(entry) = entry else { return false };
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if !ft.is_file() {
+            return false;
+        }
+        let Ok(rel) = entry.path().strip_prefix(dir) else {
+            return false;
+        };
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        let Ok(i) = files.binary_search_by(|f| f.path.as_str().cmp(&rel)) else {
+            return false;
+        };
+        match hash_file(entry.path()) {
+            Ok((digest, size)) if digest == files[i].digest && size == files[i].size => found += 1,
+            _ => return false,
+        }
+    }
+    found == files.len()
+}
+
+/// What a fresh success leaves for the cache.
+struct Saved {
+    files: Vec<FileEntry>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    fuel_used: u64,
+    peak_memory: u64,
+    exit_code: i32,
+    duration_ms: u64,
+}
+
+/// Packs the published outputs and stores them under `key`: the blobs first, then the entry
+/// that names them, so no reader ever finds an entry whose blobs were not yet written.
+fn save(
+    store: &dyn Store,
+    published: &Path,
+    empty: &Path,
+    key: &Digest,
+    saved: Saved,
+) -> Result<(), String> {
+    let handle = Handle::current();
+    let root = if std::fs::symlink_metadata(published).is_ok() {
+        published
+    } else {
+        empty
+    };
+    let (archive, files) =
+        pack_dir(root).map_err(|e| format!("cannot archive `{}`: {e}", root.display()))?;
+    if files != saved.files {
+        // Something changed the published files since they were collected. Store nothing
+        // rather than pair this key with outputs the step did not produce.
+        return Err(format!(
+            "`{}` changed while it was being cached; not cached",
+            published.display()
+        ));
+    }
+    let entry = ActionEntry {
+        outputs_archive: Digest::of(&archive),
+        output_tree: tree_digest(&files),
+        output_files: files,
+        stdout: Digest::of(&saved.stdout),
+        stderr: Digest::of(&saved.stderr),
+        exit_code: saved.exit_code,
+        fuel_used: saved.fuel_used,
+        peak_memory: saved.peak_memory,
+        duration_ms: saved.duration_ms,
+    };
+    let put = |bytes: &[u8], digest: &Digest| {
+        handle
+            .block_on(store.put_blob(digest, bytes))
+            .map_err(|e| format!("cache write failed: {e}"))
+    };
+    put(&archive, &entry.outputs_archive)?;
+    put(&saved.stdout, &entry.stdout)?;
+    put(&saved.stderr, &entry.stderr)?;
+    handle
+        .block_on(store.put_action(key, &entry))
+        .map_err(|e| format!("cache write failed: {e}"))
+}
