@@ -270,7 +270,7 @@ impl Bench {
             "--cache-steps must be at least 2, --make-steps and --cache-jobs at least 1"
         );
         let make = crate::artifacts::on_path("make").map(|m| (m, work.join("make")));
-        let mut bench = Self {
+        let bench = Self {
             hermetic: hermetic.to_path_buf(),
             work: work.to_path_buf(),
             steps: args.cache_steps,

@@ -335,3 +335,26 @@ fn verify_reruns_and_finds_the_outputs_reproducible() {
         expect(&[("a", true), ("b", true), ("list", true)])
     );
 }
+
+#[test]
+fn a_hit_leaves_matching_outputs_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let first = project().args(["run"]).expect_status(0).run();
+    let path = first.join(".hermetic/out/a/a/one.txt");
+    let before = std::fs::metadata(&path).unwrap();
+    let second = first.again().args(["run", "--json"]).expect_status(0).run();
+    assert_eq!(
+        cached_by_step(&second),
+        expect(&[("a", true), ("b", true), ("list", true)])
+    );
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (after.ino(), after.mtime(), after.mtime_nsec()),
+        (before.ino(), before.mtime(), before.mtime_nsec()),
+        "the output was rewritten"
+    );
+    // A damaged output is restored, though.
+    std::fs::write(&path, "tampered\n").unwrap();
+    first.again().args(["run"]).expect_status(0).run();
+    assert_eq!(first.read(".hermetic/out/a/a/one.txt"), "one\n");
+}

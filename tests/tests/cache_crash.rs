@@ -107,24 +107,35 @@ fn sigkill_while_writing_the_cache_never_leaves_a_corrupt_entry() {
     let project = t.path().to_path_buf();
     let cache = t.cache_dir();
 
-    // How long a cold run takes, to spread the kills over it.
+    // How long a run with new inputs takes once the module is compiled, to spread the kills
+    // over it.
     write_inputs(&project, 1000);
+    run_ok(&project, &cache, &["run", "--jobs", "2"], "the warm-up run");
+    write_inputs(&project, 1001);
     let started = Instant::now();
     run_ok(&project, &cache, &["run", "--jobs", "2"], "the timing run");
     let cold = started.elapsed();
 
+    // Kill until 100 kills have landed while a run was going (a kill can come after a run
+    // that was fast to finish), with a bound so a broken timing cannot loop forever.
     const KILLS: u64 = 100;
     let mut killed_mid_run = 0;
-    for i in 0..KILLS {
-        // Seven variants of the inputs: some runs write new entries, others hit entries that
-        // an earlier killed run may have been writing.
-        write_inputs(&project, i % 7);
+    let mut i = 0;
+    while killed_mid_run < KILLS {
+        assert!(
+            i < 4 * KILLS,
+            "only {killed_mid_run} of {i} kills landed before the run finished"
+        );
+        // Mostly new inputs, so the killed run is writing entries; every third run reuses one
+        // of seven variants, to hit entries that an earlier killed run may have been writing.
+        let variant = if i % 3 == 0 { i % 7 } else { 10_000 + i };
+        write_inputs(&project, variant);
         let child = hermetic(&project, &cache, &["run", "--jobs", "2"])
             .spawn()
             .unwrap();
-        // Spread over [0, 1.2 × cold) with a stride that visits the range in a scattered order.
+        // Spread over [0, cold) with a stride that visits the range in a scattered order.
         let frac = ((i * 37) % KILLS) as f64 / KILLS as f64;
-        std::thread::sleep(cold.mul_f64(frac * 1.2));
+        std::thread::sleep(cold.mul_f64(frac));
         let pid = child.id();
         // SIGKILL: no handler runs, nothing is cleaned up.
         sigkill(pid);
@@ -151,11 +162,8 @@ fn sigkill_while_writing_the_cache_never_leaves_a_corrupt_entry() {
             &format!("the run after kill {i}"),
         );
         check_outputs(&project);
+        i += 1;
     }
-    assert!(
-        killed_mid_run >= KILLS / 2,
-        "only {killed_mid_run} of {KILLS} kills landed before the run finished"
-    );
     // No temporaries of the killed processes survive the later runs.
     let tmp = cache.join("store").join("tmp");
     let leftovers: Vec<PathBuf> = std::fs::read_dir(&tmp)

@@ -151,10 +151,10 @@ fn json_events() {
         [
             r#"{"event":"run_started","jobs":1,"steps":2,"workflow":"demo"}"#,
             r#"{"attempt":1,"event":"step_started","step":"copy"}"#,
-            r#"{"attempts":1,"duration_ms":"[ELAPSED]","event":"step_finished","exit_code":0,"fuel_used":"[FUEL]","outcome":"success","outputs":["src/a.txt","src/nested/b.txt"],"status":"succeeded","step":"copy"}"#,
+            r#"{"attempts":1,"cached":false,"duration_ms":"[ELAPSED]","event":"step_finished","exit_code":0,"fuel_used":"[FUEL]","outcome":"success","outputs":["src/a.txt","src/nested/b.txt"],"status":"succeeded","step":"copy"}"#,
             r#"{"attempt":1,"event":"step_started","step":"list"}"#,
-            r#"{"attempts":1,"duration_ms":"[ELAPSED]","event":"step_finished","exit_code":0,"fuel_used":"[FUEL]","outcome":"success","outputs":[],"status":"succeeded","step":"list"}"#,
-            r#"{"duration_ms":"[ELAPSED]","event":"run_finished","failed":0,"skipped":0,"status":"succeeded","succeeded":2}"#,
+            r#"{"attempts":1,"cached":false,"duration_ms":"[ELAPSED]","event":"step_finished","exit_code":0,"fuel_used":"[FUEL]","outcome":"success","outputs":[],"status":"succeeded","step":"list"}"#,
+            r#"{"cached":0,"duration_ms":"[ELAPSED]","event":"run_finished","failed":0,"skipped":0,"status":"succeeded","succeeded":2}"#,
         ]
     );
 }

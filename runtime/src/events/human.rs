@@ -172,11 +172,15 @@ impl Reporter for HumanReporter {
                     RunStatus::Failed => "Failed",
                     RunStatus::Interrupted => "Interrupted",
                 };
+                let cached = if *cached > 0 {
+                    format!(" ({cached} cached)")
+                } else {
+                    String::new()
+                };
                 self.line(
                     verb,
                     &format!(
-                        "{succeeded} succeeded ({cached} cached), {failed} failed, {skipped} \
-                         skipped in {}",
+                        "{succeeded} succeeded{cached}, {failed} failed, {skipped} skipped in {}",
                         format_ms(*duration_ms)
                     ),
                 );

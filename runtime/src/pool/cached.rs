@@ -166,20 +166,24 @@ fn lookup_and_restore(
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&plan.out_root)
             .map_err(|e| format!("cannot create `{}`: {e}", plan.out_root.display()))?;
-        let limits = ArchiveLimits {
-            max_bytes: step.limits.output,
-            ..ArchiveLimits::default()
-        };
-        match unpack(&archive, &staging, &limits) {
+        match unpack(
+            &archive,
+            &staging,
+            &restore_limits(&entry, step.limits.output),
+        ) {
             Ok(files) if files == entry.output_files => {}
             Ok(_) => {
                 let _ = std::fs::remove_dir_all(&staging);
-                tracing::warn!(step = %step.name, "cached archive does not match its entry; re-running");
-                return Ok(None);
+                return Err(format!(
+                    "cached outputs (archive {}) do not match their entry; re-running",
+                    entry.outputs_archive.short()
+                ));
             }
             Err(e) => {
-                tracing::warn!(step = %step.name, "cached archive rejected: {e}; re-running");
-                return Ok(None);
+                return Err(format!(
+                    "cached outputs (archive {}) rejected: {e}; re-running",
+                    entry.outputs_archive.short()
+                ));
             }
         }
         if let Err(e) = publish_staged(&staging, &plan.out_root, &step.name) {
@@ -203,6 +207,31 @@ fn lookup_and_restore(
         save_log(&logs, name, &bytes)?;
     }
     Ok(Some(AttemptResult::cached(&entry)))
+}
+
+/// How much an archive may unpack to: what its (verified) entry says it holds, plus the tar
+/// framing, never more than the step's output limit. A zstd or tar bomb stops at once instead
+/// of at the generic limits.
+fn restore_limits(entry: &ActionEntry, output_limit: u64) -> ArchiveLimits {
+    let content: u64 = entry.output_files.iter().map(|f| f.size).sum();
+    // At most one directory entry per path component, plus the files themselves.
+    let entries: u64 = entry
+        .output_files
+        .iter()
+        .map(|f| f.path.split('/').count() as u64)
+        .sum();
+    // Each entry: a header, a possible long-name record (header + name), padding to 512.
+    let framing = (entries + 2) * 3 * 512
+        + entry
+            .output_files
+            .iter()
+            .map(|f| f.path.len() as u64)
+            .sum::<u64>()
+        + 10_240;
+    ArchiveLimits {
+        max_bytes: (content + framing).min(output_limit.max(framing)),
+        max_entries: entries.max(1),
+    }
 }
 
 /// A verified blob, `None` when the store lacks it.
