@@ -78,6 +78,19 @@ pub fn mb_per_sec(rate: f64) -> String {
     }
 }
 
+/// Formats a count with thousands separators, e.g. `1,000`.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Formats a byte count.
 pub fn bytes(n: u64) -> String {
     if n >= 10 << 20 {

@@ -66,9 +66,18 @@ fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
         succeeded: key.succeeded,
         components: key.components.clone(),
     };
+    let existing = load(state_dir, step);
+    // A hit with the same key as last time changes nothing `why` would say: skip the write,
+    // which is most of a fully cached run's filesystem work.
+    if run.cached
+        && let Some(old) = &existing
+        && old.last == run
+    {
+        return Ok(());
+    }
     let history = KeyHistory {
         version: RECORD_VERSION,
-        before: load(state_dir, step).map(|h| h.last),
+        before: existing.map(|h| h.last),
         last: run,
     };
     let path = path(state_dir, step);
