@@ -358,3 +358,46 @@ fn a_hit_leaves_matching_outputs_untouched() {
     first.again().args(["run"]).expect_status(0).run();
     assert_eq!(first.read(".hermetic/out/a/a/one.txt"), "one\n");
 }
+
+#[test]
+fn cache_gc_removes_results_by_age_and_the_next_run_rebuilds() {
+    let first = project().args(["run"]).expect_status(0).run();
+    // Nothing is older than a day: nothing goes.
+    first
+        .again()
+        .args(["cache", "gc", "--max-age", "1d"])
+        .expect_status(0)
+        .run();
+    let kept = first.again().args(["run", "--json"]).expect_status(0).run();
+    assert_eq!(
+        cached_by_step(&kept),
+        expect(&[("a", true), ("b", true), ("list", true)])
+    );
+    // Everything is older than zero seconds.
+    first
+        .again()
+        .args(["cache", "gc", "--max-age", "0s"])
+        .expect_status(0)
+        .run();
+    let stats = first
+        .again()
+        .args(["cache", "stats"])
+        .expect_status(0)
+        .run();
+    assert!(
+        stats.stdout.contains("entries:     0\n"),
+        "{}",
+        stats.stdout
+    );
+    let rebuilt = first.again().args(["run", "--json"]).expect_status(0).run();
+    assert_eq!(
+        cached_by_step(&rebuilt),
+        expect(&[("a", false), ("b", false), ("list", false)])
+    );
+    first
+        .again()
+        .args(["cache", "gc", "--max-age", "soon"])
+        .expect_status(2)
+        .expect_stderr_contains("`soon` is not an age; write a whole number and a unit, e.g. `30d`")
+        .run();
+}
