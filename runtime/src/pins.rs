@@ -18,7 +18,7 @@ use crate::plan::Plan;
 use crate::workflow::TaskRef;
 
 /// How digests are written in the lockfile.
-fn pin(digest: &str) -> String {
+fn pin(digest: impl std::fmt::Display) -> String {
     format!("blake3:{digest}")
 }
 
@@ -44,7 +44,7 @@ pub fn lockfile(plan: &Plan, engine: &str) -> Lockfile {
                 if modules.insert(path.clone()) {
                     lock.modules.push(ModulePin {
                         path: path.clone(),
-                        digest: pin(&step.program.digest),
+                        digest: pin(step.program.digest),
                     });
                 }
                 path
@@ -61,20 +61,20 @@ pub fn lockfile(plan: &Plan, engine: &str) -> Lockfile {
         lock.steps.push(StepPin {
             name: step.name.clone(),
             task,
-            module: pin(&step.program.digest),
+            module: pin(step.program.digest),
             args: def.args.clone(),
             env: def.env.clone(),
             inputs: step
                 .input_files
                 .iter()
-                .map(|f| (f.path.clone(), pin(&f.digest.to_string())))
+                .map(|f| (f.path.clone(), pin(f.digest)))
                 .collect(),
             depends_on: step
                 .deps
                 .iter()
                 .map(|&d| plan.steps[d].name.clone())
                 .collect(),
-            key: pin(&key.to_string()),
+            key: pin(key),
         });
     }
     lock.normalize();

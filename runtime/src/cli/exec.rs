@@ -96,7 +96,8 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
     argv.extend(args.args.iter().cloned());
     let seed = *blake3::Hasher::new()
         .update(b"hermetic exec seed v1\0")
-        .update(program.digest.as_bytes())
+        // The hex form, as it always was: the seed, and so the guest's randomness, is unchanged.
+        .update(program.digest.to_hex().as_bytes())
         .finalize()
         .as_bytes();
     let invocation = Invocation {

@@ -4,6 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use hermetic_cache::FileEntry;
 use walkdir::WalkDir;
 
 use super::fsx::{PathContext, PathError, copy_file_hashed, create_dir_all, remove_all};
@@ -27,17 +28,6 @@ pub enum OutputError {
     Io(#[from] PathError),
 }
 
-/// One published file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    /// Path relative to the step's output directory, with `/` separators.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// blake3 of the content, lowercase hex.
-    pub digest: String,
-}
-
 /// Copies the `declared` outputs out of `out_dir` into `publish_root/<step>/`, replacing what
 /// was there. The new directory is assembled beside the old one and renamed into place, so the
 /// published directory is always complete: the old outputs or the new ones, never a mixture.
@@ -46,7 +36,7 @@ pub fn collect_and_publish(
     declared: &[String],
     publish_root: &Path,
     step: &str,
-) -> Result<Vec<OutputFile>, OutputError> {
+) -> Result<Vec<FileEntry>, OutputError> {
     if declared.is_empty() {
         // Nothing to publish; drop what an earlier run published under this name.
         remove_all(&publish_root.join(step))?;
@@ -90,7 +80,7 @@ fn collect_one(
     out_dir: &Path,
     output: &str,
     staging: &Path,
-    files: &mut Vec<OutputFile>,
+    files: &mut Vec<FileEntry>,
 ) -> Result<(), OutputError> {
     // Walk the declared path one component at a time, so that a symlinked directory on the way
     // (`/out/a -> /etc`, declared output `a/passwd`) is caught before anything is opened.
@@ -157,7 +147,7 @@ fn collect_one(
     Ok(())
 }
 
-fn copy_out(from: &Path, staging: &Path, rel: &Path) -> Result<OutputFile, OutputError> {
+fn copy_out(from: &Path, staging: &Path, rel: &Path) -> Result<FileEntry, OutputError> {
     let to = staging.join(rel);
     if let Some(parent) = to.parent() {
         create_dir_all(parent)?;
@@ -167,7 +157,7 @@ fn copy_out(from: &Path, staging: &Path, rel: &Path) -> Result<OutputFile, Outpu
         fs::remove_file(&to).at("cannot replace", &to)?;
     }
     let (size, digest) = copy_file_hashed(from, &to)?;
-    Ok(OutputFile {
+    Ok(FileEntry {
         path: slash(rel),
         size,
         digest,

@@ -49,8 +49,11 @@ pub fn copy_file_nofollow(from: &Path, to: &Path) -> Result<u64, PathError> {
     io::copy(&mut src, &mut dst).at("cannot copy", from)
 }
 
-/// Like [`copy_file_nofollow`], also returning the blake3 digest (lowercase hex) of the bytes.
-pub fn copy_file_hashed(from: &Path, to: &Path) -> Result<(u64, String), PathError> {
+/// Like [`copy_file_nofollow`], also returning the blake3 digest of the bytes.
+pub fn copy_file_hashed(
+    from: &Path,
+    to: &Path,
+) -> Result<(u64, hermetic_cache::Digest), PathError> {
     use std::io::{Read, Write};
     let (mut src, mut dst) = open_copy_pair(from, to)?;
     let mut hasher = blake3::Hasher::new();
@@ -65,7 +68,7 @@ pub fn copy_file_hashed(from: &Path, to: &Path) -> Result<(u64, String), PathErr
         dst.write_all(&buf[..n]).at("cannot write", to)?;
         total += n as u64;
     }
-    Ok((total, hasher.finalize().to_hex().to_string()))
+    Ok((total, hermetic_cache::Digest::from_hasher(hasher)))
 }
 
 /// Opens `from` for reading and creates `to` (which must not exist), following no symlink at

@@ -38,7 +38,7 @@ pub fn stage_files(
         }
         let (size, digest) = copy_file_hashed(host, &to)?;
         if let Some(want) = expected.get(i)
-            && want.to_string() != digest
+            && *want != digest
         {
             return Err(StageError::Changed(rel.clone()));
         }

@@ -261,11 +261,7 @@ impl Plan {
             format: KEY_FORMAT,
             wasmtime: crate::sandbox::engine::WASMTIME_VERSION.to_owned(),
             engine: engine.to_owned(),
-            module: step
-                .program
-                .digest
-                .parse()
-                .unwrap_or_else(|_| hermetic_cache::Digest::of(step.program.digest.as_bytes())),
+            module: step.program.digest,
             unknown_imports: match self.unknown_imports {
                 UnknownImports::Reject => "reject".into(),
                 UnknownImports::Trap => "trap".into(),

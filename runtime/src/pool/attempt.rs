@@ -31,8 +31,6 @@ pub struct AttemptResult {
     pub fuel_used: u64,
     /// Total host time of all attempts.
     pub duration: Duration,
-    /// Published outputs.
-    pub outputs: Vec<String>,
     /// The end of stderr, for failures.
     pub stderr_tail: String,
     /// Whether the result was served from the cache.
@@ -63,7 +61,6 @@ impl AttemptResult {
             attempts: 1,
             fuel_used: 0,
             duration: Duration::ZERO,
-            outputs: Vec::new(),
             stderr_tail: String::new(),
             cached: false,
             output_files: Vec::new(),
@@ -91,7 +88,6 @@ impl AttemptResult {
             attempts: 0,
             fuel_used: entry.fuel_used,
             peak_memory: entry.peak_memory,
-            outputs: entry.output_files.iter().map(|f| f.path.clone()).collect(),
             output_files: entry.output_files.clone(),
             cached: true,
             ..Self::blank("success")
@@ -118,7 +114,7 @@ impl AttemptResult {
             attempts: self.attempts,
             fuel_used: self.fuel_used,
             duration_ms: millis(self.duration),
-            outputs: self.outputs.clone(),
+            outputs: self.output_files.iter().map(|f| f.path.clone()).collect(),
             allowed_failure: allow_failure && !self.succeeded,
             stderr_tail: self.stderr_tail.clone(),
             cached: self.cached,
@@ -295,15 +291,7 @@ async fn attempt_inner(
     match collected {
         Ok(files) => {
             result.succeeded = true;
-            result.outputs = files.iter().map(|f| f.path.clone()).collect();
-            result.output_files = files
-                .into_iter()
-                .map(|f| FileEntry {
-                    digest: f.digest.parse().expect("collect gives hex digests"),
-                    path: f.path,
-                    size: f.size,
-                })
-                .collect();
+            result.output_files = files;
             result.stdout = report.stdout;
             result.stderr = report.stderr;
         }

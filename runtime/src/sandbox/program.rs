@@ -16,8 +16,8 @@ use super::{Sandbox, SandboxError};
 #[derive(Clone)]
 pub struct Program {
     pub(crate) kind: ProgramKind,
-    /// blake3 of the `.wasm` bytes, lowercase hex.
-    pub digest: String,
+    /// blake3 of the `.wasm` bytes.
+    pub digest: hermetic_cache::Digest,
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
 }
@@ -89,10 +89,10 @@ impl Sandbox {
         unknown: UnknownImports,
     ) -> Result<Program, SandboxError> {
         let kind = artifact_kind(bytes)?;
-        let digest = blake3::hash(bytes).to_hex().to_string();
+        let digest = hermetic_cache::Digest::of(bytes);
         let (compiled, cache_hit) =
             self.modules
-                .load_or_compile(&self.engine, kind, bytes, &digest)?;
+                .load_or_compile(&self.engine, kind, bytes, &digest.to_hex())?;
         let kind = match compiled {
             Compiled::Module(module) => ProgramKind::Module(self.link_module(&module, unknown)?),
             Compiled::Component(component) => {
