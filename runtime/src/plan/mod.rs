@@ -255,8 +255,6 @@ impl Plan {
         deps: BTreeMap<String, hermetic_cache::Digest>,
     ) -> KeyComponents {
         let def = self.step_def(step);
-        let mut args = vec![step.name.clone()];
-        args.extend(def.args.iter().cloned());
         KeyComponents {
             format: KEY_FORMAT,
             wasmtime: crate::sandbox::engine::WASMTIME_VERSION.to_owned(),
@@ -266,7 +264,7 @@ impl Plan {
                 UnknownImports::Reject => "reject".into(),
                 UnknownImports::Trap => "trap".into(),
             },
-            args,
+            args: self.argv(step),
             env: def.env.clone(),
             inputs: step.inputs_tree,
             deps,
@@ -275,6 +273,13 @@ impl Plan {
             seed: hermetic_cache::Digest::from_bytes(step.seed),
             input_files: step.input_files.clone(),
         }
+    }
+
+    /// The guest's argv: the step's name, then its `args`.
+    pub fn argv(&self, step: &PlannedStep) -> Vec<String> {
+        std::iter::once(step.name.clone())
+            .chain(self.step_def(step).args.iter().cloned())
+            .collect()
     }
 
     /// The workflow step behind a planned step.

@@ -226,8 +226,6 @@ async fn attempt_inner(
     }
 
     let def = plan.step_def(step);
-    let mut args = vec![step.name.clone()];
-    args.extend(def.args.iter().cloned());
     let env: Vec<(String, String)> = def
         .env
         .iter()
@@ -239,7 +237,7 @@ async fn attempt_inner(
         writable,
     };
     let invocation = Invocation {
-        args,
+        args: plan.argv(step),
         env,
         mounts: vec![
             mount(&in_dir, "/in", false),

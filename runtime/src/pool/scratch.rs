@@ -13,11 +13,12 @@
 //! next run that takes the project lock.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tempfile::TempDir;
+
+use crate::outputs::fsx::{PathContext, PathError, remove_all};
 
 /// Directories that idle between attempts, ready to be leased.
 #[derive(Debug)]
@@ -63,7 +64,7 @@ impl ScratchPool {
 
     /// A clean scratch directory: a recycled one, or a new one named after `step` for anyone
     /// looking at `.hermetic/tmp/` during a run.
-    pub fn lease(&self, step: &str) -> io::Result<Lease<'_>> {
+    pub fn lease(&self, step: &str) -> Result<Lease<'_>, PathError> {
         let recycled = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let scratch = match recycled {
             Some(s) => s,
@@ -77,11 +78,11 @@ impl ScratchPool {
 }
 
 impl Scratch {
-    fn create(root: &Path, step: &str) -> io::Result<Self> {
+    fn create(root: &Path, step: &str) -> Result<Self, PathError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("{step}-"))
             .tempdir_in(root)
-            .map_err(|e| with_path(e, "cannot create a directory in", root))?;
+            .at("cannot create a directory in", root)?;
         let p = dir.path();
         let scratch = Self {
             out: p.join("out"),
@@ -91,21 +92,21 @@ impl Scratch {
             _dir: dir,
         };
         for d in [&scratch.out, &scratch.tmp] {
-            fs::create_dir(d).map_err(|e| with_path(e, "cannot create", d))?;
+            fs::create_dir(d).at("cannot create", d)?;
         }
         Ok(scratch)
     }
 
     /// Brings the directories back to their leased state: `out/` and `tmp/` empty, `in/` and
     /// `deps/` gone. Never follows a symlink the guest left behind.
-    fn clean(&self) -> io::Result<()> {
+    fn clean(&self) -> Result<(), PathError> {
         for d in [&self.inputs, &self.deps] {
-            remove_if_present(d)?;
+            remove_all(d)?;
         }
         for d in [&self.out, &self.tmp] {
             if !is_empty_dir(d)? {
-                remove_if_present(d)?;
-                fs::create_dir(d).map_err(|e| with_path(e, "cannot create", d))?;
+                remove_all(d)?;
+                fs::create_dir(d).at("cannot create", d)?;
             }
         }
         Ok(())
@@ -136,28 +137,13 @@ impl Lease<'_> {
 }
 
 /// Whether `dir` is a real directory (not a symlink to one) with no entries.
-fn is_empty_dir(dir: &Path) -> io::Result<bool> {
-    let meta = fs::symlink_metadata(dir).map_err(|e| with_path(e, "cannot inspect", dir))?;
+fn is_empty_dir(dir: &Path) -> Result<bool, PathError> {
+    let meta = fs::symlink_metadata(dir).at("cannot inspect", dir)?;
     if !meta.is_dir() {
         return Ok(false);
     }
-    let mut entries = fs::read_dir(dir).map_err(|e| with_path(e, "cannot read", dir))?;
+    let mut entries = fs::read_dir(dir).at("cannot read", dir)?;
     Ok(entries.next().is_none())
-}
-
-/// Removes a file, symlink or directory tree at `path` without following symlinks.
-fn remove_if_present(path: &Path) -> io::Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-    };
-    result.map_err(|e| with_path(e, "cannot remove", path))
-}
-
-fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
-    io::Error::new(e.kind(), format!("{what} `{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
