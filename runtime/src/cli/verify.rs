@@ -33,17 +33,7 @@ pub struct VerifyArgs {
 /// Runs `hermetic verify`.
 pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     // The re-run publishes under `.hermetic/verify/`, never over the real outputs.
-    let wf_dir = args
-        .workflow
-        .parent()
-        .map(|p| {
-            if p.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                p.to_path_buf()
-            }
-        })
-        .unwrap_or_else(|| PathBuf::from("."));
+    let wf_dir = crate::workflow::dir_of(&args.workflow);
     let options = PlanOptions {
         only: args.steps.clone(),
         out_dir: Some(wf_dir.join(".hermetic").join("verify")),
@@ -67,13 +57,12 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         return Ok(super::run::exit_code(summary.status));
     }
 
-    let rt = super::runtime(1)?;
     let (mut same, mut differ, mut unknown) = (0, 0, 0);
     for (step, key) in project.plan.steps.iter().zip(&summary.keys) {
         let Some(key) = key.as_ref().filter(|k| k.succeeded) else {
             continue;
         };
-        let cached = match rt.block_on(store.get_action(&key.key)) {
+        let cached = match store.load_action(&key.key) {
             Ok(Some(entry)) => entry,
             _ => {
                 unknown += 1;
@@ -85,8 +74,7 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let fresh = rerun_files(&project, &step.name)?;
-        let changes = diff_trees(&cached.output_files, &fresh);
+        let changes = diff_trees(&cached.output_files, &key.output_files);
         if changes.is_empty() {
             same += 1;
             eprintln!("        Ok {}", step.name);
@@ -115,35 +103,4 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The files the re-run published for `step`, hashed.
-fn rerun_files(project: &Project, step: &str) -> anyhow::Result<Vec<hermetic_cache::FileEntry>> {
-    let dir = project.plan.out_root.join(step);
-    if std::fs::symlink_metadata(&dir).is_err() {
-        return Ok(Vec::new());
-    }
-    let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(&dir)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let entry = entry?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let rel = entry
-            .path()
-            .strip_prefix(&dir)?
-            .to_string_lossy()
-            .replace('\\', "/");
-        let (digest, size) = hermetic_cache::hash_file(entry.path())?;
-        files.push(hermetic_cache::FileEntry {
-            path: rel,
-            digest,
-            size,
-        });
-    }
-    files.sort();
-    Ok(files)
 }

@@ -152,8 +152,13 @@ fn lookup_and_restore(
         tracing::info!(step = %step.name, "cached result exceeds the step's current limits; re-running");
         return Ok(None);
     }
-    if tree_digest(&entry.output_files) != entry.output_tree {
-        return Ok(None);
+    // DiskStore checks this on read; any other store's entry is checked here, because what
+    // follows relies on it (sorted, relative paths; a tree digest that matches the list).
+    if let Err(defect) = entry.check() {
+        return Err(format!(
+            "cached entry {} is inconsistent: {defect}; re-running",
+            key.short()
+        ));
     }
     let published = published_dir(plan, step);
     if !matches_on_disk(&published, &entry.output_files) {

@@ -55,6 +55,8 @@ pub struct StepKey {
     pub cached: bool,
     /// Whether the step succeeded.
     pub succeeded: bool,
+    /// The published output files, as hashed when they were collected or restored.
+    pub output_files: Vec<hermetic_cache::FileEntry>,
 }
 
 /// Runs the steps of a plan.
@@ -343,6 +345,7 @@ fn step_key(result: &AttemptResult) -> Option<StepKey> {
         components: result.components.clone()?,
         cached: result.cached,
         succeeded: result.succeeded,
+        output_files: result.output_files.clone(),
     })
 }
 

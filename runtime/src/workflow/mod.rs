@@ -212,7 +212,7 @@ impl Workflow {
 }
 
 /// The directory of `path`, `.` when it has none.
-fn dir_of(path: &Path) -> PathBuf {
+pub(crate) fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
