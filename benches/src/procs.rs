@@ -102,9 +102,14 @@ pub fn make_run(make: &Path, dir: &Path, jobs: usize) -> anyhow::Result<Duration
 
 /// Runs `cmd` to completion with no stdin and output discarded, and checks that it succeeded.
 fn run_quiet(mut cmd: Command) -> anyhow::Result<Duration> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.stdout(Stdio::null());
+    run_timed(&mut cmd).map(|(elapsed, _)| elapsed)
+}
+
+/// Runs `cmd` to completion with no stdin, capturing stdout and stderr; checks that it
+/// succeeded, and returns its wall time and output.
+fn run_timed(cmd: &mut Command) -> anyhow::Result<(Duration, std::process::Output)> {
+    cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     let started = Instant::now();
     let out = cmd
         .output()
@@ -116,7 +121,7 @@ fn run_quiet(mut cmd: Command) -> anyhow::Result<Duration> {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(elapsed)
+    Ok((elapsed, out))
 }
 
 /// `hermetic --cache-dir CACHE run WORKFLOW --jobs JOBS`.
@@ -164,21 +169,8 @@ pub fn hermetic_run_json(
     jobs: usize,
 ) -> anyhow::Result<(Duration, Finished)> {
     let mut cmd = hermetic_command(hermetic, cache, workflow, jobs);
-    cmd.arg("--json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    let elapsed = started.elapsed();
-    ensure!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cmd.arg("--json").stdout(Stdio::piped());
+    let (elapsed, out) = run_timed(&mut cmd)?;
     let mut finished = None;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let event: serde_json::Value = serde_json::from_str(line)
