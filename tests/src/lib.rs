@@ -110,6 +110,23 @@ pub fn shared_cache_dir() -> &'static Path {
     })
 }
 
+/// A `hermetic` command run in `dir` with the environment every test gives it: nothing from
+/// the test's own environment but `PATH` and `HOME`, stdin closed, and `cache` as
+/// `HERMETIC_CACHE_DIR` (see [`Test::cache_dir`]: each project has its own result cache, so no
+/// test sees another's results, while compiled modules are shared and never in the user's
+/// cache). For tests that must spawn `hermetic` and act while it runs; others use [`Test`].
+pub fn command(dir: &Path, cache: &Path) -> Command {
+    let mut cmd = Command::new(hermetic_bin());
+    cmd.current_dir(dir).env_clear().stdin(Stdio::null());
+    for key in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+    cmd.env("HERMETIC_CACHE_DIR", cache);
+    cmd
+}
+
 /// `<project>/../cache`, created on first use, with `compiled/` linked to the shared
 /// compiled-module cache.
 fn project_cache_dir(root: &Path) -> PathBuf {
@@ -326,22 +343,11 @@ impl Test {
         let bin = hermetic_bin();
         let cwd = self.root.join(&self.current_dir);
         std::fs::create_dir_all(&cwd).expect("create the working directory");
-        let mut cmd = Command::new(bin);
+        let mut cmd = command(&cwd, &self.cache_dir());
         cmd.args(&self.args)
-            .current_dir(&cwd)
-            .env_clear()
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for key in ["PATH", "HOME"] {
-            if let Some(value) = std::env::var_os(key) {
-                cmd.env(key, value);
-            }
-        }
-        // Each project has its own result cache, so that no test sees another's results, but
-        // compiled modules are shared across tests (and never in the user's own cache).
-        cmd.env("HERMETIC_CACHE_DIR", self.cache_dir());
-        cmd.envs(&self.env);
+            .stderr(Stdio::piped())
+            .envs(&self.env);
 
         let start = Instant::now();
         let mut child = cmd

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use hermetic_tests::{Test, guests, hermetic_bin};
+use hermetic_tests::{Test, guests};
 
 /// Four steps, each copying one directory of inputs to its outputs.
 const WORKFLOW: &str = "\
@@ -65,15 +65,8 @@ fn check_outputs(project: &Path) {
 }
 
 fn hermetic(project: &Path, cache: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(hermetic_bin());
-    cmd.args(args)
-        .current_dir(project)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HERMETIC_CACHE_DIR", cache)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut cmd = hermetic_tests::command(project, cache);
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }
 

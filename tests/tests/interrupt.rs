@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hermetic_tests::{Test, guests, hermetic_bin};
+use hermetic_tests::{Test, guests};
 
 #[test]
 fn sigint_stops_running_steps_exits_130_and_leaves_nothing_half_written() {
@@ -29,12 +29,8 @@ steps:
     depends_on: [spin]
 ",
         );
-    let mut child = Command::new(hermetic_bin())
+    let mut child = hermetic_tests::command(t.path(), &t.cache_dir())
         .args(["run", "--jobs", "2", "--json"])
-        .current_dir(t.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HERMETIC_CACHE_DIR", t.cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
