@@ -92,29 +92,17 @@ pub(crate) async fn run_step(
             .filter(|c| c.write && !c.store.is_read_only())
     {
         let (store, plan) = (cache.store.clone(), ctx.plan.clone());
-        let (stdout, stderr) = (
-            std::mem::take(&mut result.stdout),
-            std::mem::take(&mut result.stderr),
-        );
-        let (files, fuel, memory, exit, ms) = (
-            result.output_files.clone(),
-            result.fuel_used,
-            result.peak_memory,
-            result.exit_code.unwrap_or(0),
-            result.duration.as_millis() as u64,
-        );
+        let entry = Saved {
+            files: result.output_files.clone(),
+            stdout: std::mem::take(&mut result.stdout),
+            stderr: std::mem::take(&mut result.stderr),
+            fuel_used: result.fuel_used,
+            peak_memory: result.peak_memory,
+            exit_code: result.exit_code.unwrap_or(0),
+            duration_ms: result.duration.as_millis() as u64,
+        };
         let saved = tokio::task::spawn_blocking(move || {
-            let step = &plan.steps[i];
-            let published = published_dir(&plan, step);
-            let entry = Saved {
-                files,
-                stdout,
-                stderr,
-                fuel_used: fuel,
-                peak_memory: memory,
-                exit_code: exit,
-                duration_ms: ms,
-            };
+            let published = published_dir(&plan, &plan.steps[i]);
             save(&*store, &published, &plan.empty_dir(), &key, entry)
         })
         .await
