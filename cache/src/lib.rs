@@ -40,6 +40,9 @@
 //!   into place (atomic on POSIX filesystems), and the containing directory is fsynced. After a
 //!   crash a path holds either nothing, its old content, or its complete new content; leftover
 //!   temporaries belong to a dead process (its lock is free) and are swept by the next open.
+//!   A batch of results ([`DiskStore::store_results`]) shares its syncs: all temporaries are
+//!   written, one `syncfs` makes them durable, the blobs are renamed into place and made
+//!   durable by a second `syncfs`, and only then are the entries renamed, with a third.
 //! - **Ordering.** Blobs are committed before the entry that references them, so an entry's
 //!   presence implies its blobs were committed; a lookup also checks that they still exist.
 //! - **Verified reads.** Every blob read is re-hashed; every entry read checks the header
@@ -74,7 +77,7 @@ pub use disk::{
 pub use error::CacheError;
 pub use fsx::PathError;
 pub use multi_level::MultiLevel;
-pub use store::{ReadOnly, Store};
+pub use store::{NewResult, ReadOnly, Store};
 pub use tree::{FileEntry, TreeChange, check_relative_path, diff_trees, tree_digest};
 
 #[cfg(test)]

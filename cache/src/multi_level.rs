@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{ActionEntry, CacheError, Digest, Store};
+use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 
 /// Stores consulted in order, e.g. `[local disk, shared remote]`.
 ///
@@ -101,6 +101,7 @@ impl MultiLevel {
             let result = match put {
                 Put::Action(key, entry) => level.put_action(key, entry).await,
                 Put::Blob(digest, bytes) => level.put_blob(digest, bytes).await,
+                Put::Results(results) => level.put_results(results).await,
             };
             if let Err(e) = result {
                 if index == 0 {
@@ -109,6 +110,7 @@ impl MultiLevel {
                     let what = match put {
                         Put::Action(..) => "an action entry",
                         Put::Blob(..) => "a blob",
+                        Put::Results(..) => "results",
                     };
                     tracing::warn!(store = %level.describe(), error = %e, "cannot store {what}");
                 }
@@ -123,6 +125,7 @@ impl MultiLevel {
 enum Put<'a> {
     Action(&'a Digest, &'a ActionEntry),
     Blob(&'a Digest, &'a [u8]),
+    Results(&'a [NewResult]),
 }
 
 fn backfill_warning(store: &dyn Store, key: &Digest, error: &CacheError) {
@@ -192,6 +195,10 @@ impl Store for MultiLevel {
 
     async fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
         self.put_everywhere(Put::Blob(digest, bytes)).await
+    }
+
+    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        self.put_everywhere(Put::Results(results)).await
     }
 
     async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {

@@ -4,6 +4,18 @@ use std::sync::Arc;
 
 use crate::{ActionEntry, CacheError, Digest};
 
+/// A fresh result to store: the entry, under its action key, and the bytes of every blob it
+/// names ([`ActionEntry::blobs`]), each digest once.
+#[derive(Debug, Clone)]
+pub struct NewResult {
+    /// The action key.
+    pub key: Digest,
+    /// What the key maps to.
+    pub entry: ActionEntry,
+    /// `(digest, bytes)` of the entry's blobs.
+    pub blobs: Vec<(Digest, Vec<u8>)>,
+}
+
 /// A cache level: action entries keyed by action digest, and blobs keyed by their blake3.
 ///
 /// The answers mean exactly this:
@@ -44,6 +56,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// analog).
     async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError>;
 
+    /// Stores a batch of fresh results: for each, its blobs, then its entry, with the
+    /// guarantees of [`put_blob`](Store::put_blob) and [`put_action`](Store::put_action)
+    /// called in that order. The default does exactly that, one result after another; a store
+    /// may commit the batch together instead ([`DiskStore`](crate::DiskStore) pays for
+    /// durability once per batch, not once per file). On an error, any part of the batch may
+    /// have been stored, but never an entry without its blobs.
+    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        for result in results {
+            for (digest, bytes) in &result.blobs {
+                self.put_blob(digest, bytes).await?;
+            }
+            self.put_action(&result.key, &result.entry).await?;
+        }
+        Ok(())
+    }
+
     /// A human-readable description, e.g. "local cache at /path".
     fn describe(&self) -> String;
 
@@ -55,6 +83,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 #[async_trait::async_trait]
 impl<S: Store + ?Sized> Store for Box<S> {
+    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        (**self).put_results(results).await
+    }
     async fn get_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {
         (**self).get_action(key).await
     }
@@ -80,6 +111,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
 
 #[async_trait::async_trait]
 impl<S: Store + ?Sized> Store for Arc<S> {
+    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        (**self).put_results(results).await
+    }
     async fn get_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {
         (**self).get_action(key).await
     }
@@ -124,6 +158,9 @@ impl<S: Store> Store for ReadOnly<S> {
         self.0.get_blob(digest).await
     }
     async fn put_blob(&self, _digest: &Digest, _bytes: &[u8]) -> Result<(), CacheError> {
+        Ok(())
+    }
+    async fn put_results(&self, _results: &[NewResult]) -> Result<(), CacheError> {
         Ok(())
     }
     async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {

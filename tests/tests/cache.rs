@@ -401,3 +401,47 @@ fn cache_gc_removes_results_by_age_and_the_next_run_rebuilds() {
         .expect_stderr_contains("`soon` is not an age; write a whole number and a unit, e.g. `30d`")
         .run();
 }
+
+/// A store that cannot be written to fails no step: the run succeeds with its outputs, warns
+/// once per batch naming the path, and the next run runs again (nothing was cached).
+#[test]
+fn a_store_that_cannot_be_written_warns_and_fails_nothing() {
+    let first = project().args(["run", "--json"]).expect_status(0).run();
+    // Make every blob shard a regular file: every blob write now fails.
+    let store = first.cache_dir().join("store");
+    let cas = store.join("cas");
+    std::fs::remove_dir_all(&cas).unwrap();
+    std::fs::create_dir(&cas).unwrap();
+    for shard in 0..=255u8 {
+        std::fs::write(cas.join(format!("{shard:02x}")), "in the way").unwrap();
+    }
+    std::fs::remove_dir_all(store.join("ac")).unwrap();
+    std::fs::create_dir(store.join("ac")).unwrap();
+
+    let second = first.again().args(["run", "--json"]).expect_status(0).run();
+    assert_eq!(
+        cached_by_step(&second),
+        expect(&[("a", false), ("b", false), ("list", false)])
+    );
+    let warnings: Vec<String> = second
+        .json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == "warning")
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!warnings.is_empty());
+    for w in &warnings {
+        assert!(w.starts_with("cache write failed; the result"), "{w}");
+        assert!(
+            w.contains(": cannot read `$PROJECT/cache/store/cas/"),
+            "{w}"
+        );
+        assert!(w.ends_with("Not a directory (os error 20)"), "{w}");
+    }
+    assert_eq!(second.read(".hermetic/out/a/a/one.txt"), "one\n");
+    let third = first.again().args(["run", "--json"]).expect_status(0).run();
+    assert_eq!(
+        cached_by_step(&third),
+        expect(&[("a", false), ("b", false), ("list", false)])
+    );
+}

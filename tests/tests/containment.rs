@@ -396,7 +396,7 @@ fn escape_symlink_in_a_workflow() {
     assert_eq!(
         out.tree(".hermetic"),
         format!(
-            "keys/\n  attack.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
+            "keys/\n  .last-hits.json (23 bytes)\n  attack.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
             out.read(".hermetic/keys/attack.json").len(),
             ESCAPE_SYMLINK_STDOUT.len()
         )

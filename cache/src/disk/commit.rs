@@ -1,8 +1,11 @@
-//! Crash-safe publication of a file: temp file, fsync, rename, fsync of the directory.
+//! Crash-safe publication of files: temp file, fsync, rename, fsync of the directory; one file
+//! at a time ([`publish`]) or a whole batch behind shared durability barriers
+//! ([`publish_batch`]).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::scratch::Scratch;
 use crate::CacheError;
@@ -17,21 +20,120 @@ use crate::fsx::{self, PathContext};
 /// fsynced).
 pub(crate) fn publish(scratch: &Scratch, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let temp = scratch.temp_path();
-    let result = write_synced(&temp, bytes).and_then(|()| rename_into_place(&temp, dest));
+    let result = write_temp(&temp, bytes)
+        .and_then(|file| file.sync_all().at("cannot sync", &temp).map_err(Into::into))
+        .and_then(|()| {
+            let mut created = BTreeSet::new();
+            rename_into_place(&temp, dest, &mut created)?;
+            created.insert(parent(dest));
+            for dir in &created {
+                fsx::sync_dir(dir)?;
+            }
+            Ok(())
+        });
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
     result
 }
 
-fn write_synced(temp: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let mut file = fs::File::create_new(temp).at("cannot create", temp)?;
-    file.write_all(bytes).at("cannot write", temp)?;
-    file.sync_all().at("cannot sync", temp)?;
-    Ok(())
+/// Publishes every `(dest, bytes)` of each stage with the guarantees of [`publish`], and every
+/// file of a stage only after every file of the stages before it is durable: stage 0 holds
+/// blobs, stage 1 the entries that name them.
+///
+/// The cost of durability is paid per batch instead of per file. Every temporary of every
+/// stage is written first; one [`barrier`] makes them all durable; then each stage is renamed
+/// into place and followed by one barrier that makes its renames durable before the next
+/// stage starts. So a crash leaves each destination absent, old, or complete, and never a
+/// stage-1 file whose stage-0 files are not durable.
+pub(crate) fn publish_batch(
+    scratch: &Scratch,
+    root: &Path,
+    stages: &[Vec<(PathBuf, &[u8])>],
+) -> Result<(), CacheError> {
+    let mut temps: Vec<Vec<PathBuf>> = Vec::with_capacity(stages.len());
+    let result = (|| {
+        let mut written = Vec::new();
+        for stage in stages {
+            let mut names = Vec::with_capacity(stage.len());
+            for (_, bytes) in stage {
+                let temp = scratch.temp_path();
+                names.push(temp.clone());
+                written.push(write_temp(&temp, bytes)?);
+            }
+            temps.push(names);
+        }
+        barrier(root, &written, &BTreeSet::new())?;
+        drop(written);
+        for (stage, names) in stages.iter().zip(&temps) {
+            let mut dirs = BTreeSet::new();
+            for ((dest, _), temp) in stage.iter().zip(names) {
+                rename_into_place(temp, dest, &mut dirs)?;
+                dirs.insert(parent(dest));
+            }
+            barrier(root, &[], &dirs)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for temp in temps.iter().flatten() {
+            let _ = fs::remove_file(temp);
+        }
+    }
+    result
 }
 
-fn rename_into_place(temp: &Path, dest: &Path) -> Result<(), CacheError> {
+/// Makes `files` (written, not yet synced) and the entries of `dirs` durable.
+///
+/// On Linux one `syncfs` on the filesystem of `root` does it all, whatever the number of
+/// files. Elsewhere each file and directory is fsynced in turn.
+fn barrier(root: &Path, files: &[fs::File], dirs: &BTreeSet<PathBuf>) -> Result<(), CacheError> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = (files, dirs);
+        let handle = fs::File::open(root).at("cannot open", root)?;
+        rustix::fs::syncfs(&handle)
+            .map_err(io::Error::from)
+            .at("cannot sync the filesystem of", root)?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        for file in files {
+            file.sync_all().map_err(|source| crate::fsx::PathError {
+                action: "cannot sync a temporary in",
+                path: root.to_path_buf(),
+                source,
+            })?;
+        }
+        for dir in dirs {
+            fsx::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates `temp` (which must not exist) holding `bytes`; returns it open, not synced.
+fn write_temp(temp: &Path, bytes: &[u8]) -> Result<fs::File, CacheError> {
+    let mut file = fs::File::create_new(temp).at("cannot create", temp)?;
+    file.write_all(bytes).at("cannot write", temp)?;
+    Ok(file)
+}
+
+/// The directory holding `path`.
+fn parent(path: &Path) -> PathBuf {
+    path.parent().unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// Renames `temp` over `dest`, creating `dest`'s shard directory if it does not exist yet.
+/// Syncs nothing: adds the parent of a directory it created to `unsynced`, whose entries the
+/// caller must make durable (as well as `dest`'s directory).
+fn rename_into_place(
+    temp: &Path,
+    dest: &Path,
+    unsynced: &mut BTreeSet<PathBuf>,
+) -> Result<(), CacheError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     match fs::rename(temp, dest) {
         Ok(()) => {}
@@ -39,9 +141,7 @@ fn rename_into_place(temp: &Path, dest: &Path) -> Result<(), CacheError> {
             // The shard directory does not exist yet.
             match fs::create_dir(dir) {
                 Ok(()) => {
-                    if let Some(area) = dir.parent() {
-                        fsx::sync_dir(area)?;
-                    }
+                    unsynced.insert(parent(dir));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => Err(e).at("cannot create directory", dir)?,
@@ -50,6 +150,5 @@ fn rename_into_place(temp: &Path, dest: &Path) -> Result<(), CacheError> {
         }
         Err(e) => Err(e).at("cannot create", dest)?,
     }
-    fsx::sync_dir(dir)?;
     Ok(())
 }

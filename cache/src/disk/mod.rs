@@ -14,11 +14,10 @@ mod stats;
 mod verify;
 mod version;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::path::Path;
-#[cfg(test)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use gc::{GcOptions, GcReport};
@@ -30,7 +29,7 @@ use self::layout::{Area, Layout};
 use self::quarantine::quarantine_on_read;
 use self::scratch::Scratch;
 use crate::fsx::PathContext;
-use crate::{ActionEntry, CacheError, Digest, Store};
+use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 
 pub use layout::FORMAT_VERSION;
 
@@ -141,6 +140,57 @@ impl DiskStore {
     /// already, only its mtime is refreshed (protecting it from a concurrent `gc` until the
     /// entry that needs it is written).
     pub fn store_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
+        if self.blob_needs_write(digest, bytes)? {
+            commit::publish(&self.scratch, &self.layout.blob(digest), bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a batch of results, each one's blobs before its entry, with one durability
+    /// barrier per stage for the whole batch (see [`Store::put_results`]). Checks everything
+    /// first: a blob whose bytes do not hash to its digest, or an entry naming a blob that is
+    /// neither in the batch nor in the store, fails the batch before anything is written.
+    pub fn store_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        let mut blobs: Vec<(PathBuf, &[u8])> = Vec::new();
+        let mut offered: HashSet<Digest> = HashSet::new();
+        for result in results {
+            for (digest, bytes) in &result.blobs {
+                if offered.insert(*digest) && self.blob_needs_write(digest, bytes)? {
+                    blobs.push((self.layout.blob(digest), bytes));
+                }
+            }
+        }
+        let mut encoded = Vec::with_capacity(results.len());
+        for result in results {
+            let needed = result.entry.blobs();
+            let missing: Vec<Digest> = self
+                .missing_blobs(&needed)?
+                .into_iter()
+                .filter(|d| !offered.contains(d))
+                .collect();
+            if !missing.is_empty() {
+                return Err(CacheError::MissingBlobs {
+                    key: result.key,
+                    missing,
+                });
+            }
+            let bytes = entry_file::encode(&result.entry).map_err(|source| CacheError::Encode {
+                key: result.key,
+                source,
+            })?;
+            encoded.push((self.layout.entry(&result.key), bytes));
+        }
+        let entries: Vec<(PathBuf, &[u8])> = encoded
+            .iter()
+            .map(|(p, b)| (p.clone(), b.as_slice()))
+            .collect();
+        commit::publish_batch(&self.scratch, self.layout.root(), &[blobs, entries])
+    }
+
+    /// Whether `bytes` (checked to hash to `digest`) must be written: true unless a sound copy
+    /// is present, in which case its mtime is refreshed. A present copy of the same length is
+    /// compared in full, and a corrupt one quarantined, so that no fresh entry points at it.
+    fn blob_needs_write(&self, digest: &Digest, bytes: &[u8]) -> Result<bool, CacheError> {
         let actual = Digest::of(bytes);
         if actual != *digest {
             return Err(CacheError::DigestMismatch {
@@ -149,35 +199,31 @@ impl DiskStore {
             });
         }
         let path = self.layout.blob(digest);
-        if let Some(meta) = scan::metadata(&path)?
-            && meta.is_file()
-            && meta.len() == bytes.len() as u64
-        {
-            // Present, but a flipped bit keeps the length: compare the content, and replace a
-            // corrupt copy rather than let a fresh entry point at it.
-            match fs::read(&path) {
-                Ok(existing) if existing == bytes => {}
-                Ok(_) => {
-                    let reason = "its content differs from the bytes being stored";
-                    quarantine_on_read(&self.layout, Area::Blobs, &path, "hash-mismatch", &reason);
-                    return commit::publish(&self.scratch, &path, bytes);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return commit::publish(&self.scratch, &path, bytes);
-                }
-                Err(e) => return Err(e).at("cannot read", &path)?,
+        let Some(meta) = scan::metadata(&path)? else {
+            return Ok(true);
+        };
+        if !meta.is_file() || meta.len() != bytes.len() as u64 {
+            return Ok(true);
+        }
+        match fs::read(&path) {
+            Ok(existing) if existing == bytes => {}
+            Ok(_) => {
+                let reason = "its content differs from the bytes being stored";
+                quarantine_on_read(&self.layout, Area::Blobs, &path, "hash-mismatch", &reason);
+                return Ok(true);
             }
-            let touched = fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
-            match touched {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // gc'd meanwhile: write it.
-                Err(e) => {
-                    tracing::debug!(path = %path.display(), error = %e, "cannot refresh a blob's mtime");
-                    return Ok(());
-                }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e).at("cannot read", &path)?,
+        }
+        let touched = fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
+        match touched {
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true), // gc'd meanwhile.
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot refresh a blob's mtime");
+                Ok(false)
             }
         }
-        commit::publish(&self.scratch, &path, bytes)
     }
 
     /// Which of `digests` are not in `cas/`, in the order given.
@@ -291,6 +337,10 @@ impl Store for DiskStore {
 
     async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {
         self.missing_blobs(digests)
+    }
+
+    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+        self.store_results(results)
     }
 
     fn describe(&self) -> String {

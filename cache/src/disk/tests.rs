@@ -734,3 +734,102 @@ fn storing_over_a_bit_flipped_blob_replaces_it() {
     assert_eq!(store.load_blob(&digest).unwrap(), Some(bytes));
     assert_eq!(quarantined(&store).len(), 1);
 }
+
+// ---- batches ----
+
+fn new_result(name: &str, archive: &[u8], out: &[u8], err: &[u8]) -> NewResult {
+    NewResult {
+        key: key(name),
+        entry: entry_for(archive, out, err),
+        blobs: [archive, out, err]
+            .iter()
+            .map(|b| (Digest::of(b), b.to_vec()))
+            .collect(),
+    }
+}
+
+fn files_under(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_batch_stores_every_result_and_shares_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    // Both results have the same (empty) stderr: one blob.
+    let batch = [
+        new_result("a", b"archive a", b"out a", b""),
+        new_result("b", b"archive b", b"out b", b""),
+    ];
+    store.store_results(&batch).unwrap();
+    for result in &batch {
+        assert_eq!(
+            store.load_action(&result.key).unwrap(),
+            Some(result.entry.clone())
+        );
+        for (digest, bytes) in &result.blobs {
+            assert_eq!(
+                store.load_blob(digest).unwrap().as_deref(),
+                Some(&bytes[..])
+            );
+        }
+    }
+    assert_eq!(files_under(&tmp.path().join("cas")), 5);
+    assert_eq!(files_under(&tmp.path().join("ac")), 2);
+    // Nothing is left behind in the handle's temporary directory.
+    assert_eq!(files_under(store.temp_dir()), 0);
+
+    // Storing the same batch again changes nothing and succeeds.
+    store.store_results(&batch).unwrap();
+    assert_eq!(files_under(&tmp.path().join("cas")), 5);
+}
+
+#[test]
+fn a_batch_with_a_bad_result_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let good = new_result("good", b"archive", b"out", b"err");
+
+    let mut lacking = new_result("lacking", b"other archive", b"o", b"e");
+    lacking.blobs.remove(0);
+    let err = store.store_results(&[good.clone(), lacking]).unwrap_err();
+    assert!(matches!(err, CacheError::MissingBlobs { .. }), "{err}");
+
+    let mut lying = new_result("lying", b"x", b"y", b"z");
+    lying.blobs[1].1 = b"not y".to_vec();
+    let err = store.store_results(&[good.clone(), lying]).unwrap_err();
+    assert!(matches!(err, CacheError::DigestMismatch { .. }), "{err}");
+
+    assert_eq!(files_under(&tmp.path().join("cas")), 0);
+    assert_eq!(files_under(&tmp.path().join("ac")), 0);
+    assert_eq!(store.load_action(&good.key).unwrap(), None);
+}
+
+#[test]
+fn a_batch_may_name_blobs_already_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let first = new_result("first", b"archive", b"out", b"err");
+    store.store_results(std::slice::from_ref(&first)).unwrap();
+    // Same outputs under another key, offered without its blobs: they are in the store.
+    let again = NewResult {
+        key: key("again"),
+        blobs: Vec::new(),
+        ..first.clone()
+    };
+    store.store_results(&[again.clone()]).unwrap();
+    assert_eq!(store.load_action(&again.key).unwrap(), Some(first.entry));
+}

@@ -44,7 +44,8 @@ pub fn exec(args: &WhyArgs) -> anyhow::Result<ExitCode> {
     let state_dir = workflow.dir.join(".hermetic");
     match keys::load(&state_dir, &args.step) {
         Some(history) => {
-            for line in keys::explain(&args.step, &history) {
+            let hits = keys::load_hits(&state_dir);
+            for line in keys::explain(&args.step, &history, hits.hits.get(&args.step)) {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)

@@ -1,9 +1,14 @@
 //! Each step's action key and what it was computed from, kept under `.hermetic/keys/<step>.json`
 //! so that `hermetic why STEP` can say exactly what changed since the run before.
 //!
-//! A record keeps the step's last run and the run before it. Written atomically (temporary
-//! file and rename); an unreadable record is treated as absent, since it only explains.
+//! A record keeps the step's last run and the run before it, and is rewritten only when one of
+//! them changes: a hit under the key it already records changes nothing there. Which steps the
+//! last run served from the cache is kept apart, in one file for the whole run,
+//! `.hermetic/keys/.last-hits.json`, so that a fully cached run writes one file instead of one
+//! per step. Files are written atomically (temporary file and rename); an unreadable one is
+//! treated as absent, since it only explains.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -34,9 +39,31 @@ pub struct KeyHistory {
     pub before: Option<KeyRun>,
 }
 
+/// The steps the last run served from the cache, each with the key it hit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastHits {
+    pub version: u32,
+    pub hits: BTreeMap<String, Digest>,
+}
+
 /// Where the record of `step` lives.
 pub fn path(state_dir: &Path, step: &str) -> PathBuf {
     state_dir.join("keys").join(format!("{step}.json"))
+}
+
+/// Where the [`LastHits`] live: a name no step record can have, since step names cannot start
+/// with a dot.
+fn hits_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("keys").join(".last-hits.json")
+}
+
+/// The hits of the last run; empty if unknown.
+pub fn load_hits(state_dir: &Path) -> LastHits {
+    std::fs::read(hits_path(state_dir))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<LastHits>(&bytes).ok())
+        .filter(|h| h.version == RECORD_VERSION)
+        .unwrap_or_default()
 }
 
 /// Reads the record of `step`; `None` if there is none or it cannot be read.
@@ -51,12 +78,20 @@ pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
     let dir = plan.state_dir.join("keys");
     std::fs::create_dir_all(&dir)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create `{}`: {e}", dir.display())))?;
+    let mut hits = LastHits {
+        version: RECORD_VERSION,
+        hits: BTreeMap::new(),
+    };
     for (step, key) in plan.steps.iter().zip(&summary.keys) {
         if let Some(key) = key {
             record(&plan.state_dir, &step.name, key)?;
+            if key.cached {
+                hits.hits.insert(step.name.clone(), key.key);
+            }
         }
     }
-    Ok(())
+    let json = serde_json::to_vec(&hits).map_err(io::Error::other)?;
+    write_atomic(&hits_path(&plan.state_dir), &json)
 }
 
 fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
@@ -67,11 +102,13 @@ fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
         components: key.components.clone(),
     };
     let existing = load(state_dir, step);
-    // A hit with the same key as last time changes nothing `why` would say: skip the write,
-    // which is most of a fully cached run's filesystem work.
+    // A hit under the key last recorded changes nothing here (that it was a hit goes to the
+    // run's `LastHits`): skip the write, which would be most of a fully cached run's
+    // filesystem work.
     if run.cached
         && let Some(old) = &existing
-        && old.last == run
+        && old.last.key == run.key
+        && old.last.components == run.components
     {
         return Ok(());
     }
@@ -80,19 +117,30 @@ fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
         before: existing.map(|h| h.last),
         last: run,
     };
-    let path = path(state_dir, step);
     let json = serde_json::to_vec_pretty(&history).map_err(io::Error::other)?;
+    write_atomic(&path(state_dir, step), &json)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
     let context = |e: io::Error, p: &Path| {
         io::Error::new(e.kind(), format!("cannot write `{}`: {e}", p.display()))
     };
-    std::fs::write(&tmp, json).map_err(|e| context(e, &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(|e| context(e, &path))
+    std::fs::write(&tmp, bytes).map_err(|e| context(e, &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| context(e, path))
 }
 
-/// What `hermetic why` says about a step's last run, one line per item.
-pub fn explain(step: &str, history: &KeyHistory) -> Vec<String> {
+/// What `hermetic why` says about a step's last run, one line per item. `hit` is the key the
+/// step hit in the last run, if it was served from the cache then.
+pub fn explain(step: &str, history: &KeyHistory, hit: Option<&Digest>) -> Vec<String> {
     let last = &history.last;
+    if let Some(hit) = hit {
+        return vec![format!(
+            "`{step}` was served from the cache in its last run (key {})",
+            hit.short()
+        )];
+    }
     if last.cached {
         return vec![format!(
             "`{step}` was served from the cache in its last run (key {})",

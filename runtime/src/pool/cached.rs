@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
-use hermetic_cache::{ActionEntry, Digest, FileEntry, Store, hash_file, tree_digest};
+use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
 use tokio::runtime::Handle;
 use walkdir::WalkDir;
 
 use super::attempt::{AttemptResult, run_with_retries, save_log};
+use super::commit::CommitQueue;
 use super::scratch::ScratchPool;
 use crate::events::Event;
 use crate::outputs::publish_staged;
@@ -46,6 +47,8 @@ pub(crate) struct StepContext {
     pub engine: String,
     /// Events from inside a step, forwarded to the reporter by the executor.
     pub events: tokio::sync::mpsc::UnboundedSender<Event>,
+    /// Where fresh successes go to be stored; `None` when the run stores nothing.
+    pub commits: Option<CommitQueue>,
 }
 
 /// Runs step `i` through the cache. `deps` maps each dependency's name to the Merkle root of
@@ -86,13 +89,10 @@ pub(crate) async fn run_step(
     });
     let mut result = run_with_retries(&ctx.plan, &ctx.sandbox, &ctx.scratch, i).await;
     if result.succeeded
-        && let Some(cache) = ctx
-            .cache
-            .as_ref()
-            .filter(|c| c.write && !c.store.is_read_only())
+        && let Some(commits) = &ctx.commits
     {
-        let (store, plan) = (cache.store.clone(), ctx.plan.clone());
-        let entry = Saved {
+        let plan = ctx.plan.clone();
+        let saved = Saved {
             files: result.output_files.clone(),
             stdout: std::mem::take(&mut result.stdout),
             stderr: std::mem::take(&mut result.stderr),
@@ -101,14 +101,15 @@ pub(crate) async fn run_step(
             exit_code: result.exit_code.unwrap_or(0),
             duration_ms: result.duration.as_millis() as u64,
         };
-        let saved = tokio::task::spawn_blocking(move || {
+        let packed = tokio::task::spawn_blocking(move || {
             let published = published_dir(&plan, &plan.steps[i]);
-            save(&*store, &published, &plan.empty_dir(), &key, entry)
+            pack(&published, &plan.empty_dir(), key, saved)
         })
         .await
-        .unwrap_or_else(|e| Err(format!("storing in the cache panicked: {e}")));
-        if let Err(w) = saved {
-            warnings.push(w);
+        .unwrap_or_else(|e| Err(format!("packing the outputs panicked: {e}")));
+        match packed {
+            Ok(new) => commits.submit(&step.name, new),
+            Err(w) => warnings.push(w),
         }
     }
     result.key = Some(key);
@@ -276,16 +277,10 @@ struct Saved {
     duration_ms: u64,
 }
 
-/// Packs the published outputs and stores them under `key`: the blobs first, then the entry
-/// that names them, so no reader ever finds an entry whose blobs were not yet written.
-fn save(
-    store: &dyn Store,
-    published: &Path,
-    empty: &Path,
-    key: &Digest,
-    saved: Saved,
-) -> Result<(), String> {
-    let handle = Handle::current();
+/// Packs the published outputs into the result to store under `key`. The committer stores
+/// its blobs before the entry that names them, so no reader ever finds an entry whose blobs
+/// were not yet written.
+fn pack(published: &Path, empty: &Path, key: Digest, saved: Saved) -> Result<NewResult, String> {
     let root = if std::fs::symlink_metadata(published).is_ok() {
         published
     } else {
@@ -312,15 +307,11 @@ fn save(
         peak_memory: saved.peak_memory,
         duration_ms: saved.duration_ms,
     };
-    let put = |bytes: &[u8], digest: &Digest| {
-        handle
-            .block_on(store.put_blob(digest, bytes))
-            .map_err(|e| format!("cache write failed: {e}"))
-    };
-    put(&archive, &entry.outputs_archive)?;
-    put(&saved.stdout, &entry.stdout)?;
-    put(&saved.stderr, &entry.stderr)?;
-    handle
-        .block_on(store.put_action(key, &entry))
-        .map_err(|e| format!("cache write failed: {e}"))
+    let mut blobs = vec![(entry.outputs_archive, archive)];
+    for (digest, bytes) in [(entry.stdout, saved.stdout), (entry.stderr, saved.stderr)] {
+        if !blobs.iter().any(|(d, _)| *d == digest) {
+            blobs.push((digest, bytes));
+        }
+    }
+    Ok(NewResult { key, entry, blobs })
 }

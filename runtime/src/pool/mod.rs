@@ -12,6 +12,7 @@
 
 mod attempt;
 mod cached;
+mod commit;
 mod scratch;
 
 use std::cmp::Reverse;
@@ -22,6 +23,8 @@ use std::time::Instant;
 use tokio::task::JoinSet;
 
 use hermetic_cache::Digest;
+
+use commit::Committer;
 
 use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
 use crate::plan::{KeyComponents, Plan};
@@ -111,6 +114,14 @@ impl Executor {
         // Shared by every attempt; if it cannot be created, each attempt reports the path when
         // it fails to mount it.
         let _ = self.plan.prepare_dirs();
+        // Fresh successes are stored in the background; see `commit`.
+        let (committer, commits) = match &self.cache {
+            Some(c) if c.write && !c.store.is_read_only() => {
+                let (committer, queue) = Committer::start(c.store.clone(), events_tx.clone());
+                (Some(committer), Some(queue))
+            }
+            _ => (None, None),
+        };
         let ctx = Arc::new(cached::StepContext {
             plan: self.plan.clone(),
             sandbox: self.sandbox.clone(),
@@ -119,6 +130,7 @@ impl Executor {
             cache: self.cache.clone(),
             engine: self.sandbox.engine_digest(),
             events: events_tx,
+            commits,
         });
         let plan = &self.plan;
         let n = plan.steps.len();
@@ -219,6 +231,14 @@ impl Executor {
                     self.release_dependents(i, &mut waiting, &mut ready);
                 }
             }
+        }
+
+        // Every step has ended: store what is queued, and report what that warned about.
+        if let Some(committer) = committer {
+            committer.finish().await;
+        }
+        while let Ok(event) = events_rx.try_recv() {
+            reporter.event(&event);
         }
 
         let count = |s: StepStatus| status.iter().filter(|x| **x == Some(s)).count();

@@ -102,7 +102,8 @@ impl Sandbox {
             ))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_ip_name_lookup(false)
+            .allow_blocking_current_thread(true);
         for m in &inv.mounts {
             let perms = if m.writable {
                 FsPerms::ReadWrite

@@ -1,0 +1,163 @@
+//! Storing fresh results off the steps' path, with group commit.
+//!
+//! A step that succeeded packs its outputs into a [`NewResult`] on its own worker and hands it
+//! to the [`Committer`], then finishes: its dependents need the published outputs, not the
+//! cache entry. The committer stores results in batches: while one batch is being made
+//! durable, the next accumulates, so the cost of durability (a few filesystem syncs per
+//! batch, see `DiskStore::store_results`) is shared by every step that finished meanwhile
+//! instead of paid by each. The run waits for the committer before it ends
+//! ([`Committer::finish`]), so a finished run has stored everything it could.
+//!
+//! A crash before a result is committed loses only that cache entry: the next run misses and
+//! runs the step again. A store that cannot write never fails a step; each failed batch is one
+//! warning that names its steps.
+
+use std::sync::Arc;
+
+use hermetic_cache::{NewResult, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::events::Event;
+
+/// Results stored together at most; bounds the memory a batch holds.
+const MAX_BATCH: usize = 256;
+
+/// A fresh result and the step it belongs to (for warnings).
+#[derive(Debug)]
+struct Pending {
+    step: String,
+    result: NewResult,
+}
+
+/// What the committer's queue carries.
+#[derive(Debug)]
+enum Message {
+    Store(Pending),
+    /// Sent by [`Committer::finish`] after every step ended: everything before it is stored,
+    /// then the task ends.
+    Close,
+}
+
+/// The background task that stores results; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Committer {
+    /// To send [`Message::Close`].
+    queue: CommitQueue,
+    /// The task draining the queue, awaited by [`Committer::finish`].
+    task: JoinHandle<()>,
+}
+
+/// Where steps hand their results to the [`Committer`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct CommitQueue(mpsc::UnboundedSender<Message>);
+
+impl Committer {
+    /// Starts committing to `store`; warnings go to `events`. Steps submit through the
+    /// returned queue.
+    pub(crate) fn start(
+        store: Arc<dyn Store>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> (Self, CommitQueue) {
+        let (queue, mut messages) = mpsc::unbounded_channel::<Message>();
+        let task = tokio::spawn(async move {
+            let mut closing = false;
+            while !closing {
+                let mut batch = Vec::new();
+                // Wait for the first result, then take whatever else is queued already.
+                match messages.recv().await {
+                    Some(Message::Store(p)) => batch.push(p),
+                    Some(Message::Close) | None => break,
+                }
+                while batch.len() < MAX_BATCH {
+                    match messages.try_recv() {
+                        Ok(Message::Store(p)) => batch.push(p),
+                        Ok(Message::Close) => {
+                            closing = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Some(warning) = commit(store.clone(), batch).await {
+                    // The receiver lives until the run ends, after `finish`.
+                    let _ = events.send(warning);
+                }
+            }
+        });
+        let queue = CommitQueue(queue);
+        (
+            Self {
+                queue: queue.clone(),
+                task,
+            },
+            queue,
+        )
+    }
+
+    /// Stores everything submitted so far, then returns. Call it once no step can submit
+    /// any more.
+    pub(crate) async fn finish(self) {
+        let _ = self.queue.0.send(Message::Close);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the cache committer panicked");
+        }
+    }
+}
+
+impl CommitQueue {
+    /// Queues `result` of `step` for storing.
+    pub(crate) fn submit(&self, step: &str, result: NewResult) {
+        // The task ends only on `Close`, sent by `finish` after every step ended.
+        let _ = self.0.send(Message::Store(Pending {
+            step: step.to_string(),
+            result,
+        }));
+    }
+}
+
+/// Stores one batch on a blocking thread (the disk store does blocking I/O); a warning event
+/// if it failed.
+async fn commit(store: Arc<dyn Store>, batch: Vec<Pending>) -> Option<Event> {
+    let steps: Vec<String> = batch.iter().map(|p| p.step.clone()).collect();
+    let handle = tokio::runtime::Handle::current();
+    let stored = tokio::task::spawn_blocking(move || {
+        let results: Vec<NewResult> = batch.into_iter().map(|p| p.result).collect();
+        handle
+            .block_on(store.put_results(&results))
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("storing panicked: {e}")));
+    let error = stored.err()?;
+    let (step, message) = match steps.as_slice() {
+        [one] => (
+            Some(one.clone()),
+            format!("cache write failed; the result is not cached: {error}"),
+        ),
+        many => (
+            None,
+            format!(
+                "cache write failed; the results of {} steps ({}) are not cached: {error}",
+                many.len(),
+                name_some(many)
+            ),
+        ),
+    };
+    Some(Event::Warning { step, message })
+}
+
+/// The first few of `steps`, for a message.
+fn name_some(steps: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = steps
+        .iter()
+        .take(SHOWN)
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if steps.len() > SHOWN {
+        text.push_str(&format!(" and {} more", steps.len() - SHOWN));
+    }
+    text
+}
