@@ -830,6 +830,6 @@ fn a_batch_may_name_blobs_already_stored() {
         blobs: Vec::new(),
         ..first.clone()
     };
-    store.store_results(&[again.clone()]).unwrap();
+    store.store_results(std::slice::from_ref(&again)).unwrap();
     assert_eq!(store.load_action(&again.key).unwrap(), Some(first.entry));
 }

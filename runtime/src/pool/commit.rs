@@ -33,7 +33,7 @@ struct Pending {
 /// What the committer's queue carries.
 #[derive(Debug)]
 enum Message {
-    Store(Pending),
+    Store(Box<Pending>),
     /// Sent by [`Committer::finish`] after every step ended: everything before it is stored,
     /// then the task ends.
     Close,
@@ -66,12 +66,12 @@ impl Committer {
                 let mut batch = Vec::new();
                 // Wait for the first result, then take whatever else is queued already.
                 match messages.recv().await {
-                    Some(Message::Store(p)) => batch.push(p),
+                    Some(Message::Store(p)) => batch.push(*p),
                     Some(Message::Close) | None => break,
                 }
                 while batch.len() < MAX_BATCH {
                     match messages.try_recv() {
-                        Ok(Message::Store(p)) => batch.push(p),
+                        Ok(Message::Store(p)) => batch.push(*p),
                         Ok(Message::Close) => {
                             closing = true;
                             break;
@@ -109,10 +109,10 @@ impl CommitQueue {
     /// Queues `result` of `step` for storing.
     pub(crate) fn submit(&self, step: &str, result: NewResult) {
         // The task ends only on `Close`, sent by `finish` after every step ended.
-        let _ = self.0.send(Message::Store(Pending {
+        let _ = self.0.send(Message::Store(Box::new(Pending {
             step: step.to_string(),
             result,
-        }));
+        })));
     }
 }
 
