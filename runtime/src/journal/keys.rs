@@ -114,9 +114,13 @@ fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
     }
     let history = KeyHistory {
         version: RECORD_VERSION,
-        before: existing.map(|h| h.last),
+        before: existing.as_ref().map(|h| h.last.clone()),
         last: run,
     };
+    // The same run again (an unchanged step run with `--no-cache`, say): nothing to write.
+    if existing.as_ref() == Some(&history) {
+        return Ok(());
+    }
     let json = serde_json::to_vec_pretty(&history).map_err(io::Error::other)?;
     write_atomic(&path(state_dir, step), &json)
 }

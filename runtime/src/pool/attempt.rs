@@ -196,7 +196,7 @@ async fn attempt_inner(
     let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
 
     if !step.inputs.is_empty() || !step.deps.is_empty() {
-        let inputs = step.inputs.clone();
+        let inputs = &step.inputs;
         let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
         let deps: Vec<(String, std::path::PathBuf)> = step
             .deps
@@ -208,21 +208,15 @@ async fn attempt_inner(
                 )
             })
             .collect();
-        let (in_dir, deps_dir) = (in_dir.clone(), deps_dir.clone());
-        let staging = move || -> Result<(), String> {
-            if !inputs.is_empty() {
-                stage_files(&inputs, &expected, &in_dir)
-                    .map_err(|e| format!("cannot stage inputs: {e}"))?;
-            }
-            for (name, published) in deps {
-                stage_tree(&published, &deps_dir.join(&name))
-                    .map_err(|e| format!("cannot stage the outputs of `{name}`: {e}"))?;
-            }
-            Ok(())
-        };
-        tokio::task::spawn_blocking(staging)
-            .await
-            .map_err(|e| format!("staging panicked: {e}"))??;
+        // On the pool's worker thread: blocking here is fine.
+        if !inputs.is_empty() {
+            stage_files(inputs, &expected, &in_dir)
+                .map_err(|e| format!("cannot stage inputs: {e}"))?;
+        }
+        for (name, published) in deps {
+            stage_tree(&published, &deps_dir.join(&name))
+                .map_err(|e| format!("cannot stage the outputs of `{name}`: {e}"))?;
+        }
     }
 
     let def = plan.step_def(step);
@@ -275,18 +269,7 @@ async fn attempt_inner(
         return Ok(result);
     }
 
-    let declared = def.outputs.clone();
-    let (out_root, name) = (plan.out_root.clone(), step.name.clone());
-    let collect = move || collect_and_publish(&out_dir, &declared, &out_root, &name);
-    let collected = if def.outputs.is_empty() {
-        // Nothing to copy, one `lstat` to clear stale outputs: not worth the blocking pool.
-        collect()
-    } else {
-        tokio::task::spawn_blocking(collect)
-            .await
-            .map_err(|e| format!("collecting outputs panicked: {e}"))?
-    };
-    match collected {
+    match collect_and_publish(&out_dir, &def.outputs, &plan.out_root, &step.name) {
         Ok(files) => {
             result.succeeded = true;
             result.output_files = files;

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
-use tokio::runtime::Handle;
 use walkdir::WalkDir;
 
 use super::attempt::{AttemptResult, run_with_retries, save_log};
 use super::commit::CommitQueue;
+use super::outbox::Outbox;
 use super::scratch::ScratchPool;
 use crate::events::Event;
 use crate::outputs::publish_staged;
@@ -46,7 +46,7 @@ pub(crate) struct StepContext {
     /// The engine digest, computed once per run for the keys.
     pub engine: String,
     /// Events from inside a step, forwarded to the reporter by the executor.
-    pub events: tokio::sync::mpsc::UnboundedSender<Event>,
+    pub events: Arc<Outbox>,
     /// Where fresh successes go to be stored; `None` when the run stores nothing.
     pub commits: Option<CommitQueue>,
 }
@@ -64,14 +64,8 @@ pub(crate) async fn run_step(
     let mut warnings = Vec::new();
 
     if let Some(cache) = ctx.cache.as_ref().filter(|c| c.read) {
-        let (store, plan) = (cache.store.clone(), ctx.plan.clone());
-        let restored = tokio::task::spawn_blocking(move || {
-            let step = &plan.steps[i];
-            lookup_and_restore(&*store, &plan, step, &key)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("restoring from the cache panicked: {e}")));
-        match restored {
+        // On the pool's worker thread: blocking here is fine.
+        match lookup_and_restore(&*cache.store, &ctx.plan, step, &key).await {
             Ok(Some(mut hit)) => {
                 hit.key = Some(key);
                 hit.components = Some(components);
@@ -82,8 +76,7 @@ pub(crate) async fn run_step(
         }
     }
 
-    // The receiver lives as long as the run; a send can only fail once it is over.
-    let _ = ctx.events.send(Event::StepStarted {
+    ctx.events.send(Event::StepStarted {
         step: step.name.clone(),
         attempt: 1,
     });
@@ -91,7 +84,7 @@ pub(crate) async fn run_step(
     if result.succeeded
         && let Some(commits) = &ctx.commits
     {
-        let plan = ctx.plan.clone();
+        let plan = &ctx.plan;
         let saved = Saved {
             files: result.output_files.clone(),
             stdout: std::mem::take(&mut result.stdout),
@@ -101,13 +94,8 @@ pub(crate) async fn run_step(
             exit_code: result.exit_code.unwrap_or(0),
             duration_ms: result.duration.as_millis() as u64,
         };
-        let packed = tokio::task::spawn_blocking(move || {
-            let published = published_dir(&plan, &plan.steps[i]);
-            pack(&published, &plan.empty_dir(), key, saved)
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("packing the outputs panicked: {e}")));
-        match packed {
+        let published = published_dir(plan, step);
+        match pack(&published, &plan.empty_dir(), key, saved) {
             Ok(new) => commits.submit(&step.name, new),
             Err(w) => warnings.push(w),
         }
@@ -125,14 +113,13 @@ fn published_dir(plan: &Plan, step: &PlannedStep) -> PathBuf {
 
 /// Looks `key` up and, on a hit, puts the outputs and logs in place. `Ok(None)` is a miss;
 /// `Err` is a miss with a warning (the store could not answer).
-fn lookup_and_restore(
+async fn lookup_and_restore(
     store: &dyn Store,
     plan: &Plan,
     step: &PlannedStep,
     key: &Digest,
 ) -> Result<Option<AttemptResult>, String> {
-    let handle = Handle::current();
-    let entry = match handle.block_on(store.get_action(key)) {
+    let entry = match store.get_action(key).await {
         Ok(Some(e)) => e,
         Ok(None) => return Ok(None),
         Err(e) => return Err(format!("cache lookup failed: {e}")),
@@ -151,7 +138,7 @@ fn lookup_and_restore(
     }
     let published = published_dir(plan, step);
     if !matches_on_disk(&published, &entry.output_files) {
-        let Some(archive) = fetch(store, &handle, &entry.outputs_archive)? else {
+        let Some(archive) = fetch(store, &entry.outputs_archive).await? else {
             return Ok(None);
         };
         let staging = plan
@@ -193,7 +180,7 @@ fn lookup_and_restore(
         let bytes = if digest == Digest::of(b"") {
             Vec::new()
         } else {
-            match fetch(store, &handle, &digest)? {
+            match fetch(store, &digest).await? {
                 Some(b) => b,
                 None => return Ok(None),
             }
@@ -229,9 +216,10 @@ fn restore_limits(entry: &ActionEntry, output_limit: u64) -> ArchiveLimits {
 }
 
 /// A verified blob, `None` when the store lacks it.
-fn fetch(store: &dyn Store, handle: &Handle, digest: &Digest) -> Result<Option<Vec<u8>>, String> {
-    handle
-        .block_on(store.get_blob(digest))
+async fn fetch(store: &dyn Store, digest: &Digest) -> Result<Option<Vec<u8>>, String> {
+    store
+        .get_blob(digest)
+        .await
         .map_err(|e| format!("cache read failed: {e}"))
 }
 

@@ -18,6 +18,7 @@ use hermetic_cache::{NewResult, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::outbox::Outbox;
 use crate::events::Event;
 
 /// Results stored together at most; bounds the memory a batch holds.
@@ -55,10 +56,7 @@ pub(crate) struct CommitQueue(mpsc::UnboundedSender<Message>);
 impl Committer {
     /// Starts committing to `store`; warnings go to `events`. Steps submit through the
     /// returned queue.
-    pub(crate) fn start(
-        store: Arc<dyn Store>,
-        events: mpsc::UnboundedSender<Event>,
-    ) -> (Self, CommitQueue) {
+    pub(crate) fn start(store: Arc<dyn Store>, events: Arc<Outbox>) -> (Self, CommitQueue) {
         let (queue, mut messages) = mpsc::unbounded_channel::<Message>();
         let task = tokio::spawn(async move {
             let mut closing = false;
@@ -80,8 +78,7 @@ impl Committer {
                     }
                 }
                 if let Some(warning) = commit(store.clone(), batch).await {
-                    // The receiver lives until the run ends, after `finish`.
-                    let _ = events.send(warning);
+                    events.send(warning);
                 }
             }
         });

@@ -45,7 +45,10 @@ pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
         .max_memories_per_module(1)
         .max_memories_per_component(4)
         .max_memory_size(4 << 30)
-        .max_unused_warm_slots(slots);
+        .max_unused_warm_slots(slots)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

@@ -1,0 +1,251 @@
+//! The pool's ready queues: one per worker, one shared injector, and stealing between them.
+//!
+//! A step that becomes ready goes to the queue of the worker that released it (it finished the
+//! step's last dependency, so the outputs the step reads are hot in that worker's caches, and
+//! no other thread has to be woken to pick it up). Steps ready at the start go to the
+//! injector. A worker takes the most urgent step of its own queue and the injector; with both
+//! empty, it steals the most urgent step of another worker's queue, trying the others in an
+//! order that comes from the run's seed.
+//!
+//! The queues are binary heaps ordered by [`Ready`], not FIFO/LIFO deques
+//! (crossbeam-deque's): a step released late with priority 10 must still start before a
+//! priority-1 step released early, and a deque cannot reorder. Each heap has its own lock,
+//! taken for a push or a pop only: a step runs for tens of microseconds at the least, so the
+//! locks are almost never contended.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// A ready step, ordered so that the max-heap pops the most urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Ready {
+    /// The step's `priority` (1–10): higher first.
+    pub priority: u8,
+    /// The longest chain of steps that depend on this one, itself included: longer first, so
+    /// that the critical path never waits behind short work.
+    pub critical_path: u32,
+    /// Reversed index: earlier steps in the file win ties, which keeps a run's order stable.
+    pub order: Reverse<usize>,
+}
+
+impl Ready {
+    /// The plan index of the step.
+    pub fn index(self) -> usize {
+        self.order.0
+    }
+}
+
+/// Every ready queue of one run.
+#[derive(Debug)]
+pub(crate) struct Queues {
+    /// Steps ready before any worker released them: the roots of the graph.
+    injector: Mutex<BinaryHeap<Ready>>,
+    /// One per worker: the steps that worker released. Its owner pops from it first; the
+    /// others steal from it when they have nothing else.
+    locals: Vec<Mutex<BinaryHeap<Ready>>>,
+    /// Bumped on every push and on [`Queues::wake_all`]. An idle worker reads it before it
+    /// looks for work and sleeps only if it is unchanged, so no push is ever slept through.
+    generation: Mutex<u64>,
+    /// Where idle workers sleep.
+    wakeup: Condvar,
+}
+
+/// How long an idle worker sleeps before it looks again without being woken: a safety net
+/// only, every push wakes a sleeper.
+const IDLE_TIMEOUT: Duration = Duration::from_millis(100);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while a queue is locked cannot leave a heap half-updated (`push` and `pop` are
+    // the only operations), so a poisoned lock is still sound to use.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Queues {
+    /// Queues for `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            injector: Mutex::new(BinaryHeap::new()),
+            locals: (0..workers)
+                .map(|_| Mutex::new(BinaryHeap::new()))
+                .collect(),
+            generation: Mutex::new(0),
+            wakeup: Condvar::new(),
+        }
+    }
+
+    /// Adds steps to the injector.
+    pub fn inject(&self, ready: impl IntoIterator<Item = Ready>) {
+        let mut pushed = 0;
+        lock(&self.injector).extend(ready.into_iter().inspect(|_| pushed += 1));
+        self.notify(pushed);
+    }
+
+    /// Adds steps that `worker` released to its own queue.
+    pub fn push_local(&self, worker: usize, ready: &[Ready]) {
+        if ready.is_empty() {
+            return;
+        }
+        lock(&self.locals[worker]).extend(ready.iter().copied());
+        // The pusher takes one of them itself; the rest are for idle workers.
+        self.notify(ready.len() - 1);
+    }
+
+    /// The most urgent step for `worker`: from its own queue or the injector, whichever holds
+    /// the more urgent one, else stolen from the other workers in `victims` order.
+    pub fn pop(&self, worker: usize, victims: impl Iterator<Item = usize>) -> Option<Ready> {
+        // Lock order: a worker's own queue, then the injector; a steal holds one lock only.
+        let mut own = lock(&self.locals[worker]);
+        let mut injector = lock(&self.injector);
+        match (own.peek(), injector.peek()) {
+            (None, None) => {
+                drop((own, injector));
+                self.steal(worker, victims)
+            }
+            (Some(a), Some(b)) if a < b => injector.pop(),
+            (Some(_), _) => own.pop(),
+            (None, Some(_)) => injector.pop(),
+        }
+    }
+
+    fn steal(&self, worker: usize, victims: impl Iterator<Item = usize>) -> Option<Ready> {
+        victims
+            .filter(|&v| v != worker)
+            .find_map(|v| lock(&self.locals[v]).pop())
+    }
+
+    /// The current generation; pass it to [`Queues::sleep`].
+    pub fn generation(&self) -> u64 {
+        *lock(&self.generation)
+    }
+
+    /// Sleeps until something is pushed or [`Queues::wake_all`] is called, unless that already
+    /// happened since `seen` was read.
+    pub fn sleep(&self, seen: u64) {
+        let generation = lock(&self.generation);
+        if *generation == seen {
+            let _ = self.wakeup.wait_timeout(generation, IDLE_TIMEOUT);
+        }
+    }
+
+    /// Wakes every sleeping worker (the run is over or interrupted).
+    pub fn wake_all(&self) {
+        *lock(&self.generation) += 1;
+        self.wakeup.notify_all();
+    }
+
+    /// Wakes up to `n` sleepers for `n` new steps.
+    fn notify(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        *lock(&self.generation) += 1;
+        if n == 1 {
+            self.wakeup.notify_one();
+        } else {
+            self.wakeup.notify_all();
+        }
+    }
+}
+
+/// The order in which a worker tries the others' queues when it steals: a rotation that starts
+/// at a pseudo-random worker drawn from the run's seed (splitmix64), so that thieves spread
+/// out and a seeded run makes the same choices.
+#[derive(Debug, Clone)]
+pub(crate) struct StealOrder {
+    state: u64,
+    workers: usize,
+}
+
+impl StealOrder {
+    /// The steal order of worker `worker` of `workers`, from `seed`.
+    pub fn new(seed: u64, worker: usize, workers: usize) -> Self {
+        Self {
+            state: seed ^ (worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            workers: workers.max(1),
+        }
+    }
+
+    /// The victims of the next steal, each worker once.
+    pub fn next_round(&mut self) -> impl Iterator<Item = usize> + use<> {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let n = self.workers;
+        let start = (z % n as u64) as usize;
+        (0..n).map(move |k| (start + k) % n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(priority: u8, critical_path: u32, index: usize) -> Ready {
+        Ready {
+            priority,
+            critical_path,
+            order: Reverse(index),
+        }
+    }
+
+    #[test]
+    fn a_worker_takes_the_most_urgent_of_its_queue_and_the_injector() {
+        let q = Queues::new(2);
+        q.inject([ready(5, 1, 0), ready(1, 9, 1)]);
+        q.push_local(0, &[ready(5, 2, 2), ready(10, 1, 3)]);
+        let order: Vec<usize> = std::iter::from_fn(|| q.pop(0, 0..2).map(Ready::index)).collect();
+        // Priority first, then critical path, then file order.
+        assert_eq!(order, [3, 2, 0, 1]);
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_step() {
+        let q = Queues::new(1);
+        q.inject([ready(5, 1, 7), ready(5, 1, 2), ready(5, 1, 4)]);
+        let order: Vec<usize> = std::iter::from_fn(|| q.pop(0, 0..1).map(Ready::index)).collect();
+        assert_eq!(order, [2, 4, 7]);
+    }
+
+    #[test]
+    fn an_idle_worker_steals_the_most_urgent_step_of_another() {
+        let q = Queues::new(3);
+        q.push_local(1, &[ready(1, 1, 0), ready(3, 1, 1)]);
+        q.push_local(2, &[ready(9, 1, 2)]);
+        // Victims tried in the order given: worker 1 first.
+        assert_eq!(q.pop(0, [1, 2].into_iter()).map(Ready::index), Some(1));
+        assert_eq!(q.pop(0, [2, 1].into_iter()).map(Ready::index), Some(2));
+        assert_eq!(q.pop(0, [0].into_iter()), None);
+    }
+
+    #[test]
+    fn steal_order_visits_every_worker_once_and_replays_from_the_seed() {
+        let rounds = |seed| {
+            let mut order = StealOrder::new(seed, 1, 4);
+            (0..8)
+                .map(|_| order.next_round().collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        for round in rounds(7) {
+            let mut sorted = round.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3]);
+        }
+        assert_eq!(rounds(7), rounds(7));
+        assert_ne!(rounds(7), rounds(8));
+    }
+
+    #[test]
+    fn a_sleeper_does_not_miss_a_push_made_after_it_looked() {
+        let q = std::sync::Arc::new(Queues::new(2));
+        let seen = q.generation();
+        q.push_local(1, &[ready(1, 1, 0), ready(1, 1, 1)]);
+        // Returns at once: the generation moved since `seen`.
+        let started = std::time::Instant::now();
+        q.sleep(seen);
+        assert!(started.elapsed() < IDLE_TIMEOUT);
+    }
+}
