@@ -22,7 +22,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 ///   same bits on every host;
 /// * wasm **backtraces** for trap reports;
 /// * the **pooling allocator**, sized for `concurrency` live instances, because it instantiates
-///   an order of magnitude faster than on-demand allocation.
+///   an order of magnitude faster than on-demand allocation. A freed slot is reset with
+///   `memset` (only its dirty pages, found with `PAGEMAP_SCAN` on Linux 6.7+) up to 2 MiB of
+///   memory and 64 KiB of table, instead of `madvise`: `madvise` takes the process's
+///   address-space lock, so that two workers freeing instances at once waited for each other
+///   (a no-op step cost 14 µs with it and under 4 µs without, and `-j2` ran slower than `-j1`).
 pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
