@@ -26,7 +26,7 @@ pub(crate) struct Graph {
     /// How many dependencies of each step have not reached a final state.
     waiting: Vec<usize>,
     /// Steps without a final state; the run is over at 0.
-    pub unfinished: usize,
+    unfinished: usize,
 }
 
 /// What to do with a step taken from a queue.
@@ -34,9 +34,17 @@ pub(crate) struct Graph {
 pub(crate) enum Start {
     /// Run it; its dependencies' output digests by name, for its key.
     Run(BTreeMap<String, Digest>),
-    /// It must not run, for this reason; it is marked skipped already, and these steps
-    /// became ready.
-    Skip(String, Vec<Ready>),
+    /// It must not run, for this reason; it is marked skipped already.
+    Skip(String, Released),
+}
+
+/// What a step reaching its final state changed.
+#[derive(Debug)]
+pub(crate) struct Released {
+    /// The steps that became ready.
+    pub ready: Vec<Ready>,
+    /// Steps still without a final state, this one counted as final.
+    pub unfinished: usize,
 }
 
 impl Graph {
@@ -77,8 +85,8 @@ impl Graph {
         Start::Run(deps)
     }
 
-    /// Records the end of step `i`; returns the steps that became ready.
-    pub fn finished(&mut self, plan: &Plan, i: usize, result: &AttemptResult) -> Vec<Ready> {
+    /// Records the end of step `i`.
+    pub fn finished(&mut self, plan: &Plan, i: usize, result: &AttemptResult) -> Released {
         self.keys[i] = step_key(result);
         self.output_trees[i] = Some(result.output_tree());
         let status = if result.succeeded {
@@ -89,17 +97,20 @@ impl Graph {
         self.finish(plan, i, status)
     }
 
-    fn finish(&mut self, plan: &Plan, i: usize, status: StepStatus) -> Vec<Ready> {
+    fn finish(&mut self, plan: &Plan, i: usize, status: StepStatus) -> Released {
         self.status[i] = Some(status);
         self.unfinished -= 1;
-        let mut released = Vec::new();
+        let mut ready = Vec::new();
         for &d in &plan.steps[i].dependents {
             self.waiting[d] -= 1;
             if self.waiting[d] == 0 {
-                released.push(ready_entry(plan, d));
+                ready.push(ready_entry(plan, d));
             }
         }
-        released
+        Released {
+            ready,
+            unfinished: self.unfinished,
+        }
     }
 
     /// Why step `i` must not run, given its dependencies' final states, or `None` to run it.

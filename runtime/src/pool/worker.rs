@@ -10,8 +10,8 @@ use tokio::sync::{Notify, watch};
 
 use super::attempt::AttemptResult;
 use super::cached::{self, StepContext};
-use super::graph::{Graph, Start};
-use super::queue::{Queues, Ready, StealOrder};
+use super::graph::{Graph, Released, Start};
+use super::queue::{Queues, StealOrder};
 use crate::events::{Event, StepStatus};
 use crate::plan::Plan;
 
@@ -63,9 +63,9 @@ impl Shared {
 
     /// After a step reached a final state: its released dependents go to `worker`'s queue;
     /// the last step wakes everyone to exit.
-    fn released(&self, worker: usize, ready: &[Ready], unfinished: usize) {
-        self.queues.push_local(worker, ready);
-        if unfinished == 0 {
+    fn released(&self, worker: usize, released: &Released) {
+        self.queues.push_local(worker, &released.ready);
+        if released.unfinished == 0 {
             self.done.store(true, Ordering::SeqCst);
             self.queues.wake_all();
         }
@@ -96,8 +96,7 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
         let deps = match start {
             Start::Skip(reason, released) => {
                 shared.send(skipped_event(name, reason));
-                let unfinished = shared.graph().unfinished;
-                shared.released(me, &released, unfinished);
+                shared.released(me, &released);
                 continue;
             }
             Start::Run(deps) => deps,
@@ -127,17 +126,13 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
                 AttemptResult::host_error(format!("internal error: {}", panic_message(&*panic)))
             }
         };
-        let (released, unfinished) = {
-            let mut graph = shared.graph();
-            let released = graph.finished(&shared.plan, i, &result);
-            (released, graph.unfinished)
-        };
+        let released = shared.graph().finished(&shared.plan, i, &result);
         // Before the dependents are visible to other workers, so that a dependent's start is
         // never reported before this step's end.
         for event in finished_events(&shared.plan, i, &result) {
             shared.send(event);
         }
-        shared.released(me, &released, unfinished);
+        shared.released(me, &released);
     }
     if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
         shared.exited.notify_one();
