@@ -139,16 +139,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// step hit in the last run, if it was served from the cache then.
 pub fn explain(step: &str, history: &KeyHistory, hit: Option<&Digest>) -> Vec<String> {
     let last = &history.last;
-    if let Some(hit) = hit {
+    if let Some(key) = hit.or(last.cached.then_some(&last.key)) {
         return vec![format!(
             "`{step}` was served from the cache in its last run (key {})",
-            hit.short()
-        )];
-    }
-    if last.cached {
-        return vec![format!(
-            "`{step}` was served from the cache in its last run (key {})",
-            last.key.short()
+            key.short()
         )];
     }
     let Some(before) = &history.before else {
