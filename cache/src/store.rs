@@ -81,61 +81,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 }
 
-#[async_trait::async_trait]
-impl<S: Store + ?Sized> Store for Box<S> {
-    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
-        (**self).put_results(results).await
-    }
-    async fn get_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {
-        (**self).get_action(key).await
-    }
-    async fn put_action(&self, key: &Digest, entry: &ActionEntry) -> Result<(), CacheError> {
-        (**self).put_action(key, entry).await
-    }
-    async fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
-        (**self).get_blob(digest).await
-    }
-    async fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
-        (**self).put_blob(digest, bytes).await
-    }
-    async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {
-        (**self).find_missing(digests).await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn is_read_only(&self) -> bool {
-        (**self).is_read_only()
-    }
+/// Implements [`Store`] for a smart pointer by forwarding every method, default ones included
+/// (so that a store's own `put_results` is not replaced by the default), to the store inside.
+macro_rules! forward_store {
+    ($($pointer:ident),*) => {$(
+        #[async_trait::async_trait]
+        impl<S: Store + ?Sized> Store for $pointer<S> {
+            async fn get_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {
+                (**self).get_action(key).await
+            }
+            async fn put_action(&self, key: &Digest, entry: &ActionEntry) -> Result<(), CacheError> {
+                (**self).put_action(key, entry).await
+            }
+            async fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
+                (**self).get_blob(digest).await
+            }
+            async fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
+                (**self).put_blob(digest, bytes).await
+            }
+            async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {
+                (**self).find_missing(digests).await
+            }
+            async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
+                (**self).put_results(results).await
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn is_read_only(&self) -> bool {
+                (**self).is_read_only()
+            }
+        }
+    )*};
 }
 
-#[async_trait::async_trait]
-impl<S: Store + ?Sized> Store for Arc<S> {
-    async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
-        (**self).put_results(results).await
-    }
-    async fn get_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {
-        (**self).get_action(key).await
-    }
-    async fn put_action(&self, key: &Digest, entry: &ActionEntry) -> Result<(), CacheError> {
-        (**self).put_action(key, entry).await
-    }
-    async fn get_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>, CacheError> {
-        (**self).get_blob(digest).await
-    }
-    async fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), CacheError> {
-        (**self).put_blob(digest, bytes).await
-    }
-    async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {
-        (**self).find_missing(digests).await
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn is_read_only(&self) -> bool {
-        (**self).is_read_only()
-    }
-}
+forward_store!(Box, Arc);
 
 /// A store used for reads only: gets pass through, puts are skipped.
 ///
