@@ -178,39 +178,13 @@ impl Reporter for NullReporter {
     fn event(&mut self, _event: &Event) {}
 }
 
-/// The whole executor in this process, with `jobs` workers and no event output.
+/// The whole executor in this process, with `jobs` workers and no event output. As in
+/// `hermetic run`, the steps run on the pool's threads; the runtime only hosts the executor.
 pub fn executor(plan: &Arc<Plan>, sandbox: &Arc<Sandbox>, jobs: usize) -> anyhow::Result<Duration> {
-    let rt = hermetic_runtime::cli::runtime(jobs)?;
+    let rt = hermetic_runtime::cli::runtime(1)?;
     let executor = Executor::new(plan.clone(), sandbox.clone(), jobs);
     let started = Instant::now();
     let summary = rt.block_on(executor.run(&mut NullReporter, std::future::pending()));
-    let elapsed = started.elapsed();
-    ensure!(
-        summary.status == RunStatus::Succeeded,
-        "the in-process run did not succeed: {:?}",
-        summary.status
-    );
-    Ok(elapsed)
-}
-
-/// The same, but with the executor itself spawned onto the runtime's workers, so that with
-/// `jobs = 1` the scheduler and the attempts share one thread.
-pub fn executor_on_worker(
-    plan: &Arc<Plan>,
-    sandbox: &Arc<Sandbox>,
-    jobs: usize,
-) -> anyhow::Result<Duration> {
-    let rt = hermetic_runtime::cli::runtime(jobs)?;
-    let executor = Executor::new(plan.clone(), sandbox.clone(), jobs);
-    let started = Instant::now();
-    let summary = rt.block_on(async move {
-        tokio::spawn(async move {
-            executor
-                .run(&mut NullReporter, std::future::pending())
-                .await
-        })
-        .await
-    })?;
     let elapsed = started.elapsed();
     ensure!(
         summary.status == RunStatus::Succeeded,

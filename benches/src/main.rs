@@ -123,7 +123,6 @@ struct Figures {
     attempt: Figure,
     executor_j1: Figure,
     executor_j2: Figure,
-    executor_worker_j1: Figure,
     run_one_j1: Figure,
     run_j1: Figure,
     run_j2: Figure,
@@ -268,10 +267,6 @@ impl InProcess {
         );
         f.executor_j1
             .push_per(inproc::executor(&self.plan1, &self.sandbox1, 1)?, n);
-        f.executor_worker_j1.push_per(
-            inproc::executor_on_worker(&self.plan1, &self.sandbox1, 1)?,
-            n,
-        );
         f.executor_j2
             .push_per(inproc::executor(&self.plan2, &self.sandbox2, 2)?, n);
         Ok(())
@@ -539,11 +534,6 @@ fn per_step_section(t: &mut Table, args: &Args, f: &Figures, sizes: &Sizes) {
     t.time(
         format!("Executor, {n} steps, -j1, in-process"),
         &f.executor_j1,
-        vs_raw,
-    );
-    t.time(
-        format!("Executor, {n} steps, -j1, in-process, on the worker"),
-        &f.executor_worker_j1,
         vs_raw,
     );
     t.time(
