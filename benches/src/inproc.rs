@@ -107,6 +107,7 @@ pub fn invocation(mounts: Vec<Mount>, stdout: CaptureTo, stderr: CaptureTo) -> I
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
         stdout,
         stderr,
+        heartbeat: None,
     }
 }
 
@@ -159,7 +160,7 @@ pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration
     let scratch = ScratchPool::new(plan.state_dir.join("tmp"));
     let started = Instant::now();
     for step in &plan.steps {
-        let result = run_attempt(plan, sandbox, &scratch, step).await;
+        let result = run_attempt(plan, sandbox, &scratch, step, None).await;
         ensure!(
             result.succeeded,
             "step `{}` failed: {}",

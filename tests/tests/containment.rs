@@ -393,12 +393,29 @@ fn escape_symlink_in_a_workflow() {
         out.read(".hermetic/logs/attack/stdout"),
         ESCAPE_SYMLINK_STDOUT
     );
+    // The run journal's directory is named after the time; its logs are the step's.
+    let tree = out.tree(".hermetic");
+    let (before_runs, runs) = tree.split_once("runs/\n").expect("a run journal");
+    let (run, rest) = runs.split_once("tmp/\n").expect("tmp/ after runs/");
+    let run_id = run.lines().next().unwrap().trim().trim_end_matches('/');
     assert_eq!(
-        out.tree(".hermetic"),
+        format!("{before_runs}tmp/\n{rest}"),
         format!(
-            "keys/\n  .last-hits.json (23 bytes)\n  attack.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
+            "durations.json ({} bytes)\nkeys/\n  .last-hits.json (23 bytes)\n  attack.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
+            out.read(".hermetic/durations.json").len(),
             out.read(".hermetic/keys/attack.json").len(),
             ESCAPE_SYMLINK_STDOUT.len()
+        )
+    );
+    assert_eq!(
+        out.tree(format!(".hermetic/runs/{run_id}")),
+        format!(
+            "events.jsonl ({} bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\nsummary.json ({} bytes)\n",
+            out.read(format!(".hermetic/runs/{run_id}/events.jsonl"))
+                .len(),
+            ESCAPE_SYMLINK_STDOUT.len(),
+            out.read(format!(".hermetic/runs/{run_id}/summary.json"))
+                .len(),
         )
     );
 }

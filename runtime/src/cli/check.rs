@@ -32,6 +32,9 @@ pub fn exec(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    if !workflow.warnings.is_empty() {
+        eprintln!("{}", workflow.warnings);
+    }
     let name = workflow.name.clone();
     let _lock = super::run::ProjectLock::acquire(&workflow.dir.join(".hermetic"))?;
     let cache = super::cache_root(cli);

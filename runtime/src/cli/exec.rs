@@ -109,6 +109,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         clock_epoch: std::time::Duration::from_secs(args.clock_epoch),
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
+        heartbeat: None,
     };
 
     let rt = super::runtime(1)?;

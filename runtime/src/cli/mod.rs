@@ -8,6 +8,7 @@ pub mod graph;
 pub mod lock;
 pub mod project;
 pub mod run;
+pub mod runs;
 pub mod verify;
 pub mod why;
 
@@ -56,6 +57,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Write hermetic.lock, pinning every module and input of a workflow.
     Lock(lock::LockArgs),
+    /// List the recorded runs of a workflow, newest first.
+    Runs(runs::RunsArgs),
     /// Explain why a step ran instead of coming from the cache in its last run.
     Why(why::WhyArgs),
     /// Run steps again, ignoring the cache, and compare their outputs with the cached ones.
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Exec(ref args) => exec::exec(&cli, args),
         Command::Lock(ref args) => lock::exec(&cli, args),
         Command::Why(ref args) => why::exec(args),
+        Command::Runs(ref args) => runs::exec(args),
         Command::Verify(ref args) => verify::exec(&cli, args),
         Command::Cache(ref command) => cache::exec(&cli, command),
     };

@@ -9,12 +9,35 @@ use hermetic_cache::DiskStore;
 
 use super::run::{ProjectLock, interrupted};
 use super::{Cli, EXIT_USAGE};
+use crate::events::StepStatus;
 use crate::events::{Event, HumanReporter, JsonReporter, Reporter};
-use crate::journal::keys;
+use crate::journal::durations::{self, Durations};
+use crate::journal::runs::{self, Counts, RunJournal, Summary, Tee};
+use crate::journal::{keys, trace};
 use crate::plan::{Plan, PlanOptions};
 use crate::pool::{CacheUse, Executor, RunSummary};
 use crate::sandbox::Sandbox;
 use crate::workflow::Workflow;
+
+/// How [`Project::execute`] runs the plan.
+#[derive(Debug, Default, Clone)]
+pub struct Execution {
+    /// Report JSON lines on stdout instead of human progress on stderr.
+    pub json: bool,
+    /// Record each step's key for `hermetic why`, and the run's hits for `cache stats`.
+    pub record_keys: bool,
+    /// `--keep-going`.
+    pub keep_going: bool,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// Write the run journal, `.hermetic/runs/<id>/`, and the step durations for adaptive
+    /// timeouts.
+    pub journal: bool,
+    /// `--resume`: keep the successes of the last run.
+    pub resume: bool,
+    /// `--trace FILE`.
+    pub trace: Option<PathBuf>,
+}
 
 /// A planned workflow, with the project's `.hermetic/` locked for this process.
 #[derive(Debug)]
@@ -56,17 +79,21 @@ impl Project {
                 return Ok(Err(ExitCode::from(EXIT_USAGE)));
             }
         };
+        if !workflow.warnings.is_empty() {
+            eprintln!("{}", workflow.warnings);
+        }
         let state_dir = workflow.dir.join(".hermetic");
         let lock = ProjectLock::acquire(&state_dir)?;
         let cache_root = super::cache_root_for(cli, Some(&workflow));
         let sandbox = Sandbox::new(jobs as u32, cache_root.as_deref())?;
-        let plan = match Plan::new(workflow, &sandbox, options) {
+        let mut plan = match Plan::new(workflow, &sandbox, options) {
             Ok(plan) => plan,
             Err(diags) => {
                 eprintln!("{diags}");
                 return Ok(Err(ExitCode::from(EXIT_USAGE)));
             }
         };
+        adapt_timeouts(&mut plan);
         Ok(Ok(Project {
             plan: Arc::new(plan),
             sandbox: Arc::new(sandbox),
@@ -95,15 +122,51 @@ impl Project {
         &self,
         cache: Option<CacheUse>,
         local: Option<&DiskStore>,
-        json: bool,
-        record_keys: bool,
+        how: &Execution,
     ) -> anyhow::Result<RunSummary> {
-        let mut reporter: Box<dyn Reporter> = if json {
+        let mut reporter: Box<dyn Reporter> = if how.json {
             Box::new(JsonReporter)
         } else {
             Box::new(HumanReporter::new())
         };
-        let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs);
+        let state_dir = &self.plan.state_dir;
+        let resume = if how.resume {
+            match runs::resumable(state_dir) {
+                Ok(Some(r)) => Some(r),
+                Ok(None) => {
+                    reporter.event(&Event::Warning {
+                        step: None,
+                        message: "nothing to resume: no earlier run is recorded; running every \
+                                  step"
+                            .into(),
+                    });
+                    None
+                }
+                Err(e) => anyhow::bail!("cannot read the run to resume: {e}"),
+            }
+        } else {
+            None
+        };
+        let resumed_from = resume.as_ref().map(|r| r.run_id.clone());
+        let mut journal = if how.journal {
+            match RunJournal::create(state_dir) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    reporter.event(&Event::Warning {
+                        step: None,
+                        message: format!("this run is not journaled: {e}"),
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let started_at = runs::rfc3339(std::time::SystemTime::now());
+        let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs)
+            .keep_going(how.keep_going)
+            .with_seed(how.seed)
+            .resuming(resume);
         if let Some(cache) = &cache {
             executor = executor.with_cache(cache.clone());
         }
@@ -114,15 +177,62 @@ impl Project {
             let _runtime = rt.enter();
             interrupted()?
         };
-        let (summary, mut reporter) = rt.block_on(async move {
-            let summary = executor.run(reporter.as_mut(), interrupt).await;
-            (summary, reporter)
+        let (summary, mut reporter, journal) = rt.block_on(async move {
+            let summary = match &mut journal {
+                Some(journal) => {
+                    let mut tee = Tee {
+                        display: reporter.as_mut(),
+                        journal,
+                    };
+                    executor.run(&mut tee, interrupt).await
+                }
+                None => executor.run(reporter.as_mut(), interrupt).await,
+            };
+            (summary, reporter, journal)
         });
-        if record_keys && let Err(e) = keys::record_all(&self.plan, &summary) {
+        let mut warn = |message: String| {
             reporter.event(&Event::Warning {
                 step: None,
-                message: format!("cannot record the steps' keys for `hermetic why`: {e}"),
+                message,
+            })
+        };
+        if let Some(journal) = journal {
+            let counts = counts(&summary);
+            let id = journal.id().to_string();
+            let written = journal.finish(&Summary {
+                version: runs::SUMMARY_VERSION,
+                run_id: &id,
+                workflow: &self.plan.workflow.name,
+                status: summary.status,
+                started_at: &started_at,
+                duration_ms: summary.metrics.wall_us / 1000,
+                jobs: self.jobs,
+                seed: how.seed,
+                keep_going: how.keep_going,
+                resumed_from: resumed_from.as_deref(),
+                counts,
+                metrics: &summary.metrics,
             });
+            if let Err(e) = written {
+                warn(format!("the run journal is incomplete: {e}"));
+            }
+            if let Err(e) = record_durations(state_dir, &summary) {
+                warn(format!(
+                    "cannot record step durations for adaptive timeouts: {e}"
+                ));
+            }
+        }
+        if let Some(path) = &how.trace
+            && let Err(e) = trace::write(path, &self.plan.workflow.name, &summary.metrics)
+        {
+            warn(e.to_string());
+        }
+        if how.record_keys
+            && let Err(e) = keys::record_all(&self.plan, &summary)
+        {
+            warn(format!(
+                "cannot record the steps' keys for `hermetic why`: {e}"
+            ));
         }
         if let Some(local) = local.filter(|_| cache.as_ref().is_some_and(|c| c.read)) {
             let hits = summary.keys.iter().flatten().filter(|k| k.cached).count() as u64;
@@ -131,12 +241,64 @@ impl Project {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             if let Err(e) = local.record_run(hits, misses, now) {
-                reporter.event(&Event::Warning {
-                    step: None,
-                    message: format!("cannot record cache statistics: {e}"),
-                });
+                warn(format!("cannot record cache statistics: {e}"));
             }
         }
         Ok(summary)
+    }
+}
+
+/// How many steps of `summary` ended how.
+fn counts(summary: &RunSummary) -> Counts {
+    let count = |s: StepStatus| summary.steps.iter().filter(|x| **x == Some(s)).count();
+    Counts {
+        succeeded: count(StepStatus::Succeeded),
+        failed: count(StepStatus::Failed),
+        skipped: count(StepStatus::Skipped),
+        cached: summary.keys.iter().flatten().filter(|k| k.cached).count(),
+        unfinished: summary.steps.iter().filter(|x| x.is_none()).count(),
+    }
+}
+
+/// Adds the run time of each step that ran and succeeded at its first attempt to the history
+/// of adaptive timeouts.
+fn record_durations(state_dir: &Path, summary: &RunSummary) -> std::io::Result<()> {
+    let ran: Vec<_> = summary
+        .metrics
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Succeeded && s.attempts == 1 && !s.cached)
+        .collect();
+    if ran.is_empty() {
+        return Ok(());
+    }
+    let mut history = Durations::load(state_dir);
+    for step in ran {
+        history.record(&step.step, std::time::Duration::from_micros(step.run_us));
+    }
+    history.save(state_dir)
+}
+
+/// Gives each step with `adaptive_timeout` its limit from the history of its run times.
+fn adapt_timeouts(plan: &mut Plan) {
+    if !plan.steps.iter().any(|s| {
+        plan.workflow.steps[s.workflow_index]
+            .adaptive_timeout
+            .is_some()
+    }) {
+        return;
+    }
+    let history = Durations::load(&plan.state_dir);
+    for step in &mut plan.steps {
+        let def = &plan.workflow.steps[step.workflow_index];
+        let Some(adaptive) = def.adaptive_timeout else {
+            continue;
+        };
+        if let Some(limit) =
+            durations::adaptive_limit(adaptive, history.p95(&step.name), def.timeout)
+        {
+            tracing::debug!(step = %step.name, ?limit, "adaptive timeout");
+            step.limits.timeout = limit;
+        }
     }
 }

@@ -9,7 +9,7 @@ use hermetic_cache::Store;
 use anyhow::Context;
 use clap::Args;
 
-use super::project::Project;
+use super::project::{Execution, Project};
 use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::events::RunStatus;
 use crate::plan::PlanOptions;
@@ -50,6 +50,27 @@ pub struct RunArgs {
     /// Refuse to run, and write nothing, if anything pinned in hermetic.lock has drifted.
     #[arg(long)]
     pub locked: bool,
+
+    /// After a step fails, still run every step that does not depend on it. By default no
+    /// step starts after a failure (steps already running finish).
+    #[arg(short, long)]
+    pub keep_going: bool,
+
+    /// Schedule deterministically: steps are dispatched in lockstep rounds, and every choice
+    /// (order among equal steps, which worker, retry jitter) comes from N, so the same seed
+    /// replays the same dispatch events.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Continue the last run (one that was interrupted, even killed): steps that succeeded in
+    /// it keep their results if their key and published outputs are unchanged; the others run.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Write the run's trace to FILE as Chrome trace-event JSON (open it in Perfetto): one
+    /// track per worker, a slice per step.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 /// Runs `hermetic run`.
@@ -83,7 +104,16 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         read: true,
         write: true,
     });
-    let summary = project.execute(cache, local.as_deref(), args.json, true)?;
+    let how = Execution {
+        json: args.json,
+        record_keys: true,
+        keep_going: args.keep_going,
+        seed: args.seed,
+        journal: true,
+        resume: args.resume,
+        trace: args.trace.clone(),
+    };
+    let summary = project.execute(cache, local.as_deref(), &how)?;
     Ok(exit_code(summary.status))
 }
 

@@ -52,7 +52,12 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         read: false,
         write: false,
     };
-    let summary = project.execute(Some(cache), None, false, false)?;
+    // Every step is compared, so one that differs does not stop the others.
+    let how = project::Execution {
+        keep_going: true,
+        ..Default::default()
+    };
+    let summary = project.execute(Some(cache), None, &how)?;
     if summary.status == RunStatus::Interrupted {
         return Ok(super::run::exit_code(summary.status));
     }

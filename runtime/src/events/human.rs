@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Event, Reporter, RunStatus, StepStatus};
+use super::{CircuitState, Event, Reporter, RunStatus, StepStatus};
 
 /// Prints status lines to stderr; on a terminal, also shows a spinner per running step and an
 /// overall progress bar.
@@ -98,10 +98,40 @@ impl Reporter for HumanReporter {
                 step,
                 attempt,
                 message,
+                delay_ms,
             } => {
+                if let Some(pb) = self.live.as_mut().and_then(|l| l.running.remove(step)) {
+                    pb.finish_and_clear();
+                }
                 self.line(
                     "Retrying",
-                    &format!("{step} (attempt {} failed: {message})", attempt),
+                    &format!(
+                        "{step} in {} (attempt {attempt} failed: {message})",
+                        format_ms(*delay_ms)
+                    ),
+                );
+            }
+            Event::StepDispatched { .. } => {}
+            Event::StepStuck { step, silent_ms } => self.line(
+                "Warning",
+                &format!(
+                    "{step} has shown no output or heartbeat for {}; it keeps running",
+                    format_ms(*silent_ms)
+                ),
+            ),
+            Event::Circuit {
+                module,
+                state,
+                message,
+            } => {
+                let what = match state {
+                    CircuitState::Open => "open",
+                    CircuitState::HalfOpen => "half-open",
+                    CircuitState::Closed => "closed",
+                };
+                self.line(
+                    "Circuit",
+                    &format!("{module}: the circuit breaker is {what}: {message}"),
                 );
             }
             Event::StepFinished {
@@ -112,6 +142,7 @@ impl Reporter for HumanReporter {
                 stderr_tail,
                 allowed_failure,
                 cached,
+                resumed,
                 ..
             } => {
                 if let Some(live) = &mut self.live {
@@ -124,6 +155,9 @@ impl Reporter for HumanReporter {
                 let took = format_ms(*duration_ms);
                 match status {
                     StepStatus::Succeeded if *cached => self.line("Cached", step),
+                    StepStatus::Succeeded if *resumed => {
+                        self.line("Kept", &format!("{step} (it succeeded in the resumed run)"));
+                    }
                     StepStatus::Succeeded => self.line("Finished", &format!("{step} in {took}")),
                     StepStatus::Skipped => self.line(
                         "Skipped",

@@ -25,7 +25,7 @@ pub enum StepStatus {
 
 /// One thing that happened during a run. Serialized as one JSON object per line, tagged by
 /// `event`. Durations are informational and never part of any result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The run begins.
@@ -33,13 +33,40 @@ pub enum Event {
         workflow: String,
         steps: usize,
         jobs: usize,
+        /// `--seed`: the run dispatches in lockstep rounds and replays exactly from it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<u64>,
     },
-    /// An attempt of a step starts.
+    /// A worker took a ready step: it looks the step up in the cache, then runs it. Every
+    /// step that is not skipped is dispatched once per attempt.
+    StepDispatched {
+        step: String,
+        /// The pool worker (0-based) that runs it.
+        worker: usize,
+        /// Which attempt this is (1 for the first).
+        attempt: u32,
+        /// How long the step waited in the ready queues (pickup latency), in microseconds.
+        queue_wait_us: u64,
+    },
+    /// An attempt of a step starts: the cache had no result for it.
     StepStarted { step: String, attempt: u32 },
-    /// An attempt failed and will be retried.
+    /// An attempt failed, and the step will be tried again after `delay_ms`.
     StepRetrying {
         step: String,
+        /// The attempt that failed.
         attempt: u32,
+        message: String,
+        /// The backoff before the next attempt: doubling per attempt, with seeded jitter.
+        delay_ms: u64,
+    },
+    /// A running step has shown no output or heartbeat for `silent_ms`. It keeps running until
+    /// it ends or its timeout stops it.
+    StepStuck { step: String, silent_ms: u64 },
+    /// The circuit breaker of a task module changed state.
+    Circuit {
+        /// The task, as the workflow names it.
+        module: String,
+        state: CircuitState,
         message: String,
     },
     /// A step reached its final state.
@@ -57,6 +84,8 @@ pub enum Event {
         message: Option<String>,
         attempts: u32,
         fuel_used: u64,
+        /// Peak linear memory of the last attempt, in bytes.
+        peak_memory: u64,
         duration_ms: u64,
         /// Published output files, relative to the step's output directory.
         outputs: Vec<String>,
@@ -68,6 +97,17 @@ pub enum Event {
         stderr_tail: String,
         /// Whether the result was served from the cache: the module did not run.
         cached: bool,
+        /// Whether the result was kept from the run that `--resume` continues: the module did
+        /// not run.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
+        /// The step's action key, once it was computed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<hermetic_cache::Digest>,
+        /// The published output files with their digests (in the run journal, not in
+        /// `--json`, which lists `outputs`).
+        #[serde(skip)]
+        files: Vec<hermetic_cache::FileEntry>,
     },
     /// Something went wrong that does not fail the run, such as a cache that cannot be written.
     Warning {
@@ -87,8 +127,20 @@ pub enum Event {
     },
 }
 
-/// How a run ended.
+/// The state of a task module's circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Too many consecutive failures: steps using the module fail without running.
+    Open,
+    /// The cool-down passed: one step is tried.
+    HalfOpen,
+    /// A step using the module succeeded: steps run normally again.
+    Closed,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Every step succeeded or was allowed to fail.
@@ -103,6 +155,22 @@ pub enum RunStatus {
 pub trait Reporter: Send {
     /// Handles one event.
     fn event(&mut self, event: &Event);
+
+    /// Handles one event that happened `at` after the run started. The pool calls this one;
+    /// reporters that keep time (the run journal) override it.
+    fn stamped(&mut self, at: Duration, event: &Event) {
+        let _ = at;
+        self.event(event);
+    }
+
+    /// Called after each batch of events (every few milliseconds while steps finish): a
+    /// reporter that buffers writes them out here.
+    fn flush(&mut self) {}
+}
+
+/// Microseconds, for events and metrics.
+pub fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// Milliseconds, for events.

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use hermetic_cache::Digest;
 use serde::{Deserialize, Serialize};
 
+use super::write_atomic;
 use crate::plan::{KeyComponents, Plan};
 use crate::pool::{RunSummary, StepKey};
 
@@ -123,16 +124,6 @@ fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
     }
     let json = serde_json::to_vec_pretty(&history).map_err(io::Error::other)?;
     write_atomic(&path(state_dir, step), &json)
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let context = |e: io::Error, p: &Path| {
-        io::Error::new(e.kind(), format!("cannot write `{}`: {e}", p.display()))
-    };
-    std::fs::write(&tmp, bytes).map_err(|e| context(e, &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| context(e, path))
 }
 
 /// What `hermetic why` says about a step's last run, one line per item. `hit` is the key the

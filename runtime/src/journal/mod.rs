@@ -1,5 +1,28 @@
 //! What a run leaves behind for later commands to read.
 //!
 //! * [`keys`]: each step's action key and its components, for `hermetic why`.
+//! * [`runs`]: each run's events, logs and summary under `.hermetic/runs/<id>/`, for
+//!   `hermetic runs` and `hermetic run --resume`.
+//! * [`durations`]: the recent run times of each step, for adaptive timeouts.
+//! * [`trace`]: a run's dispatches as Chrome trace-event JSON, for `--trace`.
 
+pub mod durations;
 pub mod keys;
+pub mod runs;
+pub mod trace;
+
+use std::io;
+use std::path::Path;
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a reader (or a
+/// killed writer) never sees half a file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let context = |e: io::Error, p: &Path| {
+        io::Error::new(e.kind(), format!("cannot write `{}`: {e}", p.display()))
+    };
+    std::fs::write(&tmp, bytes).map_err(|e| context(e, &tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| context(e, path))
+}

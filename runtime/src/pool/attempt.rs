@@ -1,6 +1,7 @@
 //! One attempt of one step: stage its files, run its guest, collect its outputs.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
@@ -8,7 +9,7 @@ use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 use crate::events::{Event, StepStatus, millis};
 use crate::outputs::{OutputError, collect_and_publish, stage_files, stage_tree};
 use crate::plan::{KeyComponents, Plan, PlannedStep};
-use crate::sandbox::{CaptureTo, Invocation, Mount, Outcome, Sandbox, clock};
+use crate::sandbox::{CaptureTo, Heartbeat, Invocation, Mount, Outcome, Sandbox, clock};
 
 use super::scratch::{Scratch, ScratchPool};
 
@@ -23,8 +24,6 @@ pub struct AttemptResult {
     pub exit_code: Option<i32>,
     /// Why it failed.
     pub message: Option<String>,
-    /// Failed attempts that were retried: `(attempt number, message)`.
-    pub retried: Vec<(u32, String)>,
     /// How many attempts ran.
     pub attempts: u32,
     /// Fuel used by the last attempt.
@@ -35,6 +34,8 @@ pub struct AttemptResult {
     pub stderr_tail: String,
     /// Whether the result was served from the cache.
     pub cached: bool,
+    /// Whether the result was kept from the run `--resume` continues.
+    pub resumed: bool,
     /// The published files with their digests, sorted by path.
     pub output_files: Vec<FileEntry>,
     /// Peak linear memory of the last attempt.
@@ -57,12 +58,12 @@ impl AttemptResult {
             outcome: outcome.into(),
             exit_code: None,
             message: None,
-            retried: Vec::new(),
             attempts: 1,
             fuel_used: 0,
             duration: Duration::ZERO,
             stderr_tail: String::new(),
             cached: false,
+            resumed: false,
             output_files: Vec::new(),
             peak_memory: 0,
             stdout: Vec::new(),
@@ -94,6 +95,19 @@ impl AttemptResult {
         }
     }
 
+    /// The result kept from the run `--resume` continues: its recorded success, run zero
+    /// times.
+    pub(crate) fn resumed(files: Vec<FileEntry>) -> Self {
+        Self {
+            succeeded: true,
+            exit_code: Some(0),
+            attempts: 0,
+            output_files: files,
+            resumed: true,
+            ..Self::blank("success")
+        }
+    }
+
     /// The Merkle root of the published outputs, which dependents' keys include.
     pub fn output_tree(&self) -> Digest {
         tree_digest(&self.output_files)
@@ -113,52 +127,35 @@ impl AttemptResult {
             message: self.message.clone(),
             attempts: self.attempts,
             fuel_used: self.fuel_used,
+            peak_memory: self.peak_memory,
             duration_ms: millis(self.duration),
             outputs: self.output_files.iter().map(|f| f.path.clone()).collect(),
             allowed_failure: allow_failure && !self.succeeded,
             stderr_tail: self.stderr_tail.clone(),
             cached: self.cached,
+            resumed: self.resumed,
+            key: self.key,
+            files: if self.succeeded {
+                self.output_files.clone()
+            } else {
+                Vec::new()
+            },
         }
-    }
-}
-
-/// Runs step `i`, retrying up to its `retries`.
-pub(crate) async fn run_with_retries(
-    plan: &Plan,
-    sandbox: &Sandbox,
-    scratch: &ScratchPool,
-    i: usize,
-) -> AttemptResult {
-    let step = &plan.steps[i];
-    let retries = plan.step_def(step).retries;
-    let mut retried = Vec::new();
-    let mut total = Duration::ZERO;
-    let mut attempt = 1;
-    loop {
-        let mut result = run_attempt(plan, sandbox, scratch, step).await;
-        total += result.duration;
-        if result.succeeded || attempt > retries {
-            result.retried = retried;
-            result.attempts = attempt;
-            result.duration = total;
-            return result;
-        }
-        retried.push((attempt, result.message.unwrap_or_default()));
-        attempt += 1;
     }
 }
 
 /// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
-/// [`Plan::prepare_dirs`] must exist.
+/// [`Plan::prepare_dirs`] must exist. The guest's output beats `heartbeat`.
 pub async fn run_attempt(
     plan: &Plan,
     sandbox: &Sandbox,
     scratch: &ScratchPool,
     step: &PlannedStep,
+    heartbeat: Option<Arc<Heartbeat>>,
 ) -> AttemptResult {
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
-        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step).await {
+        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step, heartbeat).await {
             Ok(r) => {
                 lease.recycle();
                 r
@@ -177,6 +174,7 @@ async fn attempt_inner(
     sandbox: &Sandbox,
     work: &Scratch,
     step: &PlannedStep,
+    heartbeat: Option<Arc<Heartbeat>>,
 ) -> Result<AttemptResult, String> {
     let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
@@ -244,6 +242,7 @@ async fn attempt_inner(
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
+        heartbeat,
     };
     let report = sandbox
         .run(&step.program, &invocation)
@@ -294,8 +293,9 @@ async fn attempt_inner(
     Ok(result)
 }
 
-/// Writes a captured stream to `logs/<name>`, or removes a stale log when the stream is empty
-/// (most steps print nothing, and creating two empty files per step is measurable).
+/// Writes a captured stream to `logs/<name>` as a new file, or removes a stale log when the
+/// stream is empty (most steps print nothing, and creating two empty files per step is
+/// measurable).
 pub(crate) fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
     let path = logs.join(name);
     if bytes.is_empty() {
@@ -308,6 +308,13 @@ pub(crate) fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), Stri
     }
     std::fs::create_dir_all(logs)
         .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
+    // A new file, not the old one truncated: the run journal may hold a hard link to it.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot remove `{}`: {e}", path.display()));
+        }
+        _ => {}
+    }
     std::fs::write(&path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 

@@ -11,19 +11,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
 use walkdir::WalkDir;
 
-use super::attempt::{AttemptResult, run_with_retries, save_log};
+use super::attempt::{AttemptResult, run_attempt, save_log};
 use super::commit::CommitQueue;
 use super::outbox::Outbox;
+use super::retry::{self, Retrying};
 use super::scratch::ScratchPool;
 use crate::events::Event;
+use crate::journal::runs::Resumable;
 use crate::outputs::publish_staged;
 use crate::plan::{Plan, PlannedStep};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Heartbeat, Sandbox};
 
 /// How a run uses the cache.
 #[derive(Debug, Clone)]
@@ -49,38 +52,112 @@ pub(crate) struct StepContext {
     pub events: Arc<Outbox>,
     /// Where fresh successes go to be stored; `None` when the run stores nothing.
     pub commits: Option<CommitQueue>,
+    /// The run's seed, for the retries' jitter.
+    pub seed: u64,
+    /// `--resume`: the successes of the run this one continues.
+    pub resume: Option<Arc<Resumable>>,
 }
 
-/// Runs step `i` through the cache. `deps` maps each dependency's name to the Merkle root of
-/// its outputs.
+/// How one dispatch of a step ended.
+#[derive(Debug)]
+pub(crate) enum StepEnd {
+    /// The step reached its final state.
+    Done(Box<AttemptResult>),
+    /// The attempt failed and the step is tried again after a delay; the event says so.
+    Retry(Box<(Retrying, Event)>),
+}
+
+/// Runs step `i` through the cache: a first dispatch looks its key up, and runs one attempt on
+/// a miss; a retry (`retrying` holds the failed attempts) runs the next attempt. `deps` maps
+/// each dependency's name to the Merkle root of its outputs.
 pub(crate) async fn run_step(
     ctx: &StepContext,
     i: usize,
     deps: BTreeMap<String, Digest>,
-) -> AttemptResult {
+    retrying: Option<Retrying>,
+) -> StepEnd {
     let step = &ctx.plan.steps[i];
     let components = ctx.plan.key_components(step, &ctx.engine, deps);
     let key = components.key();
     let mut warnings = Vec::new();
 
-    if let Some(cache) = ctx.cache.as_ref().filter(|c| c.read) {
+    // `--resume`: a step that succeeded in the run being continued keeps its result, if its
+    // key is the same and its published outputs are still exactly what it left.
+    if retrying.is_none()
+        && let Some(kept) = ctx.resume.as_ref().and_then(|r| r.steps.get(&step.name))
+        && kept.key == key
+        && matches_on_disk(&published_dir(&ctx.plan, step), &kept.files)
+    {
+        let mut result = AttemptResult::resumed(kept.files.clone());
+        result.key = Some(key);
+        result.components = Some(components);
+        return StepEnd::Done(Box::new(result));
+    }
+
+    if retrying.is_none()
+        && let Some(cache) = ctx.cache.as_ref().filter(|c| c.read)
+    {
         // On the pool's worker thread: blocking here is fine.
         match lookup_and_restore(&*cache.store, &ctx.plan, step, &key).await {
             Ok(Some(mut hit)) => {
                 hit.key = Some(key);
                 hit.components = Some(components);
-                return hit;
+                return StepEnd::Done(Box::new(hit));
             }
             Ok(None) => {}
             Err(warning) => warnings.push(warning),
         }
     }
 
+    let attempt = retrying.as_ref().map_or(1, |r| r.attempt);
+    if let Some(r) = &retrying {
+        // Due already when a worker took it from the queues; under `--seed` the step is
+        // dispatched in the next round and waits here.
+        tokio::time::sleep_until(r.not_before.into()).await;
+    }
     ctx.events.send(Event::StepStarted {
         step: step.name.clone(),
-        attempt: 1,
+        attempt,
     });
-    let mut result = run_with_retries(&ctx.plan, &ctx.sandbox, &ctx.scratch, i).await;
+    let def = ctx.plan.step_def(step);
+    let mut result = match def.stuck_after {
+        Some(after) => {
+            let heartbeat = Arc::new(Heartbeat::new());
+            let attempt = run_attempt(
+                &ctx.plan,
+                &ctx.sandbox,
+                &ctx.scratch,
+                step,
+                Some(heartbeat.clone()),
+            );
+            tokio::select! {
+                result = attempt => result,
+                never = watch_for_silence(&heartbeat, after, &ctx.events, &step.name) => match never {},
+            }
+        }
+        None => run_attempt(&ctx.plan, &ctx.sandbox, &ctx.scratch, step, None).await,
+    };
+    let (mut failed, earlier) =
+        retrying.map_or((Vec::new(), Duration::ZERO), |r| (r.failed, r.duration));
+    if let Some(delay) = retry::decide(def, &mut result, attempt, ctx.seed, i) {
+        let message = result.message.clone().unwrap_or_default();
+        failed.push((attempt, message.clone()));
+        let event = Event::StepRetrying {
+            step: step.name.clone(),
+            attempt,
+            message,
+            delay_ms: crate::events::millis(delay),
+        };
+        let retrying = Retrying {
+            attempt: attempt + 1,
+            failed,
+            duration: earlier + result.duration,
+            not_before: Instant::now() + delay,
+        };
+        return StepEnd::Retry(Box::new((retrying, event)));
+    }
+    result.attempts = attempt;
+    result.duration += earlier;
     if result.succeeded
         && let Some(commits) = &ctx.commits
     {
@@ -103,7 +180,28 @@ pub(crate) async fn run_step(
     result.key = Some(key);
     result.components = Some(components);
     result.warnings.extend(warnings);
-    result
+    StepEnd::Done(Box::new(result))
+}
+
+/// Reports a `step_stuck` event once the guest has been silent for `after`, then waits for
+/// the attempt to end (it never returns; the attempt wins the race).
+async fn watch_for_silence(
+    heartbeat: &Heartbeat,
+    after: Duration,
+    events: &Outbox,
+    step: &str,
+) -> std::convert::Infallible {
+    loop {
+        let silent = heartbeat.silent_for();
+        if silent >= after {
+            events.send(Event::StepStuck {
+                step: step.to_string(),
+                silent_ms: crate::events::millis(silent),
+            });
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(after - silent).await;
+    }
 }
 
 /// Where a step's outputs are published.

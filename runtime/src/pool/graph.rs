@@ -1,18 +1,22 @@
 //! What the pool knows about the run's graph while it runs: each step's final state, its key,
-//! its outputs' tree digest, and how many dependencies it still waits for. One lock guards it
-//! all, taken once when a step starts and once when it ends.
+//! its outputs' tree digest, how many dependencies it still waits for, the steps waiting to be
+//! retried, the first failure (for fail-fast) and the modules' circuit breakers. One lock
+//! guards it all, taken once when a step starts and once when it ends.
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use hermetic_cache::Digest;
 
 use super::StepKey;
 use super::attempt::AttemptResult;
+use super::breaker::{Breakers, Module};
 use super::queue::Ready;
-use crate::events::StepStatus;
-use crate::plan::Plan;
-use crate::workflow::DepOutcome;
+use super::retry::Retrying;
+use crate::events::{Event, StepStatus};
+use crate::plan::{Plan, PlannedStep};
+use crate::workflow::{Condition, DepOutcome, TaskRef};
 
 /// The run's progress through the graph.
 #[derive(Debug)]
@@ -27,15 +31,30 @@ pub(crate) struct Graph {
     waiting: Vec<usize>,
     /// Steps without a final state; the run is over at 0.
     unfinished: usize,
+    /// The attempts so far of each step that failed and waits to be tried again.
+    retrying: Vec<Option<Retrying>>,
+    /// Run every step that can run after a failure (`--keep-going`), rather than stop
+    /// starting steps at the first one.
+    keep_going: bool,
+    /// The first step that failed and was not allowed to: fail-fast stops here.
+    first_failure: Option<usize>,
+    /// Each task module's circuit breaker.
+    breakers: Breakers,
+    /// Events about the graph (circuit breakers) for the caller to send; see
+    /// [`Graph::take_events`].
+    events: Vec<Event>,
 }
 
 /// What to do with a step taken from a queue.
 #[derive(Debug)]
 pub(crate) enum Start {
-    /// Run it; its dependencies' output digests by name, for its key.
-    Run(BTreeMap<String, Digest>),
+    /// Run it: its dependencies' output digests by name, for its key, and its failed attempts
+    /// so far if it is being retried.
+    Run(BTreeMap<String, Digest>, Option<Retrying>),
     /// It must not run, for this reason; it is marked skipped already.
     Skip(String, Released),
+    /// It fails without running (its module's circuit breaker is open); it is marked failed.
+    Refuse(String, Released),
 }
 
 /// What a step reaching its final state changed.
@@ -48,7 +67,7 @@ pub(crate) struct Released {
 }
 
 impl Graph {
-    pub fn new(plan: &Plan) -> Self {
+    pub fn new(plan: &Plan, keep_going: bool) -> Self {
         let n = plan.steps.len();
         Self {
             status: vec![None; n],
@@ -56,7 +75,17 @@ impl Graph {
             output_trees: vec![None; n],
             waiting: plan.steps.iter().map(|s| s.deps.len()).collect(),
             unfinished: n,
+            retrying: vec![None; n],
+            keep_going,
+            first_failure: None,
+            breakers: Breakers::new(plan.workflow.circuit_breaker),
+            events: Vec::new(),
         }
+    }
+
+    /// Events the last calls produced, for the caller to send.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
     }
 
     /// The steps ready at the start.
@@ -68,11 +97,24 @@ impl Graph {
             .collect()
     }
 
-    /// Decides whether step `i`, whose dependencies all finished, runs.
-    pub fn start(&mut self, plan: &Plan, i: usize) -> Start {
-        if let Some(reason) = self.skip_reason(plan, i) {
-            let released = self.finish(plan, i, StepStatus::Skipped);
-            return Start::Skip(reason, released);
+    /// Decides whether step `i`, whose dependencies all finished, runs. `now` is the pool's
+    /// clock, for the circuit breaker.
+    pub fn start(&mut self, plan: &Plan, i: usize, now: Duration) -> Start {
+        let retrying = self.retrying[i].take();
+        if retrying.is_none() {
+            if let Some(reason) = self.skip_reason(plan, i) {
+                let released = self.finish(plan, i, StepStatus::Skipped);
+                return Start::Skip(reason, released);
+            }
+            let step = &plan.steps[i];
+            match self.breakers.admit(module(plan, step), i, &step.name, now) {
+                Ok(event) => self.events.extend(event),
+                Err(reason) => {
+                    self.note_failure(plan, i);
+                    let released = self.finish(plan, i, StepStatus::Failed);
+                    return Start::Refuse(reason, released);
+                }
+            }
         }
         let deps = plan.steps[i]
             .deps
@@ -82,19 +124,44 @@ impl Graph {
                 (plan.steps[d].name.clone(), tree)
             })
             .collect();
-        Start::Run(deps)
+        Start::Run(deps, retrying)
+    }
+
+    /// Records that step `i` failed an attempt and will be tried again: it keeps its place,
+    /// without a final state, until it is taken from a queue again.
+    pub fn retry(&mut self, i: usize, retrying: Retrying) {
+        self.retrying[i] = Some(retrying);
     }
 
     /// Records the end of step `i`.
-    pub fn finished(&mut self, plan: &Plan, i: usize, result: &AttemptResult) -> Released {
+    pub fn finished(
+        &mut self,
+        plan: &Plan,
+        i: usize,
+        result: &AttemptResult,
+        now: Duration,
+    ) -> Released {
         self.keys[i] = step_key(result);
         self.output_trees[i] = Some(result.output_tree());
+        let step = &plan.steps[i];
+        let event = self
+            .breakers
+            .record(module(plan, step), &step.name, result.succeeded, now);
+        self.events.extend(event);
         let status = if result.succeeded {
             StepStatus::Succeeded
         } else {
+            self.note_failure(plan, i);
             StepStatus::Failed
         };
         self.finish(plan, i, status)
+    }
+
+    /// Remembers the first failure that fails the run, which stops fail-fast runs.
+    fn note_failure(&mut self, plan: &Plan, i: usize) {
+        if !plan.step_def(&plan.steps[i]).allow_failure {
+            self.first_failure.get_or_insert(i);
+        }
     }
 
     fn finish(&mut self, plan: &Plan, i: usize, status: StepStatus) -> Released {
@@ -136,7 +203,16 @@ impl Graph {
         };
         let all: Vec<DepOutcome> = deps.iter().map(|(_, o)| *o).collect();
         if def.when.eval(outcome_of, &all) {
-            return None;
+            // Fail-fast: after a failure, only steps whose `when:` asks to run after failures
+            // (anything but the default `success`) still start.
+            return match self.first_failure {
+                Some(f) if !self.keep_going && def.when == Condition::Success => Some(format!(
+                    "not started: `{}` failed, and the run stops at the first failure \
+                     (--keep-going runs every step that can run)",
+                    plan.steps[f].name
+                )),
+                _ => None,
+            };
         }
         let not_ok: Vec<String> = deps
             .iter()
@@ -159,12 +235,24 @@ impl Graph {
 }
 
 /// Step `i`'s place in the ready queues.
-fn ready_entry(plan: &Plan, i: usize) -> Ready {
+pub(crate) fn ready_entry(plan: &Plan, i: usize) -> Ready {
     let s = &plan.steps[i];
     Ready {
         priority: plan.step_def(s).priority,
         critical_path: s.critical_path,
         order: Reverse(i),
+    }
+}
+
+/// Step `step`'s module, for its circuit breaker.
+fn module<'a>(plan: &'a Plan, step: &PlannedStep) -> Module<'a> {
+    let name = match &plan.step_def(step).task {
+        TaskRef::Crate(name) => name.as_str(),
+        TaskRef::Wasm(path) => path.to_str().unwrap_or("the module"),
+    };
+    Module {
+        digest: step.program.digest,
+        name,
     }
 }
 

@@ -17,20 +17,31 @@
 //! * a step starts only after every dependency reached a final state, and only if its `when:`
 //!   condition holds (by default: every dependency succeeded); otherwise it is skipped;
 //! * ready steps start in order of priority, then longest critical path, then workflow order;
-//! * a failed step never stops independent branches;
+//! * after a step fails, no step starts unless its `when:` asks to run after failures, and
+//!   steps already running finish (fail-fast, as make, Bazel and Turborepo do);
+//!   [`Executor::keep_going`] starts every step that can run instead;
+//! * a failed attempt is retried, if the step allows it, after a backoff (see [`retry`]),
+//!   waiting in the queues rather than on a worker;
+//! * a task module that keeps failing trips its circuit breaker (see [`breaker`]);
+//! * under `--seed`, the pool runs in lockstep rounds and replays exactly (see [`lockstep`]);
 //! * an interrupt aborts running attempts (their per-attempt directories are removed) and
 //!   publishes nothing more.
 
 mod attempt;
+mod breaker;
 mod cached;
 mod commit;
 mod graph;
+mod lockstep;
+pub mod metrics;
 mod outbox;
 mod queue;
+mod retry;
+mod rng;
 mod scratch;
 mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -62,6 +73,8 @@ pub struct RunSummary {
     /// Each step that ran or was served from the cache: its key, what the key was computed
     /// from, and whether it was a hit. In plan order.
     pub keys: Vec<Option<StepKey>>,
+    /// What the run measured: latencies, utilization, the trace of dispatches.
+    pub metrics: metrics::RunMetrics,
 }
 
 /// A step's action key as used in one run.
@@ -90,8 +103,14 @@ pub struct Executor {
     jobs: usize,
     /// Where results are looked up and stored; `None` runs everything and stores nothing.
     cache: Option<CacheUse>,
-    /// The seed of the workers' steal choices (`--seed`).
+    /// `--seed`: run in lockstep rounds whose every choice comes from it (see [`lockstep`]).
     seed: Option<u64>,
+    /// `--keep-going`: after a failure, still start every step that can run.
+    keep_going: bool,
+    /// `--resume`: the successes of the run this one continues.
+    resume: Option<Arc<crate::journal::runs::Resumable>>,
+    /// Whether idle workers steal (always, but for the benchmark that measures stealing).
+    stealing: bool,
 }
 
 impl Executor {
@@ -103,7 +122,32 @@ impl Executor {
             jobs: jobs.max(1),
             cache: None,
             seed: None,
+            keep_going: false,
+            resume: None,
+            stealing: true,
         }
+    }
+
+    /// Turns work stealing off: the roots are dealt out to the workers round-robin, and each
+    /// runs only what it was dealt and what that released (static partitioning). For the
+    /// benchmark that measures what stealing is worth; a run never wants it.
+    pub fn without_stealing(mut self) -> Self {
+        self.stealing = false;
+        self
+    }
+
+    /// Keeps the successes of an earlier run (`--resume`): a step whose key is unchanged and
+    /// whose published outputs are still the recorded files does not run again.
+    pub fn resuming(mut self, resume: Option<crate::journal::runs::Resumable>) -> Self {
+        self.resume = resume.map(Arc::new);
+        self
+    }
+
+    /// After a failure, still start every step that can run, instead of stopping at the first
+    /// failure (the default, as in make, Bazel and Turborepo).
+    pub fn keep_going(mut self, keep_going: bool) -> Self {
+        self.keep_going = keep_going;
+        self
     }
 
     /// Uses `cache` for the run's results.
@@ -112,7 +156,8 @@ impl Executor {
         self
     }
 
-    /// Draws the workers' steal choices from `seed`.
+    /// Runs in lockstep rounds, every choice drawn from `seed`, so that the run replays
+    /// exactly: the same dispatch events in the same order.
     pub fn with_seed(mut self, seed: Option<u64>) -> Self {
         self.seed = seed;
         self
@@ -130,7 +175,7 @@ impl Executor {
     ) -> RunSummary {
         let started = Instant::now();
         // Workers and the committer leave their events here; the loop below reports them.
-        let outbox = Arc::new(Outbox::default());
+        let outbox = Arc::new(Outbox::new(started));
         // Shared by every attempt; if it cannot be created, each attempt reports the path when
         // it fails to mount it.
         let _ = self.plan.prepare_dirs();
@@ -151,46 +196,70 @@ impl Executor {
             engine: self.sandbox.engine_digest(),
             events: outbox.clone(),
             commits,
+            seed: self.seed.unwrap_or(DEFAULT_SEED),
+            resume: self.resume.clone(),
         });
         let plan = &self.plan;
-        reporter.event(&Event::RunStarted {
-            workflow: plan.workflow.name.clone(),
-            steps: plan.steps.len(),
-            jobs: self.jobs,
-        });
+        reporter.stamped(
+            outbox.now(),
+            &Event::RunStarted {
+                workflow: plan.workflow.name.clone(),
+                steps: plan.steps.len(),
+                jobs: self.jobs,
+                seed: self.seed,
+            },
+        );
 
         let workers = self.jobs.min(plan.steps.len()).max(1);
         let shared = Arc::new(Shared {
             plan: plan.clone(),
             ctx,
-            queues: Queues::new(workers),
-            graph: Mutex::new(Graph::new(plan)),
+            queues: Queues::with_stealing(workers, self.stealing),
+            graph: Mutex::new(Graph::new(plan, self.keep_going)),
+            ready_at: plan.steps.iter().map(|_| AtomicU64::new(0)).collect(),
             done: AtomicBool::new(plan.steps.is_empty()),
             cancelled: AtomicBool::new(false),
             cancel: tokio::sync::watch::Sender::new(false),
-            live: AtomicUsize::new(workers),
+            // One coordinator thread in a seeded run, which owns its workers.
+            live: AtomicUsize::new(if self.seed.is_some() { 1 } else { workers }),
             exited: Notify::new(),
             seed: self.seed.unwrap_or(DEFAULT_SEED),
+            rounds: self.seed.map(|_| AtomicU64::new(0)),
         });
-        shared.queues.inject(Graph::roots(plan));
         let mut threads = Vec::with_capacity(workers);
-        for me in 0..workers {
-            let s = shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("hermetic-worker-{me}"))
-                .spawn(move || worker::run(&s, me, workers));
-            match spawned {
+        let mut spawn = |name: String, body: Box<dyn FnOnce() + Send>| {
+            match std::thread::Builder::new().name(name.clone()).spawn(body) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    // Fewer workers: the others take its share.
+                    // Fewer workers: the others take its share. Without any, the run ends
+                    // with its steps unfinished.
                     reporter.event(&Event::Warning {
                         step: None,
-                        message: format!("cannot start worker thread {me}: {e}"),
+                        message: format!("cannot start thread `{name}`: {e}"),
                     });
-                    if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        shared.exited.notify_one();
-                    }
+                    shared.exit();
                 }
+            }
+        };
+        if self.seed.is_some() {
+            let s = shared.clone();
+            spawn(
+                "hermetic-lockstep".into(),
+                Box::new(move || {
+                    lockstep::run(&s, workers);
+                    s.exit();
+                }),
+            );
+        } else {
+            let roots = Graph::roots(plan);
+            shared.mark_ready(&roots);
+            shared.queues.start(roots);
+            for me in 0..workers {
+                let s = shared.clone();
+                spawn(
+                    format!("hermetic-worker-{me}"),
+                    Box::new(move || worker::run(&s, me, workers)),
+                );
             }
         }
 
@@ -200,10 +269,17 @@ impl Executor {
         tokio::pin!(exited);
         let mut drain = tokio::time::interval(outbox::DRAIN_INTERVAL);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let report = |reporter: &mut dyn Reporter| {
-            for event in outbox.drain() {
-                reporter.event(&event);
+        let mut recorder = metrics::Recorder::default();
+        let mut report = |reporter: &mut dyn Reporter| {
+            let events = outbox.drain();
+            if events.is_empty() {
+                return;
             }
+            for (at, event) in events {
+                recorder.observe(at, &event);
+                reporter.stamped(at, &event);
+            }
+            reporter.flush();
         };
         loop {
             tokio::select! {
@@ -226,6 +302,7 @@ impl Executor {
         }
         report(reporter);
 
+        let metrics = recorder.finish(started.elapsed(), workers);
         let graph = shared.graph();
         let status = graph.status.clone();
         let keys = graph.keys.clone();
@@ -243,18 +320,22 @@ impl Executor {
         } else {
             RunStatus::Succeeded
         };
-        reporter.event(&Event::RunFinished {
-            status: run_status,
-            succeeded: count(StepStatus::Succeeded),
-            failed: count(StepStatus::Failed),
-            skipped: count(StepStatus::Skipped),
-            cached: keys.iter().flatten().filter(|k| k.cached).count(),
-            duration_ms: millis(started.elapsed()),
-        });
+        reporter.stamped(
+            outbox.now(),
+            &Event::RunFinished {
+                status: run_status,
+                succeeded: count(StepStatus::Succeeded),
+                failed: count(StepStatus::Failed),
+                skipped: count(StepStatus::Skipped),
+                cached: keys.iter().flatten().filter(|k| k.cached).count(),
+                duration_ms: millis(started.elapsed()),
+            },
+        );
         RunSummary {
             status: run_status,
             steps: status,
             keys,
+            metrics,
         }
     }
 }

@@ -6,30 +6,47 @@
 //! no-op step; a terminal display does not need events sooner than every few milliseconds.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::events::Event;
 
 /// How often the executor drains the outbox.
 pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(2);
 
-/// Events waiting to be reported, in the order they were pushed.
-#[derive(Debug, Default)]
+/// Events waiting to be reported, in the order they were pushed, each with the time it was
+/// pushed.
+#[derive(Debug)]
 pub(crate) struct Outbox {
-    events: Mutex<Vec<Event>>,
+    /// When the run started: events are timed from here.
+    start: Instant,
+    events: Mutex<Vec<(Duration, Event)>>,
 }
 
 impl Outbox {
+    /// An outbox for a run that started at `start`.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            events: Mutex::default(),
+        }
+    }
+
+    /// Time since the run started.
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// Leaves `event` for the reporter.
     pub fn send(&self, event: Event) {
+        let at = self.now();
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(event);
+            .push((at, event));
     }
 
     /// Every event pushed so far, oldest first.
-    pub fn drain(&self) -> Vec<Event> {
+    pub fn drain(&self) -> Vec<(Duration, Event)> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }

@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A ready step, ordered so that the max-heap pops the most urgent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,11 +45,19 @@ pub(crate) struct Queues {
     /// One per worker: the steps that worker released. Its owner pops from it first; the
     /// others steal from it when they have nothing else.
     locals: Vec<Mutex<BinaryHeap<Ready>>>,
+    /// Steps waiting for their next attempt, with the time it may start. They move to the
+    /// injector when a worker looks for work after that time; idle workers sleep no longer
+    /// than until the earliest of them. Retries are rare, so a list is enough.
+    delayed: Mutex<Vec<(Instant, Ready)>>,
     /// Bumped on every push and on [`Queues::wake_all`]. An idle worker reads it before it
     /// looks for work and sleeps only if it is unchanged, so no push is ever slept through.
     generation: Mutex<u64>,
     /// Where idle workers sleep.
     wakeup: Condvar,
+    /// Whether idle workers steal. Off only to measure what stealing is worth: with it off,
+    /// the roots are dealt out round-robin and each worker runs what it was dealt and what
+    /// that released (static partitioning).
+    stealing: bool,
 }
 
 /// How long an idle worker sleeps before it looks again without being woken: a safety net
@@ -63,16 +71,76 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Queues {
-    /// Queues for `workers` workers.
+    /// Queues for `workers` workers that steal from each other.
+    #[cfg(test)]
     pub fn new(workers: usize) -> Self {
+        Self::with_stealing(workers, true)
+    }
+
+    /// Queues for `workers` workers; `stealing: false` partitions the work statically.
+    pub fn with_stealing(workers: usize, stealing: bool) -> Self {
         Self {
             injector: Mutex::new(BinaryHeap::new()),
             locals: (0..workers)
                 .map(|_| Mutex::new(BinaryHeap::new()))
                 .collect(),
+            delayed: Mutex::new(Vec::new()),
             generation: Mutex::new(0),
             wakeup: Condvar::new(),
+            stealing,
         }
+    }
+
+    /// Adds the steps ready at the start: to the injector, or without stealing dealt out to
+    /// the workers round-robin.
+    pub fn start(&self, roots: Vec<Ready>) {
+        if self.stealing {
+            return self.inject(roots);
+        }
+        let n = self.locals.len();
+        for (k, ready) in roots.into_iter().enumerate() {
+            lock(&self.locals[k % n]).push(ready);
+        }
+        self.wake_all();
+    }
+
+    /// Queues `ready` once `not_before` has passed.
+    pub fn delay(&self, ready: Ready, not_before: Instant) {
+        lock(&self.delayed).push((not_before, ready));
+        // A sleeper must shorten its sleep to the new deadline.
+        self.wake_all();
+    }
+
+    /// Moves the delayed steps that are due to the injector.
+    fn promote_due(&self) {
+        let mut delayed = lock(&self.delayed);
+        if delayed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        delayed.retain(|(at, ready)| {
+            let keep = *at > now;
+            if !keep {
+                due.push(*ready);
+            }
+            keep
+        });
+        drop(delayed);
+        if !due.is_empty() {
+            lock(&self.injector).extend(due);
+        }
+    }
+
+    /// How long an idle worker may sleep: until the earliest delayed step, at most
+    /// [`IDLE_TIMEOUT`].
+    fn sleep_limit(&self) -> Duration {
+        let now = Instant::now();
+        lock(&self.delayed)
+            .iter()
+            .map(|(at, _)| at.saturating_duration_since(now))
+            .min()
+            .map_or(IDLE_TIMEOUT, |d| d.min(IDLE_TIMEOUT))
     }
 
     /// Adds steps to the injector.
@@ -95,6 +163,7 @@ impl Queues {
     /// The most urgent step for `worker`: from its own queue or the injector, whichever holds
     /// the more urgent one, else stolen from the other workers in `victims` order.
     pub fn pop(&self, worker: usize, victims: impl Iterator<Item = usize>) -> Option<Ready> {
+        self.promote_due();
         // Lock order: a worker's own queue, then the injector; a steal holds one lock only.
         let mut own = lock(&self.locals[worker]);
         let mut injector = lock(&self.injector);
@@ -110,6 +179,9 @@ impl Queues {
     }
 
     fn steal(&self, worker: usize, victims: impl Iterator<Item = usize>) -> Option<Ready> {
+        if !self.stealing {
+            return None;
+        }
         victims
             .filter(|&v| v != worker)
             .find_map(|v| lock(&self.locals[v]).pop())
@@ -123,9 +195,10 @@ impl Queues {
     /// Sleeps until something is pushed or [`Queues::wake_all`] is called, unless that already
     /// happened since `seen` was read.
     pub fn sleep(&self, seen: u64) {
+        let limit = self.sleep_limit();
         let generation = lock(&self.generation);
-        if *generation == seen {
-            let _ = self.wakeup.wait_timeout(generation, IDLE_TIMEOUT);
+        if *generation == seen && !limit.is_zero() {
+            let _ = self.wakeup.wait_timeout(generation, limit);
         }
     }
 
@@ -170,10 +243,7 @@ impl StealOrder {
     /// The victims of the next steal, each worker once.
     pub fn next_round(&mut self) -> impl Iterator<Item = usize> + use<> {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = super::rng::splitmix64(self.state);
         let n = self.workers;
         let start = (z % n as u64) as usize;
         (0..n).map(move |k| (start + k) % n)
@@ -239,12 +309,34 @@ mod tests {
     }
 
     #[test]
+    fn without_stealing_each_worker_runs_what_it_was_dealt() {
+        let q = Queues::with_stealing(2, false);
+        q.start(vec![ready(5, 1, 0), ready(5, 1, 1), ready(5, 1, 2)]);
+        let mine: Vec<usize> = std::iter::from_fn(|| q.pop(0, 0..2).map(Ready::index)).collect();
+        assert_eq!(mine, [0, 2]);
+        assert_eq!(q.pop(0, 0..2), None, "worker 1's step is not stolen");
+        assert_eq!(q.pop(1, 0..2).map(Ready::index), Some(1));
+    }
+
+    #[test]
+    fn a_delayed_step_is_popped_only_once_due() {
+        let q = Queues::new(1);
+        q.delay(ready(5, 1, 0), Instant::now() + Duration::from_millis(30));
+        assert_eq!(q.pop(0, 0..1), None);
+        let started = Instant::now();
+        while q.pop(0, 0..1).is_none() {
+            q.sleep(q.generation());
+        }
+        assert!(started.elapsed() >= Duration::from_millis(25));
+    }
+
+    #[test]
     fn a_sleeper_does_not_miss_a_push_made_after_it_looked() {
         let q = std::sync::Arc::new(Queues::new(2));
         let seen = q.generation();
         q.push_local(1, &[ready(1, 1, 0), ready(1, 1, 1)]);
         // Returns at once: the generation moved since `seen`.
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         q.sleep(seen);
         assert!(started.elapsed() < IDLE_TIMEOUT);
     }

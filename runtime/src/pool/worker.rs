@@ -1,18 +1,26 @@
 //! A worker thread of the pool: it takes the most urgent ready step it can find, runs it to
-//! its end (cache lookup, attempts, storing), records the end in the graph, and keeps the
-//! steps that became ready for itself, where idle workers can steal them.
+//! the end of one dispatch (cache lookup or attempt), records the end in the graph, and keeps
+//! the steps that became ready for itself, where idle workers can steal them.
+//!
+//! Every step goes through the same three points, in both scheduling modes (free-running here,
+//! lockstep rounds in [`super::lockstep`]): [`Shared::start`] before it runs, [`Worker::execute`]
+//! on a worker, [`Shared::settle`] after it. These are the pool's hook points: dispatch events,
+//! metrics, retries and the circuit breaker all live there, and so will fault injection.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
+use hermetic_cache::Digest;
 use tokio::sync::{Notify, watch};
 
 use super::attempt::AttemptResult;
-use super::cached::{self, StepContext};
-use super::graph::{Graph, Released, Start};
-use super::queue::{Queues, StealOrder};
-use crate::events::{Event, StepStatus};
+use super::cached::{self, StepContext, StepEnd};
+use super::graph::{Graph, Released, Start, ready_entry};
+use super::queue::{Queues, Ready, StealOrder};
+use super::retry::Retrying;
+use crate::events::{Event, StepStatus, micros};
 use crate::plan::Plan;
 
 /// What the workers of one run share. Every field is here because more than one thread needs
@@ -28,6 +36,9 @@ pub(crate) struct Shared {
     pub queues: Queues,
     /// Final states and readiness; see [`Graph`].
     pub graph: Mutex<Graph>,
+    /// When each step last became ready, in microseconds since the run started, so that its
+    /// dispatch can report how long it waited (pickup latency).
+    pub ready_at: Vec<AtomicU64>,
     /// Set once every step has a final state, so idle workers exit without taking the graph's
     /// lock.
     pub done: AtomicBool,
@@ -39,8 +50,21 @@ pub(crate) struct Shared {
     pub live: AtomicUsize,
     /// Notified by the last worker to exit.
     pub exited: Notify,
-    /// The seed of the steal order.
+    /// The seed of the steal order, and under `--seed` of every scheduling choice.
     pub seed: u64,
+    /// Under `--seed`, the number of lockstep rounds so far: the circuit breaker's clock, one
+    /// second per round, so that a replay opens and closes breakers at the same steps.
+    /// `None` in a free-running run, whose clock is the time since the run started.
+    pub rounds: Option<AtomicU64>,
+}
+
+/// How one dispatch changed the run.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// The step reached its final state.
+    Released(Released),
+    /// The step waits for another attempt, not before the given time.
+    Retry(Ready, Instant),
 }
 
 impl Shared {
@@ -57,31 +81,175 @@ impl Shared {
         self.queues.wake_all();
     }
 
-    fn is_over(&self) -> bool {
+    pub fn is_over(&self) -> bool {
         self.done.load(Ordering::SeqCst) || self.cancelled.load(Ordering::SeqCst)
     }
 
-    /// After a step reached a final state: its released dependents go to `worker`'s queue;
-    /// the last step wakes everyone to exit.
-    fn released(&self, worker: usize, released: &Released) {
-        self.queues.push_local(worker, &released.ready);
+    /// The pool's clock, for the circuit breaker.
+    fn now(&self) -> Duration {
+        match &self.rounds {
+            Some(rounds) => Duration::from_secs(rounds.load(Ordering::SeqCst)),
+            None => self.ctx.events.now(),
+        }
+    }
+
+    /// Records that the steps of `ready` became ready now.
+    pub fn mark_ready(&self, ready: &[Ready]) {
+        let now = micros(self.ctx.events.now());
+        for r in ready {
+            self.ready_at[r.index()].store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Before step `i` runs on `worker`: decides whether it runs, and if so reports its
+    /// dispatch. A step that must not run is finished here (skipped, or failed by its open
+    /// circuit breaker) and comes back as `Err`.
+    pub fn start(
+        &self,
+        worker: usize,
+        i: usize,
+    ) -> Result<(std::collections::BTreeMap<String, Digest>, Option<Retrying>), Released> {
+        let mut graph = self.graph();
+        let start = graph.start(&self.plan, i, self.now());
+        let graph_events = graph.take_events();
+        drop(graph);
+        for event in graph_events {
+            self.send(event);
+        }
+        let name = &self.plan.steps[i].name;
+        match start {
+            Start::Skip(reason, released) => {
+                let event = not_run_event(name, StepStatus::Skipped, "skipped", reason, false);
+                self.send(event);
+                Err(released)
+            }
+            Start::Refuse(reason, released) => {
+                let allowed = self.plan.step_def(&self.plan.steps[i]).allow_failure;
+                let event =
+                    not_run_event(name, StepStatus::Failed, "circuit_open", reason, allowed);
+                self.send(event);
+                Err(released)
+            }
+            Start::Run(deps, retrying) => {
+                let waited = micros(self.ctx.events.now())
+                    .saturating_sub(self.ready_at[i].load(Ordering::Relaxed));
+                self.send(Event::StepDispatched {
+                    step: name.clone(),
+                    worker,
+                    attempt: retrying.as_ref().map_or(1, |r| r.attempt),
+                    queue_wait_us: waited,
+                });
+                Ok((deps, retrying))
+            }
+        }
+    }
+
+    /// After one dispatch of step `i` ended: records it in the graph and reports it. The
+    /// caller queues what became ready.
+    pub fn settle(&self, i: usize, end: StepEnd) -> Settled {
+        match end {
+            StepEnd::Retry(retry) => {
+                let (retrying, event) = *retry;
+                let not_before = retrying.not_before;
+                self.graph().retry(i, retrying);
+                self.send(event);
+                Settled::Retry(ready_entry(&self.plan, i), not_before)
+            }
+            StepEnd::Done(result) => {
+                let mut graph = self.graph();
+                let released = graph.finished(&self.plan, i, &result, self.now());
+                let graph_events = graph.take_events();
+                drop(graph);
+                // Before the dependents are visible to other workers, so that a dependent's
+                // start is never reported before this step's end.
+                for event in finished_events(&self.plan, i, &result).chain(graph_events) {
+                    self.send(event);
+                }
+                Settled::Released(released)
+            }
+        }
+    }
+
+    /// Marks the run done once no step is unfinished, waking every worker to exit.
+    pub fn check_done(&self, released: &Released) {
         if released.unfinished == 0 {
             self.done.store(true, Ordering::SeqCst);
             self.queues.wake_all();
         }
     }
 
-    fn send(&self, event: Event) {
+    pub fn send(&self, event: Event) {
         self.ctx.events.send(event);
+    }
+
+    /// Counts a worker out; the last one wakes the executor.
+    pub fn exit(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.exited.notify_one();
+        }
     }
 }
 
-/// The body of worker thread `me`.
+/// What a worker thread owns: the runtime its steps run on.
+pub(crate) struct Worker {
+    /// wasm runs on this thread; this tokio runtime serves the step's timers and the cache's
+    /// I/O, without another thread.
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    /// Becomes `true` when the run is interrupted.
+    cancel: watch::Receiver<bool>,
+}
+
+impl Worker {
+    pub fn new(shared: &Shared) -> Self {
+        Self {
+            runtime: new_runtime(),
+            cancel: shared.cancel.subscribe(),
+        }
+    }
+
+    /// Runs one dispatch of step `i`; `None` if the run was interrupted meanwhile (the attempt
+    /// was dropped, which removed its directories).
+    pub fn execute(
+        &mut self,
+        shared: &Shared,
+        i: usize,
+        deps: std::collections::BTreeMap<String, Digest>,
+        retrying: Option<Retrying>,
+    ) -> Option<StepEnd> {
+        let cancel = &mut self.cancel;
+        let outcome = match &self.runtime {
+            Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(async {
+                    tokio::select! {
+                        biased;
+                        end = cached::run_step(&shared.ctx, i, deps, retrying) => Some(end),
+                        _ = cancel.wait_for(|c| *c) => None,
+                    }
+                })
+            })),
+            Err(e) => Ok(Some(StepEnd::Done(Box::new(AttemptResult::host_error(
+                format!("cannot start the worker's async runtime: {e}"),
+            ))))),
+        };
+        match outcome {
+            Ok(end) => end,
+            Err(panic) => {
+                // A panic in a step is a bug in hermetic. The step fails with it, so that it
+                // and its dependents still reach a final state; the runtime starts afresh.
+                self.runtime = new_runtime();
+                Some(StepEnd::Done(Box::new(AttemptResult::host_error(format!(
+                    "internal error: {}",
+                    panic_message(&*panic)
+                )))))
+            }
+        }
+    }
+}
+
+/// The body of free-running worker thread `me` of `workers`.
 pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
-    // wasm runs here; tokio on this thread serves the step's timers and the cache's I/O.
-    let mut runtime = new_runtime();
+    let mut worker = Worker::new(shared);
     let mut steal = StealOrder::new(shared.seed, me, workers);
-    let mut cancel = shared.cancel.subscribe();
     while !shared.is_over() {
         let seen = shared.queues.generation();
         let Some(ready) = shared.queues.pop(me, steal.next_round()) else {
@@ -91,52 +259,26 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
             continue;
         };
         let i = ready.index();
-        let name = &shared.plan.steps[i].name;
-        let start = shared.graph().start(&shared.plan, i);
-        let deps = match start {
-            Start::Skip(reason, released) => {
-                shared.send(skipped_event(name, reason));
-                shared.released(me, &released);
-                continue;
-            }
-            Start::Run(deps) => deps,
-        };
-        let outcome = match &runtime {
-            Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
-                rt.block_on(async {
-                    tokio::select! {
-                        biased;
-                        result = cached::run_step(&shared.ctx, i, deps) => Some(result),
-                        _ = cancel.wait_for(|c| *c) => None,
+        let released = match shared.start(me, i) {
+            Err(released) => released,
+            Ok((deps, retrying)) => {
+                let Some(end) = worker.execute(shared, i, deps, retrying) else {
+                    break;
+                };
+                match shared.settle(i, end) {
+                    Settled::Released(released) => released,
+                    Settled::Retry(ready, not_before) => {
+                        shared.queues.delay(ready, not_before);
+                        continue;
                     }
-                })
-            })),
-            Err(e) => Ok(Some(AttemptResult::host_error(format!(
-                "cannot start the worker's async runtime: {e}"
-            )))),
-        };
-        let result = match outcome {
-            Ok(Some(result)) => result,
-            // Interrupted: the attempt was dropped, which removed its directories.
-            Ok(None) => break,
-            Err(panic) => {
-                // A panic in a step is a bug in hermetic. The step fails with it, so that it
-                // and its dependents still reach a final state; the runtime starts afresh.
-                runtime = new_runtime();
-                AttemptResult::host_error(format!("internal error: {}", panic_message(&*panic)))
+                }
             }
         };
-        let released = shared.graph().finished(&shared.plan, i, &result);
-        // Before the dependents are visible to other workers, so that a dependent's start is
-        // never reported before this step's end.
-        for event in finished_events(&shared.plan, i, &result) {
-            shared.send(event);
-        }
-        shared.released(me, &released);
+        shared.mark_ready(&released.ready);
+        shared.queues.push_local(me, &released.ready);
+        shared.check_done(&released);
     }
-    if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-        shared.exited.notify_one();
-    }
+    shared.exit();
 }
 
 fn new_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -153,45 +295,45 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-/// The events of a step's end: its warnings, its retries, and its final state.
-fn finished_events(plan: &Plan, i: usize, result: &AttemptResult) -> Vec<Event> {
+/// The events of a step's end: its warnings, then its final state.
+fn finished_events(plan: &Plan, i: usize, result: &AttemptResult) -> impl Iterator<Item = Event> {
     let step = &plan.steps[i];
-    let mut events: Vec<Event> = result
-        .warnings
-        .iter()
-        .map(|message| Event::Warning {
-            step: Some(step.name.clone()),
-            message: message.clone(),
-        })
-        .collect();
-    events.extend(
-        result
-            .retried
-            .iter()
-            .map(|(attempt, message)| Event::StepRetrying {
-                step: step.name.clone(),
-                attempt: *attempt,
-                message: message.clone(),
-            }),
-    );
+    let warnings = result.warnings.iter().map(|message| Event::Warning {
+        step: Some(step.name.clone()),
+        message: message.clone(),
+    });
     let allow_failure = plan.step_def(step).allow_failure;
-    events.push(result.finished_event(&step.name, allow_failure));
-    events
+    let finished = result.finished_event(&step.name, allow_failure);
+    warnings
+        .collect::<Vec<_>>()
+        .into_iter()
+        .chain(std::iter::once(finished))
 }
 
-fn skipped_event(step: &str, reason: String) -> Event {
+/// The final event of a step that did not run.
+fn not_run_event(
+    step: &str,
+    status: StepStatus,
+    outcome: &str,
+    reason: String,
+    allowed_failure: bool,
+) -> Event {
     Event::StepFinished {
         step: step.to_string(),
-        status: StepStatus::Skipped,
-        outcome: "skipped".into(),
+        status,
+        outcome: outcome.into(),
         exit_code: None,
         message: Some(reason),
         attempts: 0,
         fuel_used: 0,
+        peak_memory: 0,
         duration_ms: 0,
         outputs: Vec::new(),
-        allowed_failure: false,
+        allowed_failure,
         stderr_tail: String::new(),
         cached: false,
+        resumed: false,
+        key: None,
+        files: Vec::new(),
     }
 }

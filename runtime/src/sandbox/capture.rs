@@ -15,6 +15,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 #[derive(Debug, Clone)]
 pub(crate) struct Capture {
     inner: Arc<Mutex<CaptureInner>>,
+    /// Beaten on every write.
+    heartbeat: Option<Arc<super::Heartbeat>>,
 }
 
 #[derive(Debug)]
@@ -51,7 +53,14 @@ impl Capture {
                 limit,
                 overflowed: false,
             })),
+            heartbeat: None,
         }
+    }
+
+    /// Beats `heartbeat` on every write.
+    pub(crate) fn with_heartbeat(mut self, heartbeat: Option<Arc<super::Heartbeat>>) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Whether the guest tried to write past the limit.
@@ -81,6 +90,9 @@ impl Capture {
     }
 
     fn write_capped(&self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
         let mut inner = self.lock();
         let room = inner.limit.saturating_sub(inner.written);
         if room == 0 && !buf.is_empty() {

@@ -25,6 +25,7 @@
 pub mod capture;
 pub mod clock;
 pub mod engine;
+pub mod heartbeat;
 pub mod limits;
 pub mod module_cache;
 pub mod outcome;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::{Engine, Linker, Store};
 
+pub use heartbeat::Heartbeat;
 pub use limits::Limits;
 pub use module_cache::ModuleCache;
 pub use outcome::Outcome;

@@ -56,6 +56,8 @@ pub struct Invocation {
     pub stdout: CaptureTo,
     /// Where stderr goes.
     pub stderr: CaptureTo,
+    /// Beaten whenever the guest writes to stdout or stderr, for stuck-step warnings.
+    pub heartbeat: Option<Arc<super::Heartbeat>>,
 }
 
 /// The result of an invocation.
@@ -80,8 +82,8 @@ impl Sandbox {
     /// capture file that cannot be created); everything the guest does is in the [`Report`].
     pub async fn run(&self, program: &Program, inv: &Invocation) -> Result<Report, SandboxError> {
         let started = Instant::now();
-        let stdout = capture(&inv.stdout, inv.limits.stdout)?;
-        let stderr = capture(&inv.stderr, inv.limits.stderr)?;
+        let stdout = capture(&inv.stdout, inv.limits.stdout)?.with_heartbeat(inv.heartbeat.clone());
+        let stderr = capture(&inv.stderr, inv.limits.stderr)?.with_heartbeat(inv.heartbeat.clone());
         let clock = VirtualClock::default();
 
         let mut builder = WasiCtxBuilder::new();

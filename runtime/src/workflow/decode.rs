@@ -68,6 +68,11 @@ impl<'a> Decoder<'a> {
         Diagnostic::error(self.file, Some(span), message).with_source(Arc::clone(&self.source))
     }
 
+    /// A new warning at `span`, with the file's text attached.
+    pub fn warning(&self, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::warning(self.file, Some(span), message).with_source(Arc::clone(&self.source))
+    }
+
     /// Records a diagnostic.
     pub fn report(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);

@@ -23,7 +23,7 @@
 //!    against hostile documents);
 //! 2. `schema` decodes that tree by hand into steps, collecting problems as it goes
 //!    (helpers in `decode`, string checks in `paths`, units in [`units`], `when:` in
-//!    `condition`);
+//!    `condition`, retries, timeouts and the circuit breaker in `resilience`);
 //! 3. `validate` checks the steps against each other (unknown or repeated dependencies,
 //!    `when` references, cycles).
 //!
@@ -36,6 +36,7 @@ mod decode;
 mod diagnostic;
 mod node;
 mod paths;
+mod resilience;
 mod schema;
 pub mod suggest;
 pub mod units;
@@ -51,6 +52,11 @@ use std::time::Duration;
 
 pub use condition::{Condition, ConditionError, DepOutcome};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
+pub use resilience::{
+    AdaptiveTimeout, CircuitBreaker, DEFAULT_ADAPTIVE_FACTOR, DEFAULT_BACKOFF,
+    DEFAULT_BREAKER_COOL_DOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_STUCK_AFTER, MAX_BACKOFF, RetryOn,
+    RetryOutcome,
+};
 pub use schema::{DEFAULT_OUT_DIR, DEFAULT_PRIORITY, MAX_RETRIES};
 
 /// A parsed and validated workflow.
@@ -69,10 +75,16 @@ pub struct Workflow {
     /// `defaults.cache_dir`: where the cache lives, relative to `dir` unless absolute.
     /// `--cache-dir` and `HERMETIC_CACHE_DIR` take precedence.
     pub cache_dir: Option<PathBuf>,
+    /// `defaults.circuit_breaker`, per task module; `None` when it is `off`. By default
+    /// [`DEFAULT_BREAKER_FAILURES`] failures and [`DEFAULT_BREAKER_COOL_DOWN`].
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
     /// The text that was parsed, so that later stages can show the offending line.
     pub source: Arc<str>,
+    /// Warnings found while parsing (e.g. a `retry_on` on a step that is never retried),
+    /// for the caller to show; they do not stop the workflow from running.
+    pub warnings: Diagnostics,
 }
 
 /// One step of a workflow, with `defaults` already applied.
@@ -101,6 +113,16 @@ pub struct Step {
     pub memory: Option<u64>,
     /// How many times to retry after a failure (0..=10).
     pub retries: u32,
+    /// Which failed attempts are retried (default `[timeout, host_error]`).
+    pub retry_on: RetryOn,
+    /// The delay before the first retry, doubled for each later one (default
+    /// [`DEFAULT_BACKOFF`], at most [`MAX_BACKOFF`]).
+    pub backoff: Duration,
+    /// A wall-time limit derived from past runs (opt-in); `timeout` stays the hard maximum.
+    pub adaptive_timeout: Option<AdaptiveTimeout>,
+    /// How long a step may show no output or heartbeat before a warning event (default
+    /// [`DEFAULT_STUCK_AFTER`]); `None` when it is `off`.
+    pub stuck_after: Option<Duration>,
     /// Scheduling priority, 1..=10 (higher runs first); default [`DEFAULT_PRIORITY`].
     pub priority: u8,
     /// Whether a failure of this step still lets the run succeed.
@@ -174,8 +196,8 @@ impl Workflow {
                 let draft = schema::decode(&mut decoder, &root);
                 validate::validate(&mut decoder, &draft.steps);
                 let mut diagnostics = Diagnostics(decoder.diagnostics);
+                diagnostics.sort();
                 if diagnostics.has_errors() {
-                    diagnostics.sort();
                     return Err(diagnostics);
                 }
                 Ok(Workflow {
@@ -184,8 +206,10 @@ impl Workflow {
                     name: draft.name,
                     out_dir: PathBuf::from(draft.out_dir),
                     cache_dir: draft.cache_dir.map(PathBuf::from),
+                    circuit_breaker: draft.circuit_breaker,
                     steps: draft.steps.into_iter().map(|s| s.step).collect(),
                     source: text,
+                    warnings: diagnostics,
                 })
             }
             Err(e) => {
@@ -212,7 +236,7 @@ impl Workflow {
 }
 
 /// The directory of `path`, `.` when it has none.
-pub(crate) fn dir_of(path: &Path) -> PathBuf {
+pub fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),

@@ -9,21 +9,27 @@ use super::decode::{Decoder, Entry, Keys};
 use super::diagnostic::Span;
 use super::node::{Node, Value};
 use super::paths;
+use super::resilience::{self, AdaptiveTimeout, CircuitBreaker, RetryOn};
 use super::units;
-use super::{Step, TaskRef};
+use super::{DEFAULT_BACKOFF, DEFAULT_STUCK_AFTER, Step, TaskRef};
 
 /// Keys of the top-level map.
 pub(crate) const TOP_KEYS: &[&str] = &["name", "defaults", "steps"];
 /// Keys of `defaults`.
 pub(crate) const DEFAULT_KEYS: &[&str] = &[
     "timeout",
+    "adaptive_timeout",
+    "stuck_after",
     "fuel",
     "memory",
     "retries",
+    "retry_on",
+    "backoff",
     "priority",
     "env",
     "out_dir",
     "cache_dir",
+    "circuit_breaker",
 ];
 /// Keys of a step (plus `name` when `steps` is a list).
 pub(crate) const STEP_KEYS: &[&str] = &[
@@ -34,9 +40,13 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     "outputs",
     "depends_on",
     "timeout",
+    "adaptive_timeout",
+    "stuck_after",
     "fuel",
     "memory",
     "retries",
+    "retry_on",
+    "backoff",
     "priority",
     "allow_failure",
     "when",
@@ -50,9 +60,13 @@ const LIST_STEP_KEYS: &[&str] = &[
     "outputs",
     "depends_on",
     "timeout",
+    "adaptive_timeout",
+    "stuck_after",
     "fuel",
     "memory",
     "retries",
+    "retry_on",
+    "backoff",
     "priority",
     "allow_failure",
     "when",
@@ -75,10 +89,17 @@ pub(crate) struct Defaults {
     fuel: Option<u64>,
     memory: Option<u64>,
     retries: Option<u32>,
+    retry_on: Option<RetryOn>,
+    backoff: Option<Duration>,
+    adaptive_timeout: Option<AdaptiveTimeout>,
+    /// `Some(None)` is `off`.
+    stuck_after: Option<Option<Duration>>,
     priority: Option<u8>,
     env: BTreeMap<String, String>,
     out_dir: Option<String>,
     cache_dir: Option<String>,
+    /// `Some(None)` is `off`.
+    circuit_breaker: Option<Option<CircuitBreaker>>,
 }
 
 /// A decoded step plus the locations that graph validation needs.
@@ -98,6 +119,8 @@ pub(crate) struct Draft {
     pub out_dir: String,
     /// `defaults.cache_dir`, as written.
     pub cache_dir: Option<String>,
+    /// `defaults.circuit_breaker`, or its default.
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// Steps in file order; a step whose name is repeated appears once.
     pub steps: Vec<StepDraft>,
 }
@@ -135,7 +158,9 @@ fn elsewhere_step(key: &str) -> Option<String> {
              when `steps` is a list"
                 .to_owned(),
         ),
-        "out_dir" | "cache_dir" => Some(format!("`{key}` can only be set under `defaults:`")),
+        "out_dir" | "cache_dir" | "circuit_breaker" => {
+            Some(format!("`{key}` can only be set under `defaults:`"))
+        }
         "steps" | "defaults" => Some(format!("`{key}` belongs at the top level")),
         _ => None,
     }
@@ -155,6 +180,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
         name: String::new(),
         out_dir: DEFAULT_OUT_DIR.to_owned(),
         cache_dir: None,
+        circuit_breaker: Some(CircuitBreaker::default()),
         steps: Vec::new(),
     };
     let pairs = match &root.value {
@@ -215,6 +241,9 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
         None => Defaults::default(),
     };
     draft.cache_dir.clone_from(&defaults.cache_dir);
+    if let Some(breaker) = defaults.circuit_breaker {
+        draft.circuit_breaker = breaker;
+    }
     if let Some(out_dir) = &defaults.out_dir {
         draft.out_dir.clone_from(out_dir);
     }
@@ -248,6 +277,13 @@ fn decode_defaults(d: &mut Decoder<'_>, entry: &Entry<'_>) -> Defaults {
             "fuel" => defaults.fuel = d.unit(&e, "a fuel amount", units::parse_fuel),
             "memory" => defaults.memory = d.unit(&e, "a size", units::parse_size),
             "retries" => defaults.retries = retries(d, &e),
+            "retry_on" => defaults.retry_on = resilience::retry_on(d, &e),
+            "backoff" => defaults.backoff = resilience::backoff(d, &e),
+            "adaptive_timeout" => {
+                defaults.adaptive_timeout = resilience::adaptive_timeout(d, &e).flatten();
+            }
+            "stuck_after" => defaults.stuck_after = resilience::stuck_after(d, &e),
+            "circuit_breaker" => defaults.circuit_breaker = resilience::circuit_breaker(d, &e),
             "priority" => defaults.priority = priority(d, &e),
             "env" => defaults.env = env(d, &e),
             "out_dir" => {
@@ -506,6 +542,10 @@ fn decode_step(
         fuel: defaults.fuel,
         memory: defaults.memory,
         retries: defaults.retries.unwrap_or(0),
+        retry_on: defaults.retry_on.clone().unwrap_or_default(),
+        backoff: defaults.backoff.unwrap_or(DEFAULT_BACKOFF),
+        adaptive_timeout: defaults.adaptive_timeout,
+        stuck_after: defaults.stuck_after.unwrap_or(Some(DEFAULT_STUCK_AFTER)),
         priority: defaults.priority.unwrap_or(DEFAULT_PRIORITY),
         allow_failure: false,
         when: Condition::Success,
@@ -516,6 +556,8 @@ fn decode_step(
     let mut deps = Vec::new();
     let mut when_refs = Vec::new();
     let mut has_task = false;
+    let mut retries_valid = true;
+    let mut retry_on_key = None;
 
     for e in fields {
         match e.key {
@@ -558,7 +600,27 @@ fn decode_step(
             "timeout" => step.timeout = d.unit(e, "a duration", units::parse_duration),
             "fuel" => step.fuel = d.unit(e, "a fuel amount", units::parse_fuel),
             "memory" => step.memory = d.unit(e, "a size", units::parse_size),
-            "retries" => step.retries = retries(d, e).unwrap_or(step.retries),
+            "retries" => match retries(d, e) {
+                Some(retries) => step.retries = retries,
+                None => retries_valid = false,
+            },
+            "retry_on" => {
+                if let Some(retry_on) = resilience::retry_on(d, e) {
+                    step.retry_on = retry_on;
+                    retry_on_key = Some(e.key_node.span);
+                }
+            }
+            "backoff" => step.backoff = resilience::backoff(d, e).unwrap_or(step.backoff),
+            "adaptive_timeout" => {
+                if let Some(adaptive) = resilience::adaptive_timeout(d, e) {
+                    step.adaptive_timeout = adaptive;
+                }
+            }
+            "stuck_after" => {
+                if let Some(stuck_after) = resilience::stuck_after(d, e) {
+                    step.stuck_after = stuck_after;
+                }
+            }
             "priority" => step.priority = priority(d, e).unwrap_or(step.priority),
             "allow_failure" => step.allow_failure = d.boolean(e).unwrap_or(false),
             "when" => {
@@ -575,6 +637,21 @@ fn decode_step(
         let diag = d
             .error(span, format!("step `{}` has no `task`", step.name))
             .with_help(TASK_EXAMPLE);
+        d.report(diag);
+    }
+    if let Some(key) = retry_on_key
+        && retries_valid
+        && step.retries == 0
+    {
+        let diag = d
+            .warning(
+                key,
+                format!(
+                    "`retry_on` has no effect: step `{}` is never retried",
+                    step.name
+                ),
+            )
+            .with_help("set `retries:` on the step, or for every step under `defaults:`");
         d.report(diag);
     }
     StepDraft {

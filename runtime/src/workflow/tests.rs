@@ -2,6 +2,7 @@
 //! exactly the expected error text.
 
 use super::*;
+use std::collections::BTreeSet;
 
 const FILE: &str = "ci/hermetic.yaml";
 
@@ -348,7 +349,7 @@ error: unknown key `colour` in step `build`
    |
 14 |     colour: red
    |     ^^^^^^
-   = help: the keys allowed here are `task`, `args`, `env`, `inputs`, `outputs`, `depends_on`, `timeout`, `fuel`, `memory`, `retries`, `priority`, `allow_failure` and `when`
+   = help: the keys allowed here are `task`, `args`, `env`, `inputs`, `outputs`, `depends_on`, `timeout`, `adaptive_timeout`, `stuck_after`, `fuel`, `memory`, `retries`, `retry_on`, `backoff`, `priority`, `allow_failure` and `when`
 
 error: aborting due to 9 previous errors",
     );
@@ -1344,5 +1345,424 @@ error: unknown key `tsak` in step `b`
   = help: did you mean `task`?
 
 error: aborting due to 2 previous errors",
+    );
+}
+
+#[test]
+fn resilience_settings_have_defaults() {
+    let wf = parse("name: x\nsteps:\n  only:\n    task: t\n");
+    let step = &wf.steps[0];
+    assert_eq!(step.retry_on, RetryOn::default());
+    assert_eq!(step.retry_on, RetryOn::default_set());
+    assert_eq!(step.retry_on.to_string(), "[timeout, host_error]");
+    assert_eq!(step.backoff, DEFAULT_BACKOFF);
+    assert_eq!(step.backoff, Duration::from_millis(500));
+    assert_eq!(step.adaptive_timeout, None);
+    assert_eq!(step.stuck_after, Some(DEFAULT_STUCK_AFTER));
+    assert_eq!(step.stuck_after, Some(Duration::from_secs(60)));
+    assert_eq!(
+        wf.circuit_breaker,
+        Some(CircuitBreaker {
+            failures: DEFAULT_BREAKER_FAILURES,
+            cool_down: DEFAULT_BREAKER_COOL_DOWN,
+        })
+    );
+    assert_eq!(
+        (DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_COOL_DOWN),
+        (5, Duration::from_secs(30))
+    );
+    assert!(wf.warnings.is_empty());
+}
+
+#[test]
+fn resilience_settings_come_from_defaults_and_steps() {
+    let wf = parse(
+        "name: ci
+defaults:
+  retries: 2
+  retry_on: [timeout, exit, 75]
+  backoff: 2s
+  adaptive_timeout: {cap: 10m}
+  stuck_after: 5m
+  circuit_breaker: {failures: 3}
+steps:
+  inherit:
+    task: t
+  override:
+    task: t
+    retry_on: []
+    backoff: 10m
+    adaptive_timeout: off
+    stuck_after: off
+  own:
+    task: t
+    retry_on: trap
+    adaptive_timeout:
+      factor: 1.5
+      cap: 1h
+  list:
+    task: t
+    retry_on: [host_error, outputs, out_of_fuel, 3, 1, 255]
+    adaptive_timeout: {factor: 100, cap: 30s}
+",
+    );
+    let retry_on = |outcomes: &[RetryOutcome], codes: &[i32]| RetryOn {
+        outcomes: outcomes.iter().copied().collect(),
+        exit_codes: codes.iter().copied().collect(),
+    };
+    use RetryOutcome::{Exit, HostError, OutOfFuel, Outputs, Timeout, Trap};
+
+    let inherit = wf.step("inherit").unwrap();
+    assert_eq!(inherit.retry_on, retry_on(&[Timeout, Exit], &[75]));
+    assert_eq!(inherit.retry_on.to_string(), "[timeout, exit, 75]");
+    assert_eq!(inherit.backoff, Duration::from_secs(2));
+    assert_eq!(
+        inherit.adaptive_timeout,
+        Some(AdaptiveTimeout {
+            factor: DEFAULT_ADAPTIVE_FACTOR,
+            cap: Duration::from_secs(600),
+        })
+    );
+    assert_eq!(DEFAULT_ADAPTIVE_FACTOR, 3.0);
+    assert_eq!(inherit.stuck_after, Some(Duration::from_secs(300)));
+
+    let over = wf.step("override").unwrap();
+    assert_eq!(over.retry_on, retry_on(&[], &[]));
+    assert_eq!(over.retry_on.to_string(), "[]");
+    assert_eq!(over.backoff, MAX_BACKOFF);
+    assert_eq!((over.adaptive_timeout, over.stuck_after), (None, None));
+
+    let own = wf.step("own").unwrap();
+    assert_eq!(own.retry_on, retry_on(&[Trap], &[]));
+    assert_eq!(
+        own.adaptive_timeout,
+        Some(AdaptiveTimeout {
+            factor: 1.5,
+            cap: Duration::from_secs(3600),
+        })
+    );
+
+    let list = wf.step("list").unwrap();
+    assert_eq!(
+        list.retry_on,
+        retry_on(&[HostError, Outputs, OutOfFuel], &[1, 3, 255])
+    );
+    assert_eq!(
+        list.retry_on.to_string(),
+        "[out_of_fuel, host_error, outputs, 1, 3, 255]"
+    );
+    assert_eq!(
+        list.adaptive_timeout,
+        Some(AdaptiveTimeout {
+            factor: 100.0,
+            cap: Duration::from_secs(30),
+        })
+    );
+
+    assert_eq!(
+        wf.circuit_breaker,
+        Some(CircuitBreaker {
+            failures: 3,
+            cool_down: DEFAULT_BREAKER_COOL_DOWN,
+        })
+    );
+    assert!(wf.warnings.is_empty(), "{}", wf.warnings);
+}
+
+#[test]
+fn the_circuit_breaker_can_be_tuned_or_turned_off() {
+    let breaker = |defaults: &str| {
+        parse(&format!(
+            "name: x\ndefaults:\n{defaults}\nsteps: {{a: {{task: t}}}}\n"
+        ))
+        .circuit_breaker
+    };
+    assert_eq!(breaker("  circuit_breaker: off"), None);
+    assert_eq!(
+        breaker("  circuit_breaker: {failures: 1000, cool_down: 2m}"),
+        Some(CircuitBreaker {
+            failures: 1000,
+            cool_down: Duration::from_secs(120),
+        })
+    );
+    assert_eq!(
+        breaker("  circuit_breaker: {cool_down: 1s}"),
+        Some(CircuitBreaker {
+            failures: 5,
+            cool_down: Duration::from_secs(1),
+        })
+    );
+    assert_eq!(
+        breaker("  circuit_breaker:"),
+        Some(CircuitBreaker::default())
+    );
+}
+
+#[test]
+fn retry_on_matches_sandbox_outcome_kinds() {
+    let default = RetryOn::default();
+    let all_kinds = [
+        "exit",
+        "trap",
+        "out_of_fuel",
+        "timed_out",
+        "memory_limit",
+        "output_limit",
+        "outputs",
+        "host_error",
+    ];
+    let retried: Vec<&str> = all_kinds
+        .into_iter()
+        .filter(|kind| default.matches(kind, Some(1)))
+        .collect();
+    assert_eq!(retried, ["timed_out", "host_error"]);
+    assert!(default.matches("timeout", None), "the YAML name works too");
+    assert!(!default.matches("success", None));
+    assert!(!default.matches("bogus", None));
+
+    let codes = RetryOn {
+        outcomes: BTreeSet::from([RetryOutcome::Trap]),
+        exit_codes: BTreeSet::from([3, 75]),
+    };
+    assert_eq!(codes.to_string(), "[trap, 3, 75]");
+    assert!(codes.matches("exit", Some(75)));
+    assert!(codes.matches("exit", Some(3)));
+    assert!(!codes.matches("exit", Some(4)));
+    assert!(!codes.matches("exit", None));
+    assert!(codes.matches("trap", None));
+    assert!(!codes.matches("timed_out", None));
+
+    let any_exit = RetryOn {
+        outcomes: BTreeSet::from([RetryOutcome::Exit]),
+        exit_codes: BTreeSet::new(),
+    };
+    assert!(any_exit.matches("exit", Some(1)));
+    assert!(any_exit.matches("exit", Some(255)));
+    assert!(any_exit.matches("exit", None));
+    assert!(!any_exit.matches("exit", Some(0)), "exit code 0 is success");
+    assert!(!any_exit.matches("trap", None));
+
+    let everything = RetryOn {
+        outcomes: RetryOutcome::ALL.into_iter().collect(),
+        exit_codes: BTreeSet::new(),
+    };
+    for kind in all_kinds {
+        assert!(everything.matches(kind, Some(2)), "{kind}");
+    }
+    assert_eq!(
+        everything.to_string(),
+        "[timeout, trap, out_of_fuel, memory_limit, output_limit, host_error, outputs, exit]"
+    );
+    for outcome in RetryOutcome::ALL {
+        assert_eq!(RetryOutcome::from_name(outcome.name()), Some(outcome));
+    }
+    assert_eq!(RetryOutcome::from_name("timed_out"), None);
+}
+
+#[test]
+fn retry_on_without_retries_is_a_warning() {
+    let wf = parse(
+        "name: ci
+steps:
+  a:
+    task: t
+    retry_on: [exit]
+  b:
+    task: t
+    retries: 1
+    retry_on: [exit]
+",
+    );
+    assert_eq!(
+        wf.warnings.to_string(),
+        "warning: `retry_on` has no effect: step `a` is never retried
+ --> ci/hermetic.yaml:5:5
+  |
+5 |     retry_on: [exit]
+  |     ^^^^^^^^
+  = help: set `retries:` on the step, or for every step under `defaults:`"
+    );
+    let wf = parse(
+        "name: ci\ndefaults:\n  retries: 1\nsteps:\n  a:\n    task: t\n    retry_on: [exit]\n",
+    );
+    assert!(wf.warnings.is_empty(), "{}", wf.warnings);
+}
+
+#[test]
+fn resilience_errors_are_all_reported() {
+    check(
+        "name: ci
+defaults:
+  retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  backoff: 11m
+  stuck_after: false
+  circuit_breaker: {failures: 0, cool_down: 30, thresold: 2}
+steps:
+  a:
+    task: t
+    retries: 1
+    adaptive_timeout: {factor: 0.5, cap: 10}
+    circuit_breaker: off
+  b:
+    task: t
+    adaptive_timeout: {factr: 2}
+    stuck_after: soon
+    backoff: 30
+  c:
+    task: t
+    adaptive_timeout: {factor: fast}
+    retry_on: {timeout: true}
+",
+        r"
+error: unknown outcome `timout` in `retry_on`
+ --> ci/hermetic.yaml:3:14
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |              ^^^^^^
+  = help: did you mean `timeout`? `retry_on` lists `timeout`, `trap`, `out_of_fuel`, `memory_limit`, `output_limit`, `host_error`, `outputs` or `exit` (any non-zero exit code), or exit codes from 1 to 255
+
+error: unknown outcome `exit_code` in `retry_on`
+ --> ci/hermetic.yaml:3:22
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                      ^^^^^^^^^
+  = help: `retry_on` lists `timeout`, `trap`, `out_of_fuel`, `memory_limit`, `output_limit`, `host_error`, `outputs` or `exit` (any non-zero exit code), or exit codes from 1 to 255
+
+error: an exit code in `retry_on` must be from 1 to 255, found `0`
+ --> ci/hermetic.yaml:3:33
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                                 ^
+  = help: exit code 0 is success, which is never retried; `exit` retries any non-zero code
+
+error: an exit code in `retry_on` must be from 1 to 255, found `256`
+ --> ci/hermetic.yaml:3:36
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                                    ^^^
+  = help: a guest's exit code is from 1 to 255 when it fails; `exit` retries any of them
+
+error: `3` is listed twice in `retry_on`
+ --> ci/hermetic.yaml:3:44
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                                            ^
+note: first listed here
+ --> ci/hermetic.yaml:3:41
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                                         ^
+
+error: expected an outcome or exit code in `retry_on`, found the number `1.5`
+ --> ci/hermetic.yaml:3:47
+  |
+3 |   retry_on: [timout, exit_code, 0, 256, 3, 3, 1.5]
+  |                                               ^^^
+  = help: `retry_on` lists `timeout`, `trap`, `out_of_fuel`, `memory_limit`, `output_limit`, `host_error`, `outputs` or `exit` (any non-zero exit code), or exit codes from 1 to 255
+
+error: `backoff` must be at most 10m, found `11m`
+ --> ci/hermetic.yaml:4:12
+  |
+4 |   backoff: 11m
+  |            ^^^
+  = help: `backoff` is the delay before the first retry; it doubles for each later retry
+
+error: expected a duration or `off` for `stuck_after`, found the boolean `false`
+ --> ci/hermetic.yaml:5:16
+  |
+5 |   stuck_after: false
+  |                ^^^^^
+  = help: write `off`
+
+error: `failures` must be from 1 to 1000, found `0`
+ --> ci/hermetic.yaml:6:31
+  |
+6 |   circuit_breaker: {failures: 0, cool_down: 30, thresold: 2}
+  |                               ^
+
+error: invalid duration `30` for `cool_down`: a bare number has no unit
+ --> ci/hermetic.yaml:6:45
+  |
+6 |   circuit_breaker: {failures: 0, cool_down: 30, thresold: 2}
+  |                                             ^^
+  = help: write `30s` for 30 seconds, or use another unit: `500ms`, `2m`, `1h`
+
+error: unknown key `thresold` in `circuit_breaker`
+ --> ci/hermetic.yaml:6:49
+  |
+6 |   circuit_breaker: {failures: 0, cool_down: 30, thresold: 2}
+  |                                                 ^^^^^^^^
+  = help: the keys allowed here are `failures` and `cool_down`
+
+error: `factor` must be from 1 to 100, found `0.5`
+  --> ci/hermetic.yaml:11:32
+   |
+11 |     adaptive_timeout: {factor: 0.5, cap: 10}
+   |                                ^^^
+   = help: the limit is the p95 of past run times multiplied by `factor`, e.g. `3`
+
+error: invalid duration `10` for `cap`: a bare number has no unit
+  --> ci/hermetic.yaml:11:42
+   |
+11 |     adaptive_timeout: {factor: 0.5, cap: 10}
+   |                                          ^^
+   = help: write `10s` for 10 seconds, or use another unit: `500ms`, `2m`, `1h`
+
+error: unknown key `circuit_breaker` in step `a`
+  --> ci/hermetic.yaml:12:5
+   |
+12 |     circuit_breaker: off
+   |     ^^^^^^^^^^^^^^^
+   = help: `circuit_breaker` can only be set under `defaults:`
+
+error: `adaptive_timeout` has no `cap`
+  --> ci/hermetic.yaml:15:5
+   |
+15 |     adaptive_timeout: {factr: 2}
+   |     ^^^^^^^^^^^^^^^^
+   = help: add the longest the adaptive limit may be, e.g. `adaptive_timeout: {factor: 3, cap: 10m}`
+
+error: unknown key `factr` in `adaptive_timeout`
+  --> ci/hermetic.yaml:15:24
+   |
+15 |     adaptive_timeout: {factr: 2}
+   |                        ^^^^^
+   = help: did you mean `factor`?
+
+error: invalid duration `soon` for `stuck_after`: expected a number before `soon`
+  --> ci/hermetic.yaml:16:18
+   |
+16 |     stuck_after: soon
+   |                  ^^^^
+   = help: valid durations look like `30s`, `500ms`, `2m`, `1h30m`, `1.5s`
+
+error: invalid duration `30` for `backoff`: a bare number has no unit
+  --> ci/hermetic.yaml:17:14
+   |
+17 |     backoff: 30
+   |              ^^
+   = help: write `30s` for 30 seconds, or use another unit: `500ms`, `2m`, `1h`
+
+error: `adaptive_timeout` has no `cap`
+  --> ci/hermetic.yaml:20:5
+   |
+20 |     adaptive_timeout: {factor: fast}
+   |     ^^^^^^^^^^^^^^^^
+   = help: add the longest the adaptive limit may be, e.g. `adaptive_timeout: {factor: 3, cap: 10m}`
+
+error: expected a number from 1 to 100 for `factor`, found the string `fast`
+  --> ci/hermetic.yaml:20:32
+   |
+20 |     adaptive_timeout: {factor: fast}
+   |                                ^^^^
+
+error: expected a list of outcomes and exit codes for `retry_on`, found a map
+  --> ci/hermetic.yaml:21:15
+   |
+21 |     retry_on: {timeout: true}
+   |               ^
+   = help: a `key: value` pair makes a map; if you meant a string containing `: `, put it in quotes
+
+error: aborting due to 21 previous errors",
     );
 }

@@ -1,0 +1,335 @@
+//! What a run measured about itself, computed from its timed events: for each step its queue
+//! wait (pickup latency), run time, fuel and peak memory; for the run the step latency
+//! percentiles, the success rate, the ready-queue depth over time and the workers' utilization.
+//!
+//! Everything here is derived from the events the pool reports, so `--json` consumers and the
+//! run journal can recompute it, and measuring costs the pool nothing extra.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::events::{Event, StepStatus, micros};
+
+/// One dispatch of a step on a worker: a slice of the worker's time.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Slice {
+    pub step: String,
+    pub attempt: u32,
+    pub worker: usize,
+    /// When the step became ready, in microseconds since the run started.
+    pub ready_us: u64,
+    /// When the worker took it.
+    pub start_us: u64,
+    /// When this dispatch ended (the step finished, or the attempt failed and will retry).
+    pub end_us: u64,
+}
+
+/// A step's figures.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StepMetrics {
+    pub step: String,
+    pub status: StepStatus,
+    pub cached: bool,
+    pub attempts: u32,
+    /// Time in the ready queues before its first dispatch (pickup latency).
+    pub queue_wait_us: u64,
+    /// Time on workers, over all its dispatches.
+    pub run_us: u64,
+    /// From first ready to final state: queue wait, run time, and any retry backoff.
+    pub latency_us: u64,
+    pub fuel_used: u64,
+    pub peak_memory: u64,
+}
+
+/// Percentiles of a set of durations, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (all zero when empty).
+    pub fn of(mut values: Vec<u64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_unstable();
+        let rank = |p: f64| {
+            let k = ((p / 100.0) * values.len() as f64).ceil() as usize;
+            values[k.clamp(1, values.len()) - 1]
+        };
+        Self {
+            p50: rank(50.0),
+            p90: rank(90.0),
+            p99: rank(99.0),
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+/// A run's figures.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RunMetrics {
+    /// Wall time of the run.
+    pub wall_us: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Steps that reached a final state, in the order they did.
+    pub steps: Vec<StepMetrics>,
+    /// Every dispatch, in the order they started: the run's trace.
+    pub slices: Vec<Slice>,
+    /// Step latency (ready to final state) of the steps that were dispatched.
+    pub latency_us: Percentiles,
+    /// Pickup latency (ready to dispatch) of every dispatch.
+    pub queue_wait_us: Percentiles,
+    /// Succeeded steps over steps that ran or were served from the cache (1 when none did).
+    pub success_rate: f64,
+    /// Busy worker time over `workers × wall time`.
+    pub utilization: f64,
+    /// Ready steps waiting for a worker over time: `(µs since start, depth)`, the deepest
+    /// point of each of at most [`DEPTH_SAMPLES`] equal intervals.
+    pub queue_depth: Vec<(u64, usize)>,
+}
+
+/// How many points [`RunMetrics::queue_depth`] keeps.
+pub const DEPTH_SAMPLES: usize = 100;
+
+/// Collects a run's events as they are reported.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder {
+    /// The slice each running step is in, by step name.
+    open: HashMap<String, Slice>,
+    /// The first ready time of each dispatched step.
+    first_ready: HashMap<String, u64>,
+    slices: Vec<Slice>,
+    steps: Vec<StepMetrics>,
+}
+
+impl Recorder {
+    /// Takes one event that happened `at` after the start.
+    pub fn observe(&mut self, at: Duration, event: &Event) {
+        let now = micros(at);
+        match event {
+            Event::StepDispatched {
+                step,
+                worker,
+                attempt,
+                queue_wait_us,
+            } => {
+                let ready_us = now.saturating_sub(*queue_wait_us);
+                self.first_ready.entry(step.clone()).or_insert(ready_us);
+                self.open.insert(
+                    step.clone(),
+                    Slice {
+                        step: step.clone(),
+                        attempt: *attempt,
+                        worker: *worker,
+                        ready_us,
+                        start_us: now,
+                        end_us: now,
+                    },
+                );
+            }
+            Event::StepRetrying { step, .. } => self.close(step, now),
+            Event::StepFinished {
+                step,
+                status,
+                cached,
+                attempts,
+                fuel_used,
+                peak_memory,
+                ..
+            } => {
+                self.close(step, now);
+                let mine = || self.slices.iter().filter(|s| &s.step == step);
+                let first = mine().next();
+                let queue_wait_us = first.map_or(0, |s| s.start_us - s.ready_us);
+                let run_us = mine().map(|s| s.end_us - s.start_us).sum();
+                let latency_us = self
+                    .first_ready
+                    .get(step)
+                    .map_or(0, |r| now.saturating_sub(*r));
+                self.steps.push(StepMetrics {
+                    step: step.clone(),
+                    status: *status,
+                    cached: *cached,
+                    attempts: *attempts,
+                    queue_wait_us,
+                    run_us,
+                    latency_us,
+                    fuel_used: *fuel_used,
+                    peak_memory: *peak_memory,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn close(&mut self, step: &str, now: u64) {
+        if let Some(mut slice) = self.open.remove(step) {
+            slice.end_us = now;
+            self.slices.push(slice);
+        }
+    }
+
+    /// The figures of a run that took `wall` on `workers` workers.
+    pub fn finish(mut self, wall: Duration, workers: usize) -> RunMetrics {
+        let wall_us = micros(wall);
+        // Dispatches still open were abandoned by an interrupt: they end with the run.
+        let open: Vec<String> = self.open.keys().cloned().collect();
+        for step in open {
+            self.close(&step, wall_us);
+        }
+        self.slices.sort_by_key(|s| (s.start_us, s.worker));
+        let dispatched: Vec<&StepMetrics> = self
+            .steps
+            .iter()
+            .filter(|s| self.first_ready.contains_key(&s.step))
+            .collect();
+        let latency_us = Percentiles::of(dispatched.iter().map(|s| s.latency_us).collect());
+        let queue_wait_us = Percentiles::of(
+            self.slices
+                .iter()
+                .map(|s| s.start_us - s.ready_us)
+                .collect(),
+        );
+        let ended = dispatched
+            .iter()
+            .filter(|s| s.status != StepStatus::Skipped)
+            .count();
+        let succeeded = dispatched
+            .iter()
+            .filter(|s| s.status == StepStatus::Succeeded)
+            .count();
+        let busy: u64 = self.slices.iter().map(|s| s.end_us - s.start_us).sum();
+        let capacity = wall_us.saturating_mul(workers as u64);
+        RunMetrics {
+            wall_us,
+            workers,
+            latency_us,
+            queue_wait_us,
+            success_rate: if ended == 0 {
+                1.0
+            } else {
+                succeeded as f64 / ended as f64
+            },
+            utilization: if capacity == 0 {
+                0.0
+            } else {
+                busy as f64 / capacity as f64
+            },
+            queue_depth: queue_depth(&self.slices, wall_us),
+            steps: self.steps,
+            slices: self.slices,
+        }
+    }
+}
+
+/// The ready-queue depth over time: each dispatch was waiting from its ready time to its start.
+fn queue_depth(slices: &[Slice], wall_us: u64) -> Vec<(u64, usize)> {
+    let mut changes: Vec<(u64, i64)> = slices
+        .iter()
+        .flat_map(|s| [(s.ready_us, 1), (s.start_us, -1)])
+        .collect();
+    // At one instant, leave before arriving: a step taken as it became ready never waited.
+    changes.sort_unstable();
+    let bucket = (wall_us / DEPTH_SAMPLES as u64).max(1);
+    let mut samples: Vec<(u64, usize)> = Vec::new();
+    let mut depth: i64 = 0;
+    for (t, change) in changes {
+        depth += change;
+        let start = t / bucket * bucket;
+        let d = depth.max(0) as usize;
+        match samples.last_mut() {
+            Some((at, deepest)) if *at == start => *deepest = (*deepest).max(d),
+            _ => samples.push((start, d)),
+        }
+    }
+    samples
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    fn dispatched(step: &str, worker: usize, attempt: u32, wait: u64) -> Event {
+        Event::StepDispatched {
+            step: step.into(),
+            worker,
+            attempt,
+            queue_wait_us: wait,
+        }
+    }
+
+    fn finished(step: &str, status: StepStatus, attempts: u32) -> Event {
+        Event::StepFinished {
+            step: step.into(),
+            status,
+            outcome: "success".into(),
+            exit_code: Some(0),
+            message: None,
+            attempts,
+            fuel_used: 10,
+            peak_memory: 65536,
+            duration_ms: 0,
+            outputs: Vec::new(),
+            allowed_failure: false,
+            stderr_tail: String::new(),
+            cached: false,
+            resumed: false,
+            key: None,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn steps_slices_and_run_figures_come_from_the_events() {
+        let mut r = Recorder::default();
+        r.observe(us(100), &dispatched("a", 0, 1, 100));
+        r.observe(us(150), &dispatched("b", 1, 1, 150));
+        r.observe(us(300), &finished("a", StepStatus::Succeeded, 1));
+        r.observe(
+            us(350),
+            &Event::StepRetrying {
+                step: "b".into(),
+                attempt: 1,
+                message: "timed out".into(),
+                delay_ms: 0,
+            },
+        );
+        r.observe(us(400), &dispatched("b", 0, 2, 50));
+        r.observe(us(500), &finished("b", StepStatus::Failed, 2));
+        let m = r.finish(us(1000), 2);
+        assert_eq!(m.slices.len(), 3);
+        let b = &m.steps[1];
+        assert_eq!(
+            (b.queue_wait_us, b.run_us, b.latency_us, b.attempts),
+            (150, 200 + 100, 500, 2)
+        );
+        assert_eq!(m.success_rate, 0.5);
+        // Busy 200 + 200 + 100 of 2 × 1000.
+        assert_eq!(m.utilization, 0.25);
+        assert_eq!(m.queue_wait_us.max, 150);
+        assert_eq!(m.latency_us.p50, 300);
+        // Two steps waited from 0; one again from 350 to 400.
+        assert_eq!(m.queue_depth.first(), Some(&(0, 2)));
+        assert!(m.queue_depth.contains(&(350, 1)));
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let p = Percentiles::of((1..=100).collect());
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50, 90, 99, 100));
+        assert_eq!(Percentiles::of(vec![7]).p99, 7);
+        assert_eq!(Percentiles::of(Vec::new()), Percentiles::default());
+    }
+}

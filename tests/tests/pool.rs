@@ -1,0 +1,356 @@
+//! The pool through `hermetic run`: priorities, fail-fast against `--keep-going`, retries with
+//! backoff and `retry_on`, the circuit breaker, stuck-step warnings, and `--seed` replaying the
+//! same dispatch order.
+
+use hermetic_tests::{Test, guests};
+use serde_json::Value;
+
+/// The `--json` events of `out` whose `event` is `kind`.
+fn events_of(out: &hermetic_tests::Output, kind: &str) -> Vec<Value> {
+    out.json_lines()
+        .into_iter()
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+/// Each event's `key` field, as a string.
+fn field(events: &[Value], key: &str) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match &e[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn ready_steps_start_by_priority_then_critical_path() {
+    Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: order
+steps:
+  low:
+    task: hello.wasm
+    priority: 1
+  high:
+    task: hello.wasm
+    priority: 9
+  plain:
+    task: hello.wasm
+  chain_head:
+    task: hello.wasm
+  chain_tail:
+    task: hello.wasm
+    depends_on: [chain_head]
+",
+        )
+        .guest("hello.wasm", guests::HELLO_P1)
+        .args(["run", "--jobs", "1", "--no-cache"])
+        .expect_status(0)
+        // `high` first; then `chain_head`, whose chain is longer than `plain`'s; its dependent
+        // `chain_tail` (priority 5, like `plain`, but later in the file) waits for `plain`.
+        .expect_stderr(
+            "   Running high
+  Finished high in [ELAPSED]
+   Running chain_head
+  Finished chain_head in [ELAPSED]
+   Running plain
+  Finished plain in [ELAPSED]
+   Running chain_tail
+  Finished chain_tail in [ELAPSED]
+   Running low
+  Finished low in [ELAPSED]
+      Done 5 succeeded, 0 failed, 0 skipped in [ELAPSED]
+",
+        )
+        .run();
+}
+
+/// A step that fails, an independent step after it, and a report that runs after failures.
+fn failing_project() -> Test {
+    Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: failing
+steps:
+  fail:
+    task: exit_code.wasm
+    args: [\"3\"]
+    priority: 10
+  later:
+    task: hello.wasm
+  report:
+    task: hello.wasm
+    depends_on: [fail]
+    when: always
+",
+        )
+        .guest("exit_code.wasm", guests::EXIT_CODE_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+}
+
+#[test]
+fn a_failure_stops_new_steps_by_default() {
+    failing_project()
+        .args(["run", "--jobs", "1", "--no-cache"])
+        .expect_status(1)
+        .expect_stderr(
+            "   Running fail
+    Failed fail: exited with code 3
+   Skipped later (not started: `fail` failed, and the run stops at the first failure (--keep-going runs every step that can run))
+   Running report
+  Finished report in [ELAPSED]
+    Failed 1 succeeded, 1 failed, 1 skipped in [ELAPSED]
+",
+        )
+        .run();
+}
+
+#[test]
+fn keep_going_runs_every_step_that_can_run() {
+    failing_project()
+        .args(["run", "--jobs", "1", "--no-cache", "--keep-going"])
+        .expect_status(1)
+        .expect_stderr(
+            "   Running fail
+    Failed fail: exited with code 3
+   Running later
+  Finished later in [ELAPSED]
+   Running report
+  Finished report in [ELAPSED]
+    Failed 2 succeeded, 1 failed, 0 skipped in [ELAPSED]
+",
+        )
+        .run();
+}
+
+#[test]
+fn retries_back_off_and_retry_on_chooses_what_is_retried() {
+    let project = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: retries
+defaults:
+  retries: 2
+  backoff: 40ms
+steps:
+  slow:
+    task: infinite_loop.wasm
+    timeout: 200ms
+    fuel: 1000G
+  deterministic:
+    task: exit_code.wasm
+    args: [\"3\"]
+  chosen:
+    task: exit_code.wasm
+    args: [\"3\"]
+    retry_on: [3]
+",
+        )
+        .guest("infinite_loop.wasm", guests::INFINITE_LOOP_P1)
+        .guest("exit_code.wasm", guests::EXIT_CODE_P1);
+    let args = |seed: &str| {
+        [
+            "run",
+            "--json",
+            "--keep-going",
+            "--jobs",
+            "2",
+            "--seed",
+            seed,
+        ]
+        .map(String::from)
+    };
+    let out = project.args(args("7")).expect_status(1).run();
+    let run = |seed: &str| out.again().args(args(seed)).expect_status(1).run();
+    let finished = events_of(&out, "step_finished");
+    let by_step = |name: &str| {
+        finished
+            .iter()
+            .find(|e| e["step"] == name)
+            .unwrap_or_else(|| panic!("{name} finished"))
+            .clone()
+    };
+    // A timeout is retried by default; a deterministic exit code is not, unless listed.
+    assert_eq!(by_step("slow")["attempts"], 3);
+    assert_eq!(by_step("slow")["outcome"], "timed_out");
+    assert_eq!(by_step("deterministic")["attempts"], 1);
+    assert_eq!(
+        by_step("deterministic")["message"],
+        "exited with code 3 (not retried: exit code 3 is not in `retry_on: [timeout, host_error]`)"
+    );
+    assert_eq!(by_step("chosen")["attempts"], 3);
+
+    // Each retry is announced with its backoff: 40ms doubled per attempt, half of it jitter.
+    let retrying = events_of(&out, "step_retrying");
+    let mut delays: Vec<(String, u64, u64)> = retrying
+        .iter()
+        .map(|e| {
+            let step = e["step"].as_str().unwrap_or_default().to_string();
+            let attempt = e["attempt"].as_u64().unwrap_or_default();
+            (step, attempt, e["delay_ms"].as_u64().unwrap_or(u64::MAX))
+        })
+        .collect();
+    delays.sort();
+    assert_eq!(delays.len(), 4, "{delays:?}");
+    for (step, attempt, delay) in &delays {
+        let full = 40 << (attempt - 1);
+        assert!(
+            (full / 2..=full).contains(delay),
+            "{step} attempt {attempt}: {delay} ms"
+        );
+    }
+    // Each later attempt is dispatched again, as attempt 2 and 3.
+    let attempts: Vec<String> = events_of(&out, "step_dispatched")
+        .iter()
+        .filter(|e| e["step"] == "chosen")
+        .map(|e| e["attempt"].to_string())
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+
+    // The jitter comes from the seed: the same seed waits the same, another seed differently.
+    let delays_of = |out: &hermetic_tests::Output| {
+        let mut d = field(&events_of(out, "step_retrying"), "delay_ms");
+        d.sort();
+        d
+    };
+    assert_eq!(delays_of(&out), delays_of(&run("7")));
+    assert_ne!(delays_of(&out), delays_of(&run("8")));
+}
+
+#[test]
+fn the_circuit_breaker_opens_half_opens_and_closes() {
+    // One worker; steps start in priority order. Two failures open the breaker of
+    // `exit_code.wasm`; `f3` fails without running; `slow` (another module) times out after
+    // 1s, past the cool-down, so `f4` tries the module (half-open), succeeds and closes it;
+    // `f5` runs normally.
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: breaker
+defaults:
+  circuit_breaker: { failures: 2, cool_down: 500ms }
+steps:
+  f1: { task: exit_code.wasm, args: [\"3\"], priority: 10 }
+  f2: { task: exit_code.wasm, args: [\"3\"], priority: 9 }
+  f3: { task: exit_code.wasm, args: [\"3\"], priority: 8 }
+  slow: { task: infinite_loop.wasm, timeout: 1s, fuel: 1000G, priority: 7 }
+  f4: { task: exit_code.wasm, args: [\"0\"], priority: 6 }
+  f5: { task: exit_code.wasm, args: [\"4\"], priority: 5 }
+",
+        )
+        .guest("exit_code.wasm", guests::EXIT_CODE_P1)
+        .guest("infinite_loop.wasm", guests::INFINITE_LOOP_P1)
+        .args(["run", "--json", "--keep-going", "--jobs", "1", "--no-cache"])
+        .expect_status(1)
+        .run();
+    let story: Vec<String> = out
+        .json_lines()
+        .into_iter()
+        .filter_map(|e| match e["event"].as_str() {
+            Some("step_finished") => Some(format!("{} {}", e["step"], e["outcome"])),
+            Some("circuit") => Some(format!("circuit {} {}", e["state"], e["message"])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        story,
+        [
+            r#""f1" "exit""#,
+            r#""f2" "exit""#,
+            r#"circuit "open" "2 consecutive failures, the last `f2`; its other steps fail without running for 500ms""#,
+            r#""f3" "circuit_open""#,
+            r#""slow" "timed_out""#,
+            r#"circuit "half_open" "cool-down over: `f4` tries the module""#,
+            r#""f4" "success""#,
+            r#"circuit "closed" "`f4` succeeded""#,
+            r#""f5" "exit""#,
+        ]
+    );
+    let f3 = events_of(&out, "step_finished")
+        .into_iter()
+        .find(|e| e["step"] == "f3")
+        .expect("f3 finished");
+    assert_eq!(f3["status"], "failed");
+    assert_eq!(f3["attempts"], 0);
+    let message = f3["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "not run: the circuit breaker of `exit_code.wasm` is open after 2 consecutive failures; one step tries it again in "
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_silent_step_raises_a_stuck_warning_before_its_timeout() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: stuck
+steps:
+  spin:
+    task: infinite_loop.wasm
+    timeout: 1s
+    fuel: 1000G
+    stuck_after: 300ms
+",
+        )
+        .guest("infinite_loop.wasm", guests::INFINITE_LOOP_P1)
+        .args(["run", "--json", "--no-cache"])
+        .expect_status(1)
+        .run();
+    let kinds: Vec<String> = field(&out.json_lines(), "event");
+    let stuck = kinds.iter().position(|k| k == "step_stuck");
+    let finished = kinds.iter().position(|k| k == "step_finished");
+    assert!(
+        stuck.is_some() && stuck < finished,
+        "a stuck warning, then the end: {kinds:?}"
+    );
+    let silent = events_of(&out, "step_stuck")[0]["silent_ms"]
+        .as_u64()
+        .unwrap_or_default();
+    assert!(silent >= 300, "{silent}");
+}
+
+/// A wide graph with chains: many steps of equal priority, so that their order is a choice.
+fn wide_project() -> Test {
+    let mut yaml = String::from("name: wide\nsteps:\n");
+    for i in 0..12 {
+        yaml.push_str(&format!("  s{i:02}:\n    task: hello.wasm\n"));
+        if i % 4 == 3 {
+            yaml.push_str(&format!("    depends_on: [s{:02}]\n", i - 1));
+        }
+    }
+    Test::new()
+        .file("hermetic.yaml", yaml)
+        .guest("hello.wasm", guests::HELLO_P1)
+}
+
+#[test]
+fn the_same_seed_gives_the_same_dispatch_order() {
+    let dispatches = |seed: &str| {
+        let out = wide_project()
+            .args(["run", "--json", "--no-cache", "--jobs", "2", "--seed", seed])
+            .expect_status(0)
+            .run();
+        assert_eq!(events_of(&out, "run_started")[0]["seed"].to_string(), seed);
+        events_of(&out, "step_dispatched")
+            .iter()
+            .map(|e| format!("{} on {}", e["step"], e["worker"]))
+            .collect::<Vec<_>>()
+    };
+    let first = dispatches("42");
+    assert_eq!(first.len(), 12);
+    assert_eq!(first, dispatches("42"));
+    assert_eq!(first, dispatches("42"));
+    // Another seed explores another order.
+    assert_ne!(first, dispatches("43"));
+}
