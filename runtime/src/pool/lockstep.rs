@@ -83,6 +83,7 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
             let spawned = std::thread::Builder::new()
                 .name(format!("hermetic-worker-{me}"))
                 .spawn_scoped(scope, move || {
+                    let _span = tracing::debug_span!("worker", id = me).entered();
                     let mut worker = Worker::new(shared);
                     for job in rx {
                         let end = worker.execute(shared, job.step, job.deps, job.retrying);
@@ -104,6 +105,7 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
                 rounds.store(round, Ordering::SeqCst);
             }
             round += 1;
+            let _span = tracing::debug_span!("round", n = round).entered();
             // The round: up to one step per worker. Steps that must not run end here, and may
             // release others into this same round.
             let mut slots: Vec<usize> = (0..to_worker.len()).collect();

@@ -174,6 +174,14 @@ impl Executor {
         interrupt: impl Future<Output = ()>,
     ) -> RunSummary {
         let started = Instant::now();
+        tracing::debug!(
+            workflow = %self.plan.workflow.name,
+            steps = self.plan.steps.len(),
+            jobs = self.jobs,
+            seed = ?self.seed,
+            keep_going = self.keep_going,
+            "run starts"
+        );
         // Workers and the committer leave their events here; the loop below reports them.
         let outbox = Arc::new(Outbox::new(started));
         // Shared by every attempt; if it cannot be created, each attempt reports the path when

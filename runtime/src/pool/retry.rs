@@ -16,8 +16,8 @@ use super::attempt::AttemptResult;
 use super::rng::splitmix64;
 use crate::workflow::Step;
 
-/// The longest delay between two attempts.
-pub(crate) const MAX_DELAY: Duration = Duration::from_secs(60);
+/// The longest delay between two attempts: the largest `backoff:` a workflow may set.
+pub(crate) const MAX_DELAY: Duration = crate::workflow::MAX_BACKOFF;
 
 /// A step's failed attempts so far, kept while it waits to be tried again.
 #[derive(Debug, Clone)]
@@ -102,6 +102,7 @@ mod tests {
     fn delays_are_capped() {
         assert!(delay(Duration::from_secs(10), 20, 1, 1) <= MAX_DELAY);
         assert!(delay(Duration::from_secs(10), 20, 1, 1) >= MAX_DELAY / 2);
+        assert!(delay(MAX_DELAY, 1, 1, 1) >= MAX_DELAY / 2);
         assert_eq!(delay(Duration::ZERO, 3, 1, 1), Duration::ZERO);
     }
 }

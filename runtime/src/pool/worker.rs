@@ -114,6 +114,7 @@ impl Shared {
         let graph_events = graph.take_events();
         drop(graph);
         for event in graph_events {
+            tracing::debug!(?event, "circuit breaker");
             self.send(event);
         }
         let name = &self.plan.steps[i].name;
@@ -150,6 +151,7 @@ impl Shared {
         match end {
             StepEnd::Retry(retry) => {
                 let (retrying, event) = *retry;
+                tracing::debug!(step = %self.plan.steps[i].name, ?event, "retrying");
                 let not_before = retrying.not_before;
                 self.graph().retry(i, retrying);
                 self.send(event);
@@ -216,6 +218,12 @@ impl Worker {
         deps: std::collections::BTreeMap<String, Digest>,
         retrying: Option<Retrying>,
     ) -> Option<StepEnd> {
+        let _span = tracing::debug_span!(
+            "step",
+            step = %shared.plan.steps[i].name,
+            attempt = retrying.as_ref().map_or(1, |r| r.attempt)
+        )
+        .entered();
         let cancel = &mut self.cancel;
         let outcome = match &self.runtime {
             Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -248,6 +256,7 @@ impl Worker {
 
 /// The body of free-running worker thread `me` of `workers`.
 pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
+    let _span = tracing::debug_span!("worker", id = me).entered();
     let mut worker = Worker::new(shared);
     let mut steal = StealOrder::new(shared.seed, me, workers);
     while !shared.is_over() {
