@@ -354,3 +354,38 @@ fn the_same_seed_gives_the_same_dispatch_order() {
     // Another seed explores another order.
     assert_ne!(first, dispatches("43"));
 }
+
+#[test]
+fn an_adaptive_timeout_follows_the_steps_past_run_times() {
+    let project = |task: &str, args: &str| {
+        format!(
+            "name: adaptive\nsteps:\n  work:\n    task: {task}\n    args: [{args}]\n    fuel: 1000G\n    adaptive_timeout: {{factor: 2, cap: 1m}}\n"
+        )
+    };
+    let mut out = Test::new()
+        .file("hermetic.yaml", project("hello.wasm", "x"))
+        .guest("hello.wasm", guests::HELLO_P1)
+        .guest("spin.wasm", guests::SPIN_P1)
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    // Five quick runs: the step's limit becomes 2 × p95, at least 1s.
+    for _ in 0..4 {
+        out = out
+            .again()
+            .args(["run", "--no-cache"])
+            .expect_status(0)
+            .run();
+    }
+    // The step now takes seconds: it is stopped at the adaptive limit, not the default 10m.
+    std::fs::write(
+        out.join("hermetic.yaml"),
+        project("spin.wasm", "\"100000000000\""),
+    )
+    .unwrap();
+    out.again()
+        .args(["run", "--no-cache"])
+        .expect_status(1)
+        .expect_stderr_contains("    Failed work: timed out after 1s\n")
+        .run();
+}
