@@ -14,6 +14,10 @@ use super::{CircuitState, Event, Reporter, RunStatus, StepStatus};
 pub struct HumanReporter {
     live: Option<Live>,
     total: usize,
+    /// Lines not yet written, when stderr is not a terminal: they are written once per batch
+    /// of events ([`Reporter::flush`]) instead of one system call per line, which cost more
+    /// than the rest of the pool's work on a no-op step.
+    pending: String,
 }
 
 #[derive(Debug)]
@@ -43,23 +47,42 @@ impl HumanReporter {
                 running: BTreeMap::new(),
             }
         });
-        Self { live, total: 0 }
+        Self {
+            live,
+            total: 0,
+            pending: String::new(),
+        }
     }
 
     /// A status line: the verb right-aligned in ten columns, as cargo prints them.
-    fn line(&self, verb: &str, rest: &str) {
+    fn line(&mut self, verb: &str, rest: &str) {
         self.print(&format!("{verb:>10} {rest}"));
     }
 
     /// Prints `text` on stderr, above the live display if there is one.
-    fn print(&self, text: &str) {
+    fn print(&mut self, text: &str) {
         match &self.live {
             Some(live) => live.multi.suspend(|| eprintln!("{text}")),
             None => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{text}");
+                self.pending.push_str(text);
+                self.pending.push('\n');
             }
         }
+    }
+
+    fn write_pending(&mut self) {
+        if !self.pending.is_empty() {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(self.pending.as_bytes());
+            let _ = err.flush();
+            self.pending.clear();
+        }
+    }
+}
+
+impl Drop for HumanReporter {
+    fn drop(&mut self) {
+        self.write_pending();
     }
 }
 
@@ -70,6 +93,10 @@ impl Default for HumanReporter {
 }
 
 impl Reporter for HumanReporter {
+    fn flush(&mut self) {
+        self.write_pending();
+    }
+
     fn event(&mut self, event: &Event) {
         match event {
             Event::RunStarted { steps, .. } => {

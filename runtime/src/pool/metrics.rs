@@ -104,10 +104,21 @@ pub const DEPTH_SAMPLES: usize = 100;
 pub(crate) struct Recorder {
     /// The slice each running step is in, by step name.
     open: HashMap<String, Slice>,
-    /// The first ready time of each dispatched step.
-    first_ready: HashMap<String, u64>,
+    /// What each dispatched step has accumulated so far, by step name.
+    dispatched: HashMap<String, Dispatched>,
     slices: Vec<Slice>,
     steps: Vec<StepMetrics>,
+}
+
+/// A dispatched step's figures so far.
+#[derive(Debug, Default)]
+struct Dispatched {
+    /// When it first became ready.
+    first_ready_us: u64,
+    /// Its wait before its first dispatch.
+    first_wait_us: u64,
+    /// Its time on workers, over the dispatches that ended.
+    run_us: u64,
 }
 
 impl Recorder {
@@ -122,7 +133,13 @@ impl Recorder {
                 queue_wait_us,
             } => {
                 let ready_us = now.saturating_sub(*queue_wait_us);
-                self.first_ready.entry(step.clone()).or_insert(ready_us);
+                self.dispatched
+                    .entry(step.clone())
+                    .or_insert_with(|| Dispatched {
+                        first_ready_us: ready_us,
+                        first_wait_us: *queue_wait_us,
+                        run_us: 0,
+                    });
                 self.open.insert(
                     step.clone(),
                     Slice {
@@ -146,22 +163,15 @@ impl Recorder {
                 ..
             } => {
                 self.close(step, now);
-                let mine = || self.slices.iter().filter(|s| &s.step == step);
-                let first = mine().next();
-                let queue_wait_us = first.map_or(0, |s| s.start_us - s.ready_us);
-                let run_us = mine().map(|s| s.end_us - s.start_us).sum();
-                let latency_us = self
-                    .first_ready
-                    .get(step)
-                    .map_or(0, |r| now.saturating_sub(*r));
+                let d = self.dispatched.get(step);
                 self.steps.push(StepMetrics {
                     step: step.clone(),
                     status: *status,
                     cached: *cached,
                     attempts: *attempts,
-                    queue_wait_us,
-                    run_us,
-                    latency_us,
+                    queue_wait_us: d.map_or(0, |d| d.first_wait_us),
+                    run_us: d.map_or(0, |d| d.run_us),
+                    latency_us: d.map_or(0, |d| now.saturating_sub(d.first_ready_us)),
                     fuel_used: *fuel_used,
                     peak_memory: *peak_memory,
                 });
@@ -173,6 +183,9 @@ impl Recorder {
     fn close(&mut self, step: &str, now: u64) {
         if let Some(mut slice) = self.open.remove(step) {
             slice.end_us = now;
+            if let Some(d) = self.dispatched.get_mut(step) {
+                d.run_us += slice.end_us - slice.start_us;
+            }
             self.slices.push(slice);
         }
     }
@@ -189,7 +202,7 @@ impl Recorder {
         let dispatched: Vec<&StepMetrics> = self
             .steps
             .iter()
-            .filter(|s| self.first_ready.contains_key(&s.step))
+            .filter(|s| self.dispatched.contains_key(&s.step))
             .collect();
         let latency_us = Percentiles::of(dispatched.iter().map(|s| s.latency_us).collect());
         let queue_wait_us = Percentiles::of(
