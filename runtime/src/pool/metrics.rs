@@ -85,8 +85,13 @@ pub struct RunMetrics {
     pub slices: Vec<Slice>,
     /// Step latency (ready to final state) of the steps that were dispatched.
     pub latency_us: Percentiles,
-    /// Pickup latency (ready to dispatch) of every dispatch.
+    /// Queue wait (ready to dispatch) of every dispatch: it includes waiting for a worker to
+    /// be free, so it grows with the backlog.
     pub queue_wait_us: Percentiles,
+    /// Pickup latency of every dispatch: from the moment the step was ready *and* its worker
+    /// was free (it had finished its previous dispatch, or the run started) to the dispatch.
+    /// This is the scheduler's own delay, without the backlog.
+    pub pickup_us: Percentiles,
     /// Succeeded steps over steps that ran or were served from the cache (1 when none did).
     pub success_rate: f64,
     /// Busy worker time over `workers × wall time`.
@@ -211,6 +216,7 @@ impl Recorder {
                 .map(|s| s.start_us - s.ready_us)
                 .collect(),
         );
+        let pickup_us = Percentiles::of(pickups(&self.slices, workers));
         let ended = dispatched
             .iter()
             .filter(|s| s.status != StepStatus::Skipped)
@@ -226,6 +232,7 @@ impl Recorder {
             workers,
             latency_us,
             queue_wait_us,
+            pickup_us,
             success_rate: if ended == 0 {
                 1.0
             } else {
@@ -241,6 +248,22 @@ impl Recorder {
             slices: self.slices,
         }
     }
+}
+
+/// Each dispatch's pickup latency: its start less the later of its ready time and the end of
+/// its worker's previous dispatch. `slices` are sorted by start.
+fn pickups(slices: &[Slice], workers: usize) -> Vec<u64> {
+    let mut free_since = vec![0u64; workers.max(1)];
+    slices
+        .iter()
+        .map(|s| {
+            let free = free_since.get(s.worker).copied().unwrap_or(0);
+            if let Some(f) = free_since.get_mut(s.worker) {
+                *f = s.end_us;
+            }
+            s.start_us.saturating_sub(s.ready_us.max(free))
+        })
+        .collect()
 }
 
 /// The ready-queue depth over time: each dispatch was waiting from its ready time to its start.
@@ -332,6 +355,9 @@ mod tests {
         // Busy 200 + 200 + 100 of 2 × 1000.
         assert_eq!(m.utilization, 0.25);
         assert_eq!(m.queue_wait_us.max, 150);
+        // `a` and `b` were ready at 0 with their workers free: picked up after 100 and 150 µs.
+        // `b`'s second attempt was ready at 350 on worker 0, free since 300: picked up at 400.
+        assert_eq!(pickups(&m.slices, 2), [100, 150, 50]);
         assert_eq!(m.latency_us.p50, 300);
         // Two steps waited from 0; one again from 350 to 400.
         assert_eq!(m.queue_depth.first(), Some(&(0, 2)));
