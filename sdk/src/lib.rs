@@ -35,6 +35,10 @@
 //!
 //! The crate has no dependencies, so guest builds stay fast.
 
+mod host;
+
+pub use host::{Level, heartbeat, log, progress};
+
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;

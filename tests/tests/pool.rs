@@ -389,3 +389,47 @@ fn an_adaptive_timeout_follows_the_steps_past_run_times() {
         .expect_stderr_contains("    Failed work: timed out after 1s\n")
         .run();
 }
+
+#[test]
+fn sdk_progress_and_logs_become_events() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: p\nsteps:\n  work:\n    task: progress.wasm\n    args: [\"40\"]\n    outputs: [count.txt]\n",
+        )
+        .guest("progress.wasm", guests::PROGRESS_P1)
+        .args(["run", "--json", "--no-cache"])
+        .expect_status(0)
+        .run();
+    let progress = events_of(&out, "step_progress");
+    assert!(!progress.is_empty());
+    // Throttled, but the completion is always reported.
+    let last = progress.last().unwrap();
+    assert_eq!(
+        (last["done"].as_u64(), last["total"].as_u64()),
+        (Some(40), Some(40))
+    );
+    let dones: Vec<u64> = progress.iter().filter_map(|e| e["done"].as_u64()).collect();
+    assert!(dones.windows(2).all(|w| w[0] < w[1]), "{dones:?}");
+    let logs: Vec<String> = events_of(&out, "step_log")
+        .iter()
+        .map(|e| format!("{} {}", e["level"], e["message"]))
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            r#""info" "working through 40 items""#,
+            r#""warn" "done with 40 items""#
+        ]
+    );
+    assert_eq!(out.read(".hermetic/out/work/count.txt"), "40\n");
+    // The host calls go to the host, not to the step's stderr.
+    assert!(!out.exists(".hermetic/logs/work/stderr"));
+
+    // Without `--json`, a warning is a status line.
+    out.again()
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .expect_stderr_contains("   Warning work: done with 40 items\n")
+        .run();
+}

@@ -110,6 +110,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
         heartbeat: None,
+        host_calls: None,
     };
 
     let rt = super::runtime(1)?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{CircuitState, Event, Reporter, RunStatus, StepStatus};
+use crate::sandbox::LogLevel;
 
 /// Prints status lines to stderr; on a terminal, also shows a spinner per running step and an
 /// overall progress bar.
@@ -139,6 +140,26 @@ impl Reporter for HumanReporter {
                 );
             }
             Event::StepDispatched { .. } => {}
+            Event::StepProgress { step, done, total } => {
+                if let Some(pb) = self.live.as_ref().and_then(|l| l.running.get(step)) {
+                    let of = total.map(|t| format!("/{t}")).unwrap_or_default();
+                    pb.set_message(format!("{step} {done}{of}"));
+                }
+            }
+            Event::StepLog {
+                step,
+                level,
+                message,
+            } => match level {
+                LogLevel::Error => self.line("Error", &format!("{step}: {message}")),
+                LogLevel::Warn => self.line("Warning", &format!("{step}: {message}")),
+                LogLevel::Info => {
+                    if let Some(pb) = self.live.as_ref().and_then(|l| l.running.get(step)) {
+                        pb.set_message(format!("{step}: {message}"));
+                    }
+                }
+                LogLevel::Debug => {}
+            },
             Event::StepStuck { step, silent_ms } => self.line(
                 "Warning",
                 &format!(

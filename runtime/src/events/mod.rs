@@ -59,6 +59,20 @@ pub enum Event {
         /// The backoff before the next attempt: doubling per attempt, with seeded jitter.
         delay_ms: u64,
     },
+    /// A running step reported its progress (through the SDK): `done` of `total` units.
+    StepProgress {
+        step: String,
+        done: u64,
+        /// Unknown when the task does not say.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
+    /// A running step logged a line (through the SDK).
+    StepLog {
+        step: String,
+        level: crate::sandbox::LogLevel,
+        message: String,
+    },
     /// A running step has shown no output or heartbeat for `silent_ms`. It keeps running until
     /// it ends or its timeout stops it.
     StepStuck { step: String, silent_ms: u64 },

@@ -9,7 +9,9 @@ use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 use crate::events::{Event, StepStatus, millis};
 use crate::outputs::{OutputError, collect_and_publish, stage_files, stage_tree};
 use crate::plan::{KeyComponents, Plan, PlannedStep};
-use crate::sandbox::{CaptureTo, Heartbeat, Invocation, Mount, Outcome, Sandbox, clock};
+use crate::sandbox::{
+    CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, clock,
+};
 
 use super::scratch::{Scratch, ScratchPool};
 
@@ -144,18 +146,27 @@ impl AttemptResult {
     }
 }
 
+/// What watches a guest while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Observers {
+    /// Beaten by the guest's output and host calls, for stuck-step warnings.
+    pub heartbeat: Option<Arc<Heartbeat>>,
+    /// Receives the guest's progress and log calls.
+    pub host_calls: Option<Arc<dyn HostCallSink>>,
+}
+
 /// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
-/// [`Plan::prepare_dirs`] must exist. The guest's output beats `heartbeat`.
+/// [`Plan::prepare_dirs`] must exist. `observers` watch the guest while it runs.
 pub async fn run_attempt(
     plan: &Plan,
     sandbox: &Sandbox,
     scratch: &ScratchPool,
     step: &PlannedStep,
-    heartbeat: Option<Arc<Heartbeat>>,
+    observers: Observers,
 ) -> AttemptResult {
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
-        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step, heartbeat).await {
+        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step, observers).await {
             Ok(r) => {
                 lease.recycle();
                 r
@@ -174,7 +185,7 @@ async fn attempt_inner(
     sandbox: &Sandbox,
     work: &Scratch,
     step: &PlannedStep,
-    heartbeat: Option<Arc<Heartbeat>>,
+    observers: Observers,
 ) -> Result<AttemptResult, String> {
     let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
@@ -242,7 +253,8 @@ async fn attempt_inner(
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
-        heartbeat,
+        heartbeat: observers.heartbeat,
+        host_calls: observers.host_calls,
     };
     let report = sandbox
         .run(&step.program, &invocation)

@@ -17,7 +17,8 @@ use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
 use walkdir::WalkDir;
 
-use super::attempt::{AttemptResult, run_attempt, save_log};
+use super::attempt::{AttemptResult, Observers, run_attempt, save_log};
+use super::calls::StepCalls;
 use super::commit::CommitQueue;
 use super::outbox::Outbox;
 use super::retry::{self, Retrying};
@@ -120,22 +121,23 @@ pub(crate) async fn run_step(
         attempt,
     });
     let def = ctx.plan.step_def(step);
-    let mut result = match def.stuck_after {
-        Some(after) => {
-            let heartbeat = Arc::new(Heartbeat::new());
-            let attempt = run_attempt(
-                &ctx.plan,
-                &ctx.sandbox,
-                &ctx.scratch,
-                step,
-                Some(heartbeat.clone()),
-            );
-            tokio::select! {
-                result = attempt => result,
-                never = watch_for_silence(&heartbeat, after, &ctx.events, &step.name) => match never {},
-            }
-        }
-        None => run_attempt(&ctx.plan, &ctx.sandbox, &ctx.scratch, step, None).await,
+    let observers = Observers {
+        heartbeat: def.stuck_after.map(|_| Arc::new(Heartbeat::new())),
+        host_calls: Some(Arc::new(StepCalls::new(&step.name, ctx.events.clone()))),
+    };
+    let running = run_attempt(
+        &ctx.plan,
+        &ctx.sandbox,
+        &ctx.scratch,
+        step,
+        observers.clone(),
+    );
+    let mut result = match (def.stuck_after, &observers.heartbeat) {
+        (Some(after), Some(heartbeat)) => tokio::select! {
+            result = running => result,
+            never = watch_for_silence(heartbeat, after, &ctx.events, &step.name) => match never {},
+        },
+        _ => running.await,
     };
     let (mut failed, earlier) =
         retrying.map_or((Vec::new(), Duration::ZERO), |r| (r.failed, r.duration));

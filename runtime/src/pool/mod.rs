@@ -30,6 +30,7 @@
 mod attempt;
 mod breaker;
 mod cached;
+mod calls;
 mod commit;
 mod graph;
 mod lockstep;
@@ -59,7 +60,7 @@ use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
 use crate::plan::{KeyComponents, Plan};
 use crate::sandbox::Sandbox;
 
-pub use attempt::{AttemptResult, run_attempt};
+pub use attempt::{AttemptResult, Observers, run_attempt};
 pub use cached::CacheUse;
 pub use scratch::{Lease, Scratch, ScratchPool};
 

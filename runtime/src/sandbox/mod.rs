@@ -21,11 +21,14 @@
 //! * **Limits:** memory (a store limiter), CPU (fuel), wall time (epochs plus a timer), output
 //!   size. See [`Limits::default`] for the defaults.
 //! * **Floating point:** NaNs are canonicalised and relaxed SIMD is deterministic.
+//! * **Host calls** (core modules): the `hermetic_v1` import module, which only reports
+//!   progress, heartbeats and log lines to the host (see [`host_calls`]).
 
 pub mod capture;
 pub mod clock;
 pub mod engine;
 pub mod heartbeat;
+pub mod host_calls;
 pub mod limits;
 pub mod module_cache;
 pub mod outcome;
@@ -42,6 +45,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::{Engine, Linker, Store};
 
 pub use heartbeat::Heartbeat;
+pub use host_calls::{HostCallSink, LogLevel};
 pub use limits::Limits;
 pub use module_cache::ModuleCache;
 pub use outcome::Outcome;
@@ -117,6 +121,7 @@ impl Sandbox {
         wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
             .map_err(err)?;
         poll::add_to_linker(&mut p1_linker).map_err(err)?;
+        host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
         let p1_provided = {
             let mut store = Store::new(&engine, scratch_p1_state());
             p1_linker
@@ -154,5 +159,6 @@ fn scratch_p1_state() -> P1State {
         clock: clock::VirtualClock::default(),
         epoch_nanos: 0,
         timed_out: false,
+        calls: host_calls::HostCalls::default(),
     }
 }

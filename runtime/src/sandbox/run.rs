@@ -56,8 +56,11 @@ pub struct Invocation {
     pub stdout: CaptureTo,
     /// Where stderr goes.
     pub stderr: CaptureTo,
-    /// Beaten whenever the guest writes to stdout or stderr, for stuck-step warnings.
+    /// Beaten whenever the guest writes to stdout or stderr or calls the host, for stuck-step
+    /// warnings.
     pub heartbeat: Option<Arc<super::Heartbeat>>,
+    /// Where the guest's progress and log calls go (`hermetic_v1`); `None` drops them.
+    pub host_calls: Option<Arc<dyn super::HostCallSink>>,
 }
 
 /// The result of an invocation.
@@ -144,6 +147,10 @@ impl Sandbox {
                     clock,
                     epoch_nanos: inv.clock_epoch.as_nanos() as u64,
                     timed_out: false,
+                    calls: super::host_calls::HostCalls {
+                        sink: inv.host_calls.clone(),
+                        heartbeat: inv.heartbeat.clone(),
+                    },
                 };
                 let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
                     &mut s.limiter

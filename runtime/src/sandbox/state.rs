@@ -4,6 +4,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::clock::VirtualClock;
+use super::host_calls::{HostCallState, HostCalls};
 use super::limits::MemoryLimiter;
 use super::poll::PollState;
 
@@ -15,6 +16,8 @@ pub struct P1State {
     pub(crate) epoch_nanos: u64,
     /// Set by the epoch callback when the wall-clock deadline passed.
     pub(crate) timed_out: bool,
+    /// Where the guest's `hermetic_v1` calls go.
+    pub(crate) calls: HostCalls,
 }
 
 /// Host state of a component (WASI p2) guest.
@@ -32,6 +35,12 @@ impl WasiView for P2State {
             ctx: &mut self.ctx,
             table: &mut self.table,
         }
+    }
+}
+
+impl HostCallState for P1State {
+    fn host_calls(&self) -> &HostCalls {
+        &self.calls
     }
 }
 

@@ -342,6 +342,8 @@ impl TaskBuilder {
         cmd.env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags(roots)?)
             .env("CARGO_INCREMENTAL", "0")
             .env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH)
+            // The SDK then reports progress and logs through the `hermetic_v1` host calls.
+            .env("HERMETIC_SDK_HOST_CALLS", "1")
             // A configured `build.build-dir` would share intermediate artifacts (and their
             // lock) with the user's builds; keep everything in our target dir.
             .env("CARGO_BUILD_BUILD_DIR", &roots.target)
