@@ -36,8 +36,12 @@
 //! The crate has no dependencies, so guest builds stay fast.
 
 mod host;
+#[cfg(feature = "params")]
+mod params;
 
 pub use host::{Level, heartbeat, log, progress};
+#[cfg(feature = "params")]
+pub use params::{PARAMS_ENV, params, params_from};
 
 use std::ffi::OsString;
 use std::fmt;

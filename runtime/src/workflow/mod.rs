@@ -35,6 +35,7 @@ mod condition;
 mod decode;
 mod diagnostic;
 mod node;
+mod params;
 mod paths;
 mod resilience;
 mod schema;
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 pub use condition::{Condition, ConditionError, DepOutcome};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
+pub use params::PARAMS_ENV;
 pub use resilience::{
     AdaptiveTimeout, CircuitBreaker, DEFAULT_ADAPTIVE_FACTOR, DEFAULT_BACKOFF,
     DEFAULT_BREAKER_COOL_DOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_STUCK_AFTER, MAX_BACKOFF, RetryOn,

@@ -36,6 +36,7 @@ pub(crate) const STEP_KEYS: &[&str] = &[
     "task",
     "args",
     "env",
+    "params",
     "inputs",
     "outputs",
     "depends_on",
@@ -56,6 +57,7 @@ const LIST_STEP_KEYS: &[&str] = &[
     "task",
     "args",
     "env",
+    "params",
     "inputs",
     "outputs",
     "depends_on",
@@ -558,6 +560,9 @@ fn decode_step(
     let mut has_task = false;
     let mut retries_valid = true;
     let mut retry_on_key = None;
+    let mut params = None;
+    let mut params_key = None;
+    let mut env_key = None;
 
     for e in fields {
         match e.key {
@@ -581,7 +586,14 @@ fn decode_step(
                     }
                 }
             }
-            "env" => step.env.extend(env(d, e)),
+            "env" => {
+                env_key = Some(e.key_node.span);
+                step.env.extend(env(d, e));
+            }
+            "params" => {
+                params_key = Some(e.key_node.span);
+                params = super::params::decode(d, e);
+            }
             "inputs" => {
                 for (glob, node) in d.string_list(e, false) {
                     match paths::check_input(&glob) {
@@ -653,6 +665,22 @@ fn decode_step(
             )
             .with_help("set `retries:` on the step, or for every step under `defaults:`");
         d.report(diag);
+    }
+    if let (Some(json), Some(key)) = (params, params_key) {
+        use super::params::PARAMS_ENV;
+        if step.env.contains_key(PARAMS_ENV) {
+            let diag = d
+                .error(
+                    env_key.unwrap_or(key),
+                    format!("`env` sets `{PARAMS_ENV}`, which carries the step's `params`"),
+                )
+                .with_help(format!(
+                    "remove `{PARAMS_ENV}` from `env`: `params:` sets it from its map"
+                ));
+            d.report(diag);
+        } else {
+            step.env.insert(PARAMS_ENV.to_string(), json.to_string());
+        }
     }
     StepDraft {
         step,

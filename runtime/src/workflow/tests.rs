@@ -349,7 +349,7 @@ error: unknown key `colour` in step `build`
    |
 14 |     colour: red
    |     ^^^^^^
-   = help: the keys allowed here are `task`, `args`, `env`, `inputs`, `outputs`, `depends_on`, `timeout`, `adaptive_timeout`, `stuck_after`, `fuel`, `memory`, `retries`, `retry_on`, `backoff`, `priority`, `allow_failure` and `when`
+   = help: the keys allowed here are `task`, `args`, `env`, `params`, `inputs`, `outputs`, `depends_on`, `timeout`, `adaptive_timeout`, `stuck_after`, `fuel`, `memory`, `retries`, `retry_on`, `backoff`, `priority`, `allow_failure` and `when`
 
 error: aborting due to 9 previous errors",
     );
@@ -1764,5 +1764,54 @@ error: expected a list of outcomes and exit codes for `retry_on`, found a map
    = help: a `key: value` pair makes a map; if you meant a string containing `: `, put it in quotes
 
 error: aborting due to 21 previous errors",
+    );
+}
+
+#[test]
+fn params_become_canonical_json_in_the_environment() {
+    let wf = parse(
+        "name: p\nsteps:\n  a:\n    task: a.wasm\n    params:\n      zeta: [1, 2.5, true, ~]\n      alpha: { name: x, n: -3 }\n",
+    );
+    assert_eq!(
+        wf.steps[0].env[PARAMS_ENV],
+        r#"{"alpha":{"n":-3,"name":"x"},"zeta":[1,2.5,true,null]}"#
+    );
+    // Written in another order, the same parameters are the same JSON, hence the same key.
+    let again = parse(
+        "name: p\nsteps:\n  a:\n    task: a.wasm\n    params: {alpha: {name: x, n: -3}, zeta: [1, 2.5, true, null]}\n",
+    );
+    assert_eq!(wf.steps[0].env, again.steps[0].env);
+}
+
+#[test]
+fn bad_params_are_reported() {
+    check(
+        "name: p\nsteps:\n  a:\n    task: a.wasm\n    params: [1]\n  b:\n    task: b.wasm\n    env: {HERMETIC_PARAMS: '{}'}\n    params: {x: 1}\n  c:\n    task: c.wasm\n    params: {y: 1, y: 2}\n",
+        "
+error: expected a map of parameters for `params`, found a list
+ --> ci/hermetic.yaml:5:13
+  |
+5 |     params: [1]
+  |             ^
+
+error: `env` sets `HERMETIC_PARAMS`, which carries the step's `params`
+ --> ci/hermetic.yaml:8:5
+  |
+8 |     env: {HERMETIC_PARAMS: '{}'}
+  |     ^^^
+  = help: remove `HERMETIC_PARAMS` from `env`: `params:` sets it from its map
+
+error: duplicate parameter `y`
+  --> ci/hermetic.yaml:12:20
+   |
+12 |     params: {y: 1, y: 2}
+   |                    ^
+note: `y` is first defined here
+  --> ci/hermetic.yaml:12:14
+   |
+12 |     params: {y: 1, y: 2}
+   |              ^
+
+error: aborting due to 3 previous errors",
     );
 }
