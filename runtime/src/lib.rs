@@ -12,4 +12,5 @@ pub mod plan;
 pub mod pool;
 pub mod sandbox;
 pub mod taskbuild;
+pub mod testing;
 pub mod workflow;
