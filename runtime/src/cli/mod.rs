@@ -6,6 +6,7 @@ pub mod check;
 pub mod exec;
 pub mod graph;
 pub mod lock;
+pub mod new;
 pub mod project;
 pub mod run;
 pub mod runs;
@@ -63,6 +64,9 @@ pub enum Command {
     Why(why::WhyArgs),
     /// Run steps again, ignoring the cache, and compare their outputs with the cached ones.
     Verify(verify::VerifyArgs),
+    /// Scaffold a task crate.
+    #[command(subcommand)]
+    New(new::NewCommand),
     /// Inspect and maintain the local result cache.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Lock(ref args) => lock::exec(&cli, args),
         Command::Why(ref args) => why::exec(args),
         Command::Runs(ref args) => runs::exec(args),
+        Command::New(ref command) => new::exec(command),
         Command::Verify(ref args) => verify::exec(&cli, args),
         Command::Cache(ref command) => cache::exec(&cli, command),
     };
