@@ -10,7 +10,12 @@ use hermetic_tests::Test;
 fn build_wc(dest: &Path) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/c-task/wc.c");
     let output = Command::new("clang")
-        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-DHERMETIC_HOST_CALLS"])
+        .args([
+            "--target=wasm32-wasi",
+            "--sysroot=/usr",
+            "-O2",
+            "-DHERMETIC_HOST_CALLS",
+        ])
         .arg("-o")
         .arg(dest)
         .arg(&source)
@@ -37,8 +42,14 @@ fn a_c_task_counts_its_inputs_and_reports_progress() {
             "hermetic.yaml",
             std::fs::read(example.join("hermetic.yaml")).unwrap(),
         )
-        .file("notes/a.txt", std::fs::read(example.join("notes/a.txt")).unwrap())
-        .file("notes/b.txt", std::fs::read(example.join("notes/b.txt")).unwrap());
+        .file(
+            "notes/a.txt",
+            std::fs::read(example.join("notes/a.txt")).unwrap(),
+        )
+        .file(
+            "notes/b.txt",
+            std::fs::read(example.join("notes/b.txt")).unwrap(),
+        );
     build_wc(&t.join("wc.wasm"));
     let out = t.args(["run", "--json"]).expect_status(0).run();
     assert_eq!(
