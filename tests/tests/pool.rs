@@ -433,3 +433,37 @@ fn sdk_progress_and_logs_become_events() {
         .expect_stderr_contains("   Warning work: done with 40 items\n")
         .run();
 }
+
+/// On a terminal, the live display shows a running step's progress. (`script` gives hermetic a
+/// pseudo-terminal.)
+#[test]
+fn the_live_display_shows_progress() {
+    let t = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: p\nsteps:\n  work:\n    task: progress.wasm\n    args: [\"2000\"]\n",
+        )
+        .guest("progress.wasm", guests::PROGRESS_P1);
+    let command = format!(
+        "{} run --no-cache",
+        hermetic_tests::hermetic_bin().display()
+    );
+    // The environment every test gives hermetic, plus a terminal type.
+    let env = hermetic_tests::command(t.path(), &t.cache_dir());
+    let script = std::process::Command::new("script")
+        .current_dir(t.path())
+        .env_clear()
+        .envs(env.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env("TERM", "xterm")
+        .args(["-qfec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1)");
+    let screen = String::from_utf8_lossy(&script.stdout);
+    assert!(script.status.success(), "{screen}");
+    // Progress drawn while the step ran, then the final status line.
+    let shown = screen
+        .split(['\r', '\n', '\u{1b}'])
+        .any(|s| s.contains("work ") && s.contains("/2000"));
+    assert!(shown, "no progress on the display:\n{screen:?}");
+    assert!(screen.contains("Finished work in "), "{screen:?}");
+}
