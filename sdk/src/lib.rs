@@ -38,6 +38,9 @@
 mod host;
 #[cfg(feature = "params")]
 mod params;
+pub mod select;
+#[cfg(feature = "zstd")]
+pub mod zstd;
 
 pub use host::{Level, heartbeat, log, progress};
 #[cfg(feature = "params")]

@@ -1,0 +1,199 @@
+//! Which files a task works on, and what they are called.
+//!
+//! A file is named by its path relative to its mount: `/in/src/a.txt` is `src/a.txt`, and
+//! `/deps/build/dist/app.wasm` is `build/dist/app.wasm` (the dependency's name comes first, as in
+//! [`Mounts::list_deps`]). A relative argument is taken relative to `/in`. `--strip N` removes
+//! the first `N` components of every name.
+//!
+//! The standard tasks (`copy`, `hash`, `archive`, `compress`) name files this way.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::{Error, Mounts, Result};
+
+/// One file to work on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Its guest path, for messages: `/in/src/a.txt`.
+    pub guest: PathBuf,
+    /// Where it really is (the guest path itself in the sandbox).
+    pub path: PathBuf,
+    /// Its name: the path relative to its mount, after `--strip`.
+    pub name: PathBuf,
+}
+
+/// The name of guest path `arg` relative to its mount (`/in` or `/deps`), and its normalized
+/// guest path. `/in` itself is the empty name.
+pub fn mount_relative(arg: &str) -> Result<(PathBuf, PathBuf)> {
+    let path = Path::new(arg);
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(Error::msg(format!("path {arg:?} must not contain `..`")));
+            }
+        }
+    }
+    if !path.is_absolute() {
+        let name: PathBuf = parts.iter().collect();
+        return Ok((Path::new("/in").join(&name), name));
+    }
+    match parts.first().and_then(|p| p.to_str()) {
+        Some(mount @ ("in" | "deps")) => {
+            let name: PathBuf = parts[1..].iter().collect();
+            Ok((Path::new("/").join(mount).join(&name), name))
+        }
+        _ => Err(Error::msg(format!(
+            "path {arg:?} is not under /in or /deps"
+        ))),
+    }
+}
+
+/// Every file that `args` name (every input when there are none), sorted by name. A directory
+/// stands for every file under it (recursively; see [`crate::list_files`]).
+///
+/// Naming the same file twice is harmless; two different files with the same name (after
+/// `strip`) are an error.
+pub fn collect(mounts: &Mounts, args: &[String], strip: usize) -> Result<Vec<Source>> {
+    let defaults = [String::from("/in")];
+    let args = if args.is_empty() { &defaults[..] } else { args };
+    let mut found: BTreeMap<PathBuf, Source> = BTreeMap::new();
+    for arg in args {
+        let (guest, name) = mount_relative(arg)?;
+        let path = mounts.resolve(&guest);
+        let meta = fs::metadata(&path).map_err(|e| Error::io("read", &path, e))?;
+        let files = if meta.is_dir() {
+            crate::list_files(&path)?
+        } else {
+            vec![PathBuf::new()]
+        };
+        for rel in files {
+            let guest = join(&guest, &rel);
+            let source = Source {
+                name: strip_components(&join(&name, &rel), strip, &guest)?,
+                path: join(&path, &rel),
+                guest,
+            };
+            if let Some(other) = found.get(&source.name) {
+                if other.guest != source.guest {
+                    return Err(Error::msg(format!(
+                        "two files would both be named {}: {} and {}",
+                        source.name.display(),
+                        other.guest.display(),
+                        source.guest.display()
+                    )));
+                }
+                continue;
+            }
+            found.insert(source.name.clone(), source);
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+/// `base/rel`, or `base` itself when `rel` is empty.
+fn join(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
+}
+
+/// `name` without its first `n` components; an error (naming `guest`) if nothing is left.
+pub fn strip_components(name: &Path, n: usize, guest: &Path) -> Result<PathBuf> {
+    let stripped: PathBuf = name.components().skip(n).collect();
+    if stripped.as_os_str().is_empty() {
+        return Err(Error::msg(format!(
+            "--strip {n} leaves nothing of the name of {}",
+            guest.display()
+        )));
+    }
+    Ok(stripped)
+}
+
+/// A relative path under `/out` given to option `flag`: non-empty, without `..` or a root.
+pub fn relative_path(flag: &str, value: &str) -> Result<PathBuf> {
+    let path = Path::new(value);
+    let plain = path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        && path.components().any(|c| matches!(c, Component::Normal(_)));
+    if !plain {
+        return Err(Error::msg(format!(
+            "{flag} {value:?} must be a relative path under /out, without `..`"
+        )));
+    }
+    Ok(path.components().collect())
+}
+
+/// A non-negative integer given to option `flag`.
+pub fn number<T: std::str::FromStr>(flag: &str, value: &str, usage: &str) -> Result<T> {
+    value.parse().map_err(|_| {
+        Error::msg(format!(
+            "{flag} needs a non-negative integer, not {value:?}; {usage}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_relative_to_the_mount() {
+        let named = |arg: &str| mount_relative(arg).unwrap();
+        assert_eq!(
+            named("/in/a/b.txt"),
+            ("/in/a/b.txt".into(), "a/b.txt".into())
+        );
+        assert_eq!(named("a/./b.txt"), ("/in/a/b.txt".into(), "a/b.txt".into()));
+        assert_eq!(
+            named("/deps/build/x"),
+            ("/deps/build/x".into(), "build/x".into())
+        );
+        assert_eq!(named("/in"), ("/in".into(), PathBuf::new()));
+        assert_eq!(named("/deps/"), ("/deps".into(), PathBuf::new()));
+        let err = |arg: &str| mount_relative(arg).unwrap_err().to_string();
+        assert_eq!(err("/out/x"), "path \"/out/x\" is not under /in or /deps");
+        assert_eq!(err("/"), "path \"/\" is not under /in or /deps");
+        assert_eq!(
+            err("/in/../etc"),
+            "path \"/in/../etc\" must not contain `..`"
+        );
+    }
+
+    #[test]
+    fn strips_components() {
+        let g = Path::new("/deps/b/x/y");
+        assert_eq!(
+            strip_components(Path::new("b/x/y"), 0, g).unwrap(),
+            Path::new("b/x/y")
+        );
+        assert_eq!(
+            strip_components(Path::new("b/x/y"), 2, g).unwrap(),
+            Path::new("y")
+        );
+        assert_eq!(
+            strip_components(Path::new("b/x/y"), 3, g)
+                .unwrap_err()
+                .to_string(),
+            "--strip 3 leaves nothing of the name of /deps/b/x/y"
+        );
+    }
+
+    #[test]
+    fn relative_paths_stay_under_out() {
+        assert_eq!(relative_path("--into", "a/./b").unwrap(), Path::new("a/b"));
+        for bad in ["", ".", "/x", "../x", "a/../../x"] {
+            assert_eq!(
+                relative_path("--into", bad).unwrap_err().to_string(),
+                format!("--into {bad:?} must be a relative path under /out, without `..`")
+            );
+        }
+    }
+}
