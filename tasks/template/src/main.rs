@@ -8,6 +8,7 @@
 //! | `output` | path | where to write it, under `/out` |
 //! | `files` | list of `{template, output}` | more templates to render, in order |
 //! | `vars` | map | the values the templates refer to (default `{}`) |
+//! | `vars_from` | list of paths | JSON files whose top-level maps are merged into the values first, in order (`vars` wins); e.g. a dependency's `/deps/config/config.json` |
 //! | `strict` | bool | an unknown variable is an error (default `true`); if `false`, it renders as nothing |
 //!
 //! A template path is a sandbox path such as `/in/page.html` or `/deps/gen/x.txt`; a relative
@@ -80,6 +81,8 @@ struct Params {
     files: Vec<FileSpec>,
     #[serde(default)]
     vars: Map<String, Value>,
+    #[serde(default)]
+    vars_from: Vec<String>,
     #[serde(default = "default_strict")]
     strict: bool,
 }
@@ -99,6 +102,7 @@ struct FileSpec {
 /// Renders every template the params name; returns the outputs written, relative to `/out`.
 fn run(mounts: &Mounts, params: &Params) -> Result<Vec<PathBuf>> {
     let jobs = jobs(params)?;
+    let vars = vars(mounts, params)?;
     let total = jobs.len() as u64;
     let mut written = Vec::with_capacity(jobs.len());
     for (i, (template, output)) in jobs.into_iter().enumerate() {
@@ -106,13 +110,34 @@ fn run(mounts: &Mounts, params: &Params) -> Result<Vec<PathBuf>> {
         let bytes = mounts.read(&template)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::msg(format!("{shown}: the template is not UTF-8 text")))?;
-        let rendered = render(&text, &params.vars, params.strict)
-            .map_err(|e| Error::msg(format!("{shown}:{e}")))?;
+        let rendered =
+            render(&text, &vars, params.strict).map_err(|e| Error::msg(format!("{shown}:{e}")))?;
         mounts.write_output(&output, rendered)?;
         written.push(output);
         hermetic_sdk::progress(i as u64 + 1, Some(total));
     }
     Ok(written)
+}
+
+/// The variables: each `vars_from` JSON file's top-level map, in order, then `vars`; a later
+/// name replaces an earlier one.
+fn vars(mounts: &Mounts, params: &Params) -> Result<Map<String, Value>> {
+    let mut vars = Map::new();
+    for path in &params.vars_from {
+        let shown = guest_path(path);
+        let bytes = mounts.read(path)?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => vars.extend(map),
+            Ok(_) => {
+                return Err(Error::msg(format!(
+                    "{shown}: `vars_from` needs a JSON object at the top"
+                )));
+            }
+            Err(e) => return Err(Error::msg(format!("{shown}: invalid JSON: {e}"))),
+        }
+    }
+    vars.extend(params.vars.clone());
+    Ok(vars)
 }
 
 /// The `(template, output)` pairs to render, in order, validated.

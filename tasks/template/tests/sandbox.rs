@@ -60,3 +60,38 @@ fn unknown_params_are_rejected() {
         run.stderr_str()
     );
 }
+
+#[test]
+fn vars_can_come_from_json_files() {
+    let run = TaskTest::task("template")
+        .input(
+            "page.html",
+            "{{ site.title }} {{ version }} {{ channel }}\n",
+        )
+        .dep_output(
+            "config",
+            "config.json",
+            r#"{"site": {"title": "Ex"}, "version": "1.0", "channel": "beta"}"#,
+        )
+        .params(json!({
+            "template": "page.html",
+            "output": "page.txt",
+            "vars_from": ["/deps/config/config.json"],
+            "vars": { "channel": "stable" },
+        }))
+        .run();
+    run.assert_success();
+    // `vars` wins over the file.
+    assert_eq!(run.output_str("page.txt"), "Ex 1.0 stable\n");
+
+    let run = TaskTest::task("template")
+        .input("page.html", "x\n")
+        .input("list.json", "[1, 2]")
+        .params(json!({ "template": "page.html", "output": "p", "vars_from": ["list.json"] }))
+        .run();
+    run.assert_exit(1);
+    assert_eq!(
+        run.stderr_str(),
+        "error: /in/list.json: `vars_from` needs a JSON object at the top\n"
+    );
+}
