@@ -21,6 +21,7 @@ const P2_GUESTS: &[&str] = &[
     "socket",
     "copy_in_out",
     "sleep_forever",
+    "progress",
 ];
 
 const TARGETS: &[&str] = &["wasm32-wasip1", "wasm32-wasip2"];

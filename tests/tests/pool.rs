@@ -467,3 +467,24 @@ fn the_live_display_shows_progress() {
     assert!(shown, "no progress on the display:\n{screen:?}");
     assert!(screen.contains("Finished work in "), "{screen:?}");
 }
+
+/// Built for `wasm32-wasip2`, where the SDK has no host calls, the same task writes its
+/// progress and logs to stderr and still succeeds.
+#[test]
+fn a_wasip2_sdk_task_reports_on_stderr() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: p\nsteps:\n  work:\n    task: progress.wasm\n    args: [\"3\"]\n    outputs: [count.txt]\n",
+        )
+        .guest("progress.wasm", guests::PROGRESS_P2)
+        .args(["run", "--json", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(events_of(&out, "step_progress").is_empty());
+    assert_eq!(
+        out.read(".hermetic/logs/work/stderr"),
+        "info: working through 3 items\nprogress: 1/3\nprogress: 2/3\nprogress: 3/3\nwarn: done with 3 items\n"
+    );
+    assert_eq!(out.read(".hermetic/out/work/count.txt"), "3\n");
+}
