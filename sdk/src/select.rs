@@ -131,6 +131,42 @@ pub fn relative_path(flag: &str, value: &str) -> Result<PathBuf> {
     Ok(path.components().collect())
 }
 
+/// A relative path under `/out` given in parameter `field` (a leading `/out/` is allowed):
+/// non-empty, without `..` or a root.
+///
+/// ```
+/// use std::path::Path;
+/// use hermetic_sdk::select::output_param;
+/// assert_eq!(output_param("output", "/out/site/a.html")?, Path::new("site/a.html"));
+/// assert_eq!(
+///     output_param("output", "../a").unwrap_err().to_string(),
+///     "params: output \"../a\" must be a relative path under /out, without `..`"
+/// );
+/// # Ok::<(), hermetic_sdk::Error>(())
+/// ```
+pub fn output_param(field: &str, value: &str) -> Result<PathBuf> {
+    let rel = value.strip_prefix("/out/").unwrap_or(value);
+    relative_path(field, rel).map_err(|_| {
+        Error::msg(format!(
+            "params: {field} {value:?} must be a relative path under /out, without `..`"
+        ))
+    })
+}
+
+/// How a sandbox path is shown in messages: a relative path is under `/in`.
+///
+/// ```
+/// assert_eq!(hermetic_sdk::select::guest_path("a.txt"), "/in/a.txt");
+/// assert_eq!(hermetic_sdk::select::guest_path("/deps/b/c"), "/deps/b/c");
+/// ```
+pub fn guest_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/in/{path}")
+    }
+}
+
 /// A non-negative integer given to option `flag`.
 pub fn number<T: std::str::FromStr>(flag: &str, value: &str, usage: &str) -> Result<T> {
     value.parse().map_err(|_| {

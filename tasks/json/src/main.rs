@@ -62,8 +62,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
+use hermetic_sdk::select::{guest_path, output_param};
 use hermetic_sdk::{Error, Mounts, Result};
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
@@ -162,7 +163,7 @@ fn plan(params: &Params) -> Result<(Plan, PathBuf)> {
             .clone()
             .ok_or_else(|| Error::msg(format!("params: op `{}` needs `{name}`", op.as_str())))
     };
-    let output = output_path(&needed("output", &params.output)?)?;
+    let output = output_param("output", &needed("output", &params.output)?)?;
     let plan = match op {
         OpName::Select => {
             unused("inputs", params.inputs.is_some())?;
@@ -269,32 +270,6 @@ fn read_json(mounts: &Mounts, path: &str) -> Result<Value> {
     let bytes = mounts.read(path)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::msg(format!("{}: invalid JSON: {e}", guest_path(path))))
-}
-
-/// Checks that `value` is a relative path under `/out` (a leading `/out/` is allowed).
-fn output_path(value: &str) -> Result<PathBuf> {
-    let rel = value.strip_prefix("/out/").unwrap_or(value);
-    let path = Path::new(rel);
-    let plain = !rel.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        && path.components().any(|c| matches!(c, Component::Normal(_)));
-    if !plain {
-        return Err(Error::msg(format!(
-            "params: output {value:?} must be a relative path under /out, without `..`"
-        )));
-    }
-    Ok(path.to_path_buf())
-}
-
-/// How a sandbox path is shown in messages: a relative path is under `/in`.
-fn guest_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/in/{path}")
-    }
 }
 
 /// Parses a path such as `a.b[0]["x.y"]` (see the crate docs).

@@ -57,8 +57,9 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use hermetic_sdk::select::{guest_path, output_param};
 use hermetic_sdk::{Error, Mounts, Result};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
@@ -194,7 +195,7 @@ impl Totals {
 
 /// Merges the reports; returns the output written (relative to `/out`) and the totals.
 fn run(mounts: &Mounts, params: &Params) -> Result<(PathBuf, Totals)> {
-    let output = output_path(params.output.as_deref().unwrap_or(DEFAULT_OUTPUT))?;
+    let output = output_param("output", params.output.as_deref().unwrap_or(DEFAULT_OUTPUT))?;
     let inputs: Vec<String> = match &params.inputs {
         Some(inputs) if inputs.is_empty() => {
             return Err(Error::msg(
@@ -251,32 +252,6 @@ fn run(mounts: &Mounts, params: &Params) -> Result<(PathBuf, Totals)> {
     let (xml, totals) = write_report(params.name.as_deref(), &suites);
     mounts.write_output(&output, xml)?;
     Ok((output, totals))
-}
-
-/// Checks that `value` is a relative path under `/out` (a leading `/out/` is allowed).
-fn output_path(value: &str) -> Result<PathBuf> {
-    let rel = value.strip_prefix("/out/").unwrap_or(value);
-    let path = Path::new(rel);
-    let plain = !rel.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        && path.components().any(|c| matches!(c, Component::Normal(_)));
-    if !plain {
-        return Err(Error::msg(format!(
-            "params: output {value:?} must be a relative path under /out, without `..`"
-        )));
-    }
-    Ok(path.to_path_buf())
-}
-
-/// How a sandbox path is shown in messages: a relative path is under `/in`.
-fn guest_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/in/{path}")
-    }
 }
 
 // ---- the line format -------------------------------------------------------------------------

@@ -54,8 +54,9 @@
 //! ```
 
 use std::cmp::Ordering;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
+use hermetic_sdk::select::output_param;
 use hermetic_sdk::{Error, Mounts, Result};
 use serde::Deserialize;
 use serde_json::Value;
@@ -146,7 +147,7 @@ fn plan(params: &Params) -> Result<Plan> {
         .collect::<Result<_>>()?;
     Ok(Plan {
         inputs,
-        output: output_path(&params.output)?,
+        output: output_param("output", &params.output)?,
         ops,
     })
 }
@@ -193,23 +194,6 @@ fn parse_op(value: &Value) -> Result<Op, String> {
         }
         _ => Err(format!("unknown op `{name}`; expected {OP_NAMES}")),
     }
-}
-
-/// Checks that `value` is a relative path under `/out` (a leading `/out/` is allowed).
-fn output_path(value: &str) -> Result<PathBuf> {
-    let rel = value.strip_prefix("/out/").unwrap_or(value);
-    let path = Path::new(rel);
-    let plain = !rel.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        && path.components().any(|c| matches!(c, Component::Normal(_)));
-    if !plain {
-        return Err(Error::msg(format!(
-            "params: output {value:?} must be a relative path under /out, without `..`"
-        )));
-    }
-    Ok(path.to_path_buf())
 }
 
 /// Reads the inputs, runs the pipeline and writes the output; returns the output's bytes.

@@ -50,8 +50,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
+use hermetic_sdk::select::{guest_path, output_param};
 use hermetic_sdk::{Error, Mounts, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -145,7 +146,7 @@ fn jobs(params: &Params) -> Result<Vec<(String, PathBuf)>> {
     let mut jobs = Vec::new();
     match (&params.template, &params.output) {
         (Some(template), Some(output)) => {
-            jobs.push((template.clone(), output_path("output", output)?));
+            jobs.push((template.clone(), output_param("output", output)?));
         }
         (Some(_), None) => {
             return Err(Error::msg(
@@ -161,7 +162,7 @@ fn jobs(params: &Params) -> Result<Vec<(String, PathBuf)>> {
     }
     for (i, file) in params.files.iter().enumerate() {
         let field = format!("files[{i}].output");
-        jobs.push((file.template.clone(), output_path(&field, &file.output)?));
+        jobs.push((file.template.clone(), output_param(&field, &file.output)?));
     }
     if jobs.is_empty() {
         return Err(Error::msg(
@@ -178,32 +179,6 @@ fn jobs(params: &Params) -> Result<Vec<(String, PathBuf)>> {
         }
     }
     Ok(jobs)
-}
-
-/// Checks that `value` is a relative path under `/out` (a leading `/out/` is allowed).
-fn output_path(field: &str, value: &str) -> Result<PathBuf> {
-    let rel = value.strip_prefix("/out/").unwrap_or(value);
-    let path = Path::new(rel);
-    let plain = !rel.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        && path.components().any(|c| matches!(c, Component::Normal(_)));
-    if !plain {
-        return Err(Error::msg(format!(
-            "params: {field} {value:?} must be a relative path under /out, without `..`"
-        )));
-    }
-    Ok(path.to_path_buf())
-}
-
-/// How a sandbox path is shown in messages: a relative path is under `/in`.
-fn guest_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/in/{path}")
-    }
 }
 
 /// A rendering error, at a 1-based line and column (in characters) of the template.
