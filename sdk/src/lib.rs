@@ -390,6 +390,39 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Copies everything `input` yields to `output`, in 64 KiB chunks; returns the bytes copied.
+/// Errors name their side: `read_op` (a verb such as `"read"` or `"decompress"`) on `from`, or
+/// `write` on `to`. `output` is not flushed.
+///
+/// ```
+/// let mut out = Vec::new();
+/// let n = hermetic_sdk::pump(&b"abc"[..], "/in/a", "read", &mut out, "/out/a")?;
+/// assert_eq!((n, out.as_slice()), (3, &b"abc"[..]));
+/// # Ok::<(), hermetic_sdk::Error>(())
+/// ```
+pub fn pump(
+    mut input: impl io::Read,
+    from: impl AsRef<Path>,
+    read_op: &'static str,
+    mut output: impl io::Write,
+    to: impl AsRef<Path>,
+) -> Result<u64> {
+    let mut buf = vec![0; 64 * 1024];
+    let mut copied = 0;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(read_op, from.as_ref(), e)),
+        };
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| Error::io("write", to.as_ref(), e))?;
+        copied += n as u64;
+    }
+}
+
 /// Runs a task's body: passes it the arguments (without `argv[0]`, which is the step name),
 /// and on error prints `error: <message>` to stderr and exits with status 1.
 ///

@@ -39,7 +39,7 @@ use hermetic_sdk::zstd;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use hermetic_sdk::{Error, Mounts, Result};
@@ -217,19 +217,13 @@ fn compress_file(from: &Path, to: &Path) -> Result<()> {
 
 fn decompress_file(from: &Path, to: &Path) -> Result<()> {
     let (input, mut output) = open_pair(from, to)?;
-    let mut decoder = zstd::Decoder::new(input);
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        let n = match decoder.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("decompress", from, e)),
-        };
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| Error::io("write", to, e))?;
-    }
+    hermetic_sdk::pump(
+        zstd::Decoder::new(input),
+        from,
+        "decompress",
+        &mut output,
+        to,
+    )?;
     output.flush().map_err(|e| Error::io("write", to, e))
 }
 

@@ -24,7 +24,7 @@
 //! ```
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
 
 use hermetic_sdk::{Error, Mounts, Result};
@@ -126,20 +126,8 @@ fn run(mounts: &Mounts, args: &[String]) -> Result<(PathBuf, u64)> {
 
 /// Copies one file onto the output, naming whichever side failed.
 fn append(source: &Path, out: &mut impl Write, out_path: &Path) -> Result<u64> {
-    let mut input = File::open(source).map_err(|e| Error::io("open", source, e))?;
-    let mut buf = vec![0; 64 * 1024];
-    let mut copied = 0;
-    loop {
-        let n = match io::Read::read(&mut input, &mut buf) {
-            Ok(0) => return Ok(copied),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read", source, e)),
-        };
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("write", out_path, e))?;
-        copied += n as u64;
-    }
+    let input = File::open(source).map_err(|e| Error::io("open", source, e))?;
+    hermetic_sdk::pump(input, source, "read", out, out_path)
 }
 
 #[cfg(test)]

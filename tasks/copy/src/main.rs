@@ -33,7 +33,7 @@
 use hermetic_sdk::select as paths;
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hermetic_sdk::{Error, Mounts, Result};
@@ -116,20 +116,9 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
     }
-    let mut input = File::open(from).map_err(|e| Error::io("open", from, e))?;
+    let input = File::open(from).map_err(|e| Error::io("open", from, e))?;
     let mut output = File::create(to).map_err(|e| Error::io("create", to, e))?;
-    let mut buf = vec![0; 64 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read", from, e)),
-        };
-        output
-            .write_all(&buf[..n])
-            .map_err(|e| Error::io("write", to, e))?;
-    }
+    hermetic_sdk::pump(input, from, "read", &mut output, to)?;
     output.flush().map_err(|e| Error::io("write", to, e))
 }
 
