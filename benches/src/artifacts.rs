@@ -1,5 +1,5 @@
-//! Building what the bench runs: the no-op and copy guests, the `concat` task (a module of real
-//! size) and the `hermetic` binary itself.
+//! Building what the bench runs: the no-op, copy and burn guests, the `concat` task (a module of
+//! real size) and the `hermetic` binary itself.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,8 @@ pub struct Guests {
     pub noop: PathBuf,
     /// `benches/guests/copy`: copies `/in` to `/out`.
     pub copy: PathBuf,
+    /// `benches/guests/burn`: `burn N` does N rounds of integer work.
+    pub burn: PathBuf,
     /// The `concat` task: a module of real size, for the compiled-module cache.
     pub concat: PathBuf,
 }
@@ -79,14 +81,15 @@ impl Layout {
         Ok(bin)
     }
 
-    /// Builds the no-op and copy guests (`benches/guests/{noop,copy}`) and the `concat` task for
-    /// `wasm32-wasip1` under `<target>/bench-guests`, and returns their `.wasm` paths.
+    /// Builds the no-op, copy and burn guests (`benches/guests/{noop,copy,burn}`) and the
+    /// `concat` task for `wasm32-wasip1` under `<target>/bench-guests`, and returns their `.wasm`
+    /// paths.
     pub fn build_guests(&self) -> anyhow::Result<Guests> {
         let target_dir = self.target.join("bench-guests");
         eprintln!(
-            "bench: building the no-op and copy guests and the concat task for wasm32-wasip1"
+            "bench: building the no-op, copy and burn guests and the concat task for wasm32-wasip1"
         );
-        for guest in ["noop", "copy"] {
+        for guest in ["noop", "copy", "burn"] {
             let manifest = self.root.join(format!("benches/guests/{guest}/Cargo.toml"));
             self.build_wasm(&manifest, None, &target_dir)?;
         }
@@ -95,6 +98,7 @@ impl Layout {
         Ok(Guests {
             noop: out.join("noop.wasm"),
             copy: out.join("copy.wasm"),
+            burn: out.join("burn.wasm"),
             concat: out.join("concat.wasm"),
         })
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, ensure};
 use hermetic_runtime::events::{Event, Reporter, RunStatus};
 use hermetic_runtime::plan::{Plan, PlanOptions};
-use hermetic_runtime::pool::{Executor, ScratchPool, run_attempt};
+use hermetic_runtime::pool::{Executor, Observers, ScratchPool, run_attempt};
 use hermetic_runtime::sandbox::engine::build_engine;
 use hermetic_runtime::sandbox::{
     CaptureTo, Invocation, Limits, Mount, Program, Sandbox, UnknownImports, clock,
@@ -108,6 +108,7 @@ pub fn invocation(mounts: Vec<Mount>, stdout: CaptureTo, stderr: CaptureTo) -> I
         stdout,
         stderr,
         heartbeat: None,
+        host_calls: None,
     }
 }
 
@@ -160,7 +161,7 @@ pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration
     let scratch = ScratchPool::new(plan.state_dir.join("tmp"));
     let started = Instant::now();
     for step in &plan.steps {
-        let result = run_attempt(plan, sandbox, &scratch, step, None).await;
+        let result = run_attempt(plan, sandbox, &scratch, step, Observers::default()).await;
         ensure!(
             result.succeeded,
             "step `{}` failed: {}",
@@ -173,7 +174,7 @@ pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration
 
 /// Drops every event.
 #[derive(Debug)]
-struct NullReporter;
+pub struct NullReporter;
 
 impl Reporter for NullReporter {
     fn event(&mut self, _event: &Event) {}

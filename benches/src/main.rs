@@ -8,11 +8,16 @@
 //! 3. Compiling a module cold against loading it from the compiled-module cache.
 //! 4. The result cache: a workflow run cold against fully cached, input hashing against raw
 //!    blake3, and `hermetic run` against `make`.
+//! 5. The pool: 10,000 no-op steps in a wide DAG (steps/s against the raw wasmtime loop, pickup
+//!    latency), a 1,000-step chain, utilization on CPU-bound steps, a skewed workload with and
+//!    without work stealing, and one process per step under `make -j2` and `xargs -P2` against
+//!    `hermetic run --jobs 2`.
 //!
 //! `--only SECTION,…` measures some of them.
 
 mod artifacts;
 mod inproc;
+mod pool;
 mod procs;
 mod report;
 mod result_cache;
@@ -39,6 +44,8 @@ enum Section {
     Compile,
     /// 4. The result cache.
     Cache,
+    /// 5. The work-stealing pool: throughput, pickup latency, utilization, stealing.
+    Pool,
 }
 
 /// Measures hermetic's per-step overhead, process-per-step costs, compile caching and the
@@ -91,6 +98,18 @@ struct Args {
     /// `--jobs` of `hermetic run` and `-j` of `make` in the result-cache section.
     #[arg(long, value_name = "N", default_value_t = 2)]
     cache_jobs: usize,
+
+    /// No-op steps in the pool section's wide DAG (100 roots, each with a fan-out).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pool_steps: usize,
+
+    /// No-op steps in the pool section's chain.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    chain_steps: usize,
+
+    /// Steps run as one process each (make, xargs) in the pool section.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pool_procs: usize,
 }
 
 impl Args {
@@ -141,6 +160,7 @@ struct Figures {
     cached_total: Figure,
     cached_load: Figure,
     result_cache: result_cache::Figures,
+    pool: pool::Figures,
 }
 
 /// Section 1's in-process set-up: the raw baseline, sandboxes, invocations and plans.
@@ -281,11 +301,12 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("bench: warning: built without --release; the in-process figures mean little");
     }
-    let (steps, procs_, compile, results) = (
+    let (steps, procs_, compile, results, pool_) = (
         args.wants(Section::Steps),
         args.wants(Section::Procs),
         args.wants(Section::Compile),
         args.wants(Section::Cache),
+        args.wants(Section::Pool),
     );
     // Section 2's baseline is section 1's `hermetic run -j1`.
     let runs = steps || procs_;
@@ -294,7 +315,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let noop = &guests.noop;
     let hermetic = match &args.hermetic {
         Some(p) => p.clone(),
-        None if runs || results => layout.build_hermetic()?,
+        None if runs || results || pool_ => layout.build_hermetic()?,
         None => PathBuf::new(),
     };
     let wasmtime_cli = on_path("wasmtime");
@@ -347,6 +368,19 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             &hermetic,
             &guests.copy,
             &work.join("result-cache"),
+            args,
+        )?)
+    } else {
+        None
+    };
+
+    let pool_bench = if pool_ {
+        eprintln!("bench: pool: setting up (and running everything once)");
+        Some(pool::Bench::new(
+            &hermetic,
+            &guests,
+            &work.join("pool"),
+            &cache,
             args,
         )?)
     } else {
@@ -419,6 +453,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         if let Some(rb) = &mut result_bench {
             rb.round(round, &mut f.result_cache)?;
         }
+
+        if let Some(pb) = &pool_bench {
+            pb.round(round, &mut f.pool)?;
+        }
     }
 
     let sizes = Sizes {
@@ -433,6 +471,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         wasmtime_cli.is_some(),
         &sizes,
         result_bench.as_ref(),
+        pool_bench.as_ref(),
     );
     Ok(())
 }
@@ -463,6 +502,7 @@ fn print_table(
     have_wasmtime: bool,
     sizes: &Sizes,
     result_bench: Option<&result_cache::Bench>,
+    pool_bench: Option<&pool::Bench>,
 ) {
     let mut t = Table::default();
     if args.wants(Section::Steps) {
@@ -476,6 +516,9 @@ fn print_table(
     }
     if let Some(rb) = result_bench {
         rb.print(&mut t, &f.result_cache, sizes.copy);
+    }
+    if let Some(pb) = pool_bench {
+        pb.print(&mut t, &f.pool);
     }
 
     t.print(args.rounds);

@@ -101,7 +101,7 @@ pub fn make_run(make: &Path, dir: &Path, jobs: usize) -> anyhow::Result<Duration
 }
 
 /// Runs `cmd` to completion with no stdin and output discarded, and checks that it succeeded.
-fn run_quiet(mut cmd: Command) -> anyhow::Result<Duration> {
+pub fn run_quiet(mut cmd: Command) -> anyhow::Result<Duration> {
     cmd.stdout(Stdio::null());
     run_timed(&mut cmd).map(|(elapsed, _)| elapsed)
 }
