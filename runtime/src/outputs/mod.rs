@@ -10,4 +10,4 @@ pub mod fsx;
 pub mod stage;
 
 pub use collect::{OutputError, collect_and_publish, publish_staged};
-pub use stage::{StageError, stage_files, stage_tree};
+pub use stage::{StageError, dependency_view, stage_files};

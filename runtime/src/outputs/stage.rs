@@ -1,11 +1,10 @@
-//! Staging a step's inputs and dependencies into its per-attempt directory.
+//! Staging a step's inputs into its per-attempt directory, and the view its dependencies'
+//! outputs are mounted over.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
-
-use super::fsx::{PathContext, PathError, copy_file_hashed, copy_file_nofollow, create_dir_all};
+use super::fsx::{PathContext, PathError, copy_file_hashed, create_dir_all};
 
 /// Why staging failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,9 +12,6 @@ pub enum StageError {
     /// An I/O error, with its path.
     #[error(transparent)]
     Io(#[from] PathError),
-    /// A symlink where a regular file or directory was expected.
-    #[error("`{}` is a symlink; hermetic stages regular files and directories only", .0.display())]
-    Symlink(PathBuf),
     /// An input whose content changed after it was hashed for the action key.
     #[error("input `{0}` changed during the run; run again once it is no longer being written")]
     Changed(String),
@@ -47,36 +43,80 @@ pub fn stage_files(
     Ok(bytes)
 }
 
-/// Copies the tree `from` into `dest` (created), regular files and directories only.
-pub fn stage_tree(from: &Path, dest: &Path) -> Result<u64, StageError> {
-    create_dir_all(dest)?;
-    if fs::symlink_metadata(from).is_err() {
-        return Ok(0);
+/// The directory mounted read-only at a step's `/deps`: one empty directory per dependency
+/// name, over which each dependency's published outputs are mounted read-only as
+/// `/deps/<name>`, so that listing `/deps` shows every dependency and a dependency that
+/// published nothing is an empty directory. Nothing is copied.
+///
+/// Every step with the same dependency names shares one view, `<root>/deps-<digest of the
+/// names>/`, made once per run (atomically: built under a temporary name, then renamed).
+pub fn dependency_view(root: &Path, names: &[&str]) -> Result<PathBuf, StageError> {
+    let mut hasher = blake3::Hasher::new();
+    for name in names {
+        hasher.update(name.as_bytes());
+        hasher.update(b"\0");
     }
-    let mut bytes = 0;
-    for entry in WalkDir::new(from)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1)
-    {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(from).to_path_buf();
-            PathError {
-                action: "cannot read",
-                path,
-                source: e.into(),
-            }
-        })?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
-        let to = dest.join(rel);
-        let ft = entry.file_type();
-        if ft.is_symlink() {
-            return Err(StageError::Symlink(entry.path().to_path_buf()));
-        } else if ft.is_dir() {
-            fs::create_dir(&to).at("cannot create directory", &to)?;
-        } else {
-            bytes += copy_file_nofollow(entry.path(), &to)?;
+    let digest = hasher.finalize().to_hex();
+    let view = root.join(format!("deps-{}", &digest[..16]));
+    if fs::symlink_metadata(&view).is_ok() {
+        return Ok(view);
+    }
+    let building = tempfile::Builder::new()
+        .prefix(".deps-")
+        .tempdir_in(root)
+        .at("cannot create a directory in", root)?;
+    for name in names {
+        let dir = building.path().join(name);
+        fs::create_dir(&dir).at("cannot create directory", &dir)?;
+    }
+    let building = building.keep();
+    match fs::rename(&building, &view) {
+        Ok(()) => Ok(view),
+        // Another worker made the same view first: use it.
+        Err(_) if fs::symlink_metadata(&view).is_ok() => {
+            let _ = fs::remove_dir_all(&building);
+            Ok(view)
         }
+        Err(e) => Err(StageError::Io(PathError {
+            action: "cannot create",
+            path: view,
+            source: e,
+        })),
     }
-    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_view_lists_each_dependency_and_is_shared() {
+        let root = tempfile::tempdir().unwrap();
+        let view = dependency_view(root.path(), &["build", "lint"]).unwrap();
+        let mut names: Vec<String> = fs::read_dir(&view)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["build", "lint"]);
+        assert!(fs::read_dir(view.join("build")).unwrap().next().is_none());
+        // The same names: the same view, made once; other names: another.
+        assert_eq!(
+            dependency_view(root.path(), &["build", "lint"]).unwrap(),
+            view
+        );
+        assert_ne!(dependency_view(root.path(), &["build"]).unwrap(), view);
+        // Nothing is left under a temporary name.
+        let leftovers = fs::read_dir(root.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 
 use crate::events::{Event, StepStatus, millis};
-use crate::outputs::{OutputError, collect_and_publish, stage_files, stage_tree};
+use crate::outputs::{OutputError, collect_and_publish, stage_files};
 use crate::plan::{KeyComponents, Plan, PlannedStep};
 use crate::sandbox::{
     CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, clock,
@@ -166,14 +166,16 @@ pub async fn run_attempt(
 ) -> AttemptResult {
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
-        Ok(lease) => match attempt_inner(plan, sandbox, lease.get(), step, observers).await {
-            Ok(r) => {
-                lease.recycle();
-                r
+        Ok(lease) => {
+            match attempt_inner(plan, sandbox, scratch, lease.get(), step, observers).await {
+                Ok(r) => {
+                    lease.recycle();
+                    r
+                }
+                // The lease is dropped, which removes its directories.
+                Err(message) => AttemptResult::host_error(message),
             }
-            // The lease is dropped, which removes its directories.
-            Err(message) => AttemptResult::host_error(message),
-        },
+        }
         Err(e) => AttemptResult::host_error(e.to_string()),
     };
     result.duration = started.elapsed();
@@ -183,6 +185,7 @@ pub async fn run_attempt(
 async fn attempt_inner(
     plan: &Plan,
     sandbox: &Sandbox,
+    pool: &ScratchPool,
     work: &Scratch,
     step: &PlannedStep,
     observers: Observers,
@@ -197,36 +200,33 @@ async fn attempt_inner(
     } else {
         work.inputs.clone()
     };
+    let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
+    if !step.inputs.is_empty() {
+        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
+        // On the pool's worker thread: blocking here is fine.
+        stage_files(&step.inputs, &expected, &in_dir)
+            .map_err(|e| format!("cannot stage inputs: {e}"))?;
+    }
+    // Dependencies' published outputs are mounted read-only where they are, over a shared
+    // view that lists them: no copies (see `dependency_view`).
+    let mut dep_mounts = Vec::with_capacity(step.deps.len());
     let deps_dir = if step.deps.is_empty() {
         empty.clone()
     } else {
-        work.deps.clone()
-    };
-    let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
-
-    if !step.inputs.is_empty() || !step.deps.is_empty() {
-        let inputs = &step.inputs;
-        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
-        let deps: Vec<(String, std::path::PathBuf)> = step
+        let names: Vec<&str> = step
             .deps
             .iter()
-            .map(|&d| {
-                (
-                    plan.steps[d].name.clone(),
-                    plan.out_root.join(&plan.steps[d].name),
-                )
-            })
+            .map(|&d| plan.steps[d].name.as_str())
             .collect();
-        // On the pool's worker thread: blocking here is fine.
-        if !inputs.is_empty() {
-            stage_files(inputs, &expected, &in_dir)
-                .map_err(|e| format!("cannot stage inputs: {e}"))?;
+        for name in &names {
+            let published = plan.out_root.join(name);
+            if published.is_dir() {
+                dep_mounts.push((published, format!("/deps/{name}")));
+            }
         }
-        for (name, published) in deps {
-            stage_tree(&published, &deps_dir.join(&name))
-                .map_err(|e| format!("cannot stage the outputs of `{name}`: {e}"))?;
-        }
-    }
+        pool.dependency_view(&names)
+            .map_err(|e| format!("cannot prepare `/deps`: {e}"))?
+    };
 
     let def = plan.step_def(step);
     let env: Vec<(String, String)> = def
@@ -242,12 +242,19 @@ async fn attempt_inner(
     let invocation = Invocation {
         args: plan.argv(step),
         env,
-        mounts: vec![
+        mounts: [
             mount(&in_dir, "/in", false),
             mount(&deps_dir, "/deps", false),
             mount(&out_dir, "/out", true),
             mount(&scratch, "/tmp", true),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            dep_mounts
+                .iter()
+                .map(|(host, guest)| mount(host, guest, false)),
+        )
+        .collect(),
         limits: step.limits,
         seed: step.seed,
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),

@@ -1,7 +1,7 @@
 //! Reusable per-attempt directories.
 //!
-//! Every attempt needs a fresh, empty `/out` and `/tmp`, and, when it has inputs or
-//! dependencies, its own staged `/in` and `/deps`. Creating and removing those directories cost
+//! Every attempt needs a fresh, empty `/out` and `/tmp`, and, when it has inputs, its own
+//! staged `/in`. (Dependencies' outputs are mounted where they are published.) Creating and removing those directories cost
 //! about 260 µs per attempt on a 2-core CI machine, more than everything else a no-op step
 //! does. So a finished attempt hands its directories back, and the next attempt reuses them once
 //! they are proven empty: an empty `/out` and `/tmp` cost one `readdir` each to check.
@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use tempfile::TempDir;
 
 use crate::outputs::fsx::{PathContext, PathError, remove_all};
+use crate::outputs::{StageError, dependency_view};
 
 /// Directories that idle between attempts, ready to be leased.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub struct ScratchPool {
     root: PathBuf,
     /// Clean scratch directories, most recently used last (warm in the dentry cache).
     free: Mutex<Vec<Scratch>>,
+    /// The `/deps` views made during the run (see [`dependency_view`]), removed with the pool.
+    views: Mutex<Vec<PathBuf>>,
 }
 
 /// One attempt's private directories, all inside one temporary directory.
@@ -40,8 +43,6 @@ pub struct Scratch {
     pub tmp: PathBuf,
     /// Where inputs are staged for `/in`. Absent when leased; staging creates it.
     pub inputs: PathBuf,
-    /// Where dependency outputs are staged for `/deps`. Absent when leased; staging creates it.
-    pub deps: PathBuf,
 }
 
 /// A scratch directory lent to one attempt. Dropping it without [`Lease::recycle`] removes it.
@@ -59,7 +60,19 @@ impl ScratchPool {
         Self {
             root,
             free: Mutex::new(Vec::new()),
+            views: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The read-only view a step's `/deps` is mounted from, for dependencies `names`: made on
+    /// first use, shared by every step with the same names, removed with the pool.
+    pub fn dependency_view(&self, names: &[&str]) -> Result<PathBuf, StageError> {
+        let view = dependency_view(&self.root, names)?;
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        if !views.contains(&view) {
+            views.push(view.clone());
+        }
+        Ok(view)
     }
 
     /// A clean scratch directory: a recycled one, or a new one named after `step` for anyone
@@ -77,6 +90,16 @@ impl ScratchPool {
     }
 }
 
+impl Drop for ScratchPool {
+    fn drop(&mut self) {
+        let views = std::mem::take(self.views.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for view in views {
+            // Best effort: what is left is swept by the next run that takes the project lock.
+            let _ = remove_all(&view);
+        }
+    }
+}
+
 impl Scratch {
     fn create(root: &Path, step: &str) -> Result<Self, PathError> {
         let dir = tempfile::Builder::new()
@@ -88,7 +111,6 @@ impl Scratch {
             out: p.join("out"),
             tmp: p.join("tmp"),
             inputs: p.join("in"),
-            deps: p.join("deps"),
             _dir: dir,
         };
         for d in [&scratch.out, &scratch.tmp] {
@@ -97,12 +119,10 @@ impl Scratch {
         Ok(scratch)
     }
 
-    /// Brings the directories back to their leased state: `out/` and `tmp/` empty, `in/` and
-    /// `deps/` gone. Never follows a symlink the guest left behind.
+    /// Brings the directories back to their leased state: `out/` and `tmp/` empty, `in/`
+    /// gone. Never follows a symlink the guest left behind.
     fn clean(&self) -> Result<(), PathError> {
-        for d in [&self.inputs, &self.deps] {
-            remove_all(d)?;
-        }
+        remove_all(&self.inputs)?;
         for d in [&self.out, &self.tmp] {
             if !is_empty_dir(d)? {
                 remove_all(d)?;
@@ -168,7 +188,6 @@ mod tests {
         assert_eq!(fs::read_dir(&s.out).unwrap().count(), 0);
         assert_eq!(fs::read_dir(&s.tmp).unwrap().count(), 0);
         assert!(!s.inputs.exists());
-        assert!(!s.deps.exists());
     }
 
     #[test]
