@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 
 use crate::events::{Event, StepStatus, millis};
-use crate::outputs::{OutputError, collect_and_publish, stage_files};
+use crate::outputs::{OutputError, collect_and_publish, dependency_view, stage_files};
 use crate::plan::{KeyComponents, Plan, PlannedStep};
 use crate::sandbox::{
     CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, clock,
@@ -167,7 +167,7 @@ pub async fn run_attempt(
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
         Ok(lease) => {
-            match attempt_inner(plan, sandbox, scratch, lease.get(), step, observers).await {
+            match attempt_inner(plan, sandbox, lease.get(), step, observers).await {
                 Ok(r) => {
                     lease.recycle();
                     r
@@ -185,7 +185,6 @@ pub async fn run_attempt(
 async fn attempt_inner(
     plan: &Plan,
     sandbox: &Sandbox,
-    pool: &ScratchPool,
     work: &Scratch,
     step: &PlannedStep,
     observers: Observers,
@@ -224,7 +223,7 @@ async fn attempt_inner(
                 dep_mounts.push((published, format!("/deps/{name}")));
             }
         }
-        pool.dependency_view(&names)
+        dependency_view(&plan.state_dir.join("views"), &names)
             .map_err(|e| format!("cannot prepare `/deps`: {e}"))?
     };
 

@@ -1,7 +1,8 @@
 //! Reusable per-attempt directories.
 //!
 //! Every attempt needs a fresh, empty `/out` and `/tmp`, and, when it has inputs, its own
-//! staged `/in`. (Dependencies' outputs are mounted where they are published.) Creating and removing those directories cost
+//! staged `/in`. (Dependencies' outputs are mounted where they are published, over a view in
+//! `.hermetic/views/`; see [`crate::outputs::dependency_view`].) Creating and removing those directories cost
 //! about 260 µs per attempt on a 2-core CI machine, more than everything else a no-op step
 //! does. So a finished attempt hands its directories back, and the next attempt reuses them once
 //! they are proven empty: an empty `/out` and `/tmp` cost one `readdir` each to check.
@@ -19,7 +20,6 @@ use std::sync::Mutex;
 use tempfile::TempDir;
 
 use crate::outputs::fsx::{PathContext, PathError, remove_all};
-use crate::outputs::{StageError, dependency_view};
 
 /// Directories that idle between attempts, ready to be leased.
 #[derive(Debug)]
@@ -28,8 +28,6 @@ pub struct ScratchPool {
     root: PathBuf,
     /// Clean scratch directories, most recently used last (warm in the dentry cache).
     free: Mutex<Vec<Scratch>>,
-    /// The `/deps` views made during the run (see [`dependency_view`]), removed with the pool.
-    views: Mutex<Vec<PathBuf>>,
 }
 
 /// One attempt's private directories, all inside one temporary directory.
@@ -60,19 +58,7 @@ impl ScratchPool {
         Self {
             root,
             free: Mutex::new(Vec::new()),
-            views: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The read-only view a step's `/deps` is mounted from, for dependencies `names`: made on
-    /// first use, shared by every step with the same names, removed with the pool.
-    pub fn dependency_view(&self, names: &[&str]) -> Result<PathBuf, StageError> {
-        let view = dependency_view(&self.root, names)?;
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        if !views.contains(&view) {
-            views.push(view.clone());
-        }
-        Ok(view)
     }
 
     /// A clean scratch directory: a recycled one, or a new one named after `step` for anyone
@@ -87,16 +73,6 @@ impl ScratchPool {
             pool: self,
             scratch: Some(scratch),
         })
-    }
-}
-
-impl Drop for ScratchPool {
-    fn drop(&mut self) {
-        let views = std::mem::take(self.views.get_mut().unwrap_or_else(|e| e.into_inner()));
-        for view in views {
-            // Best effort: what is left is swept by the next run that takes the project lock.
-            let _ = remove_all(&view);
-        }
     }
 }
 
