@@ -1815,3 +1815,39 @@ note: `y` is first defined here
 error: aborting due to 3 previous errors",
     );
 }
+
+/// The `hermetic.yaml` snippets in the standard tasks' docs use only keys that exist.
+#[test]
+fn task_docs_show_known_keys() {
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tasks");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&tasks).unwrap() {
+        let main = entry.unwrap().path().join("src/main.rs");
+        let Ok(source) = std::fs::read_to_string(&main) else {
+            continue;
+        };
+        let mut snippet: Option<String> = None;
+        for line in source.lines() {
+            let doc = line
+                .strip_prefix("//!")
+                .map(|l| l.strip_prefix(' ').unwrap_or(l));
+            match (doc, &mut snippet) {
+                (Some("```yaml"), None) => snippet = Some(String::from("name: doc\n")),
+                (Some("```"), Some(text)) => {
+                    if let Err(e) = Workflow::parse(&main, text) {
+                        let e = e.to_string();
+                        assert!(!e.contains("unknown key"), "{}:\n{e}", main.display());
+                    }
+                    checked += 1;
+                    snippet = None;
+                }
+                (Some(l), Some(text)) => {
+                    text.push_str(l);
+                    text.push('\n');
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(checked >= 8, "only {checked} snippets found");
+}

@@ -47,7 +47,7 @@
 //!   - name: config
 //!     task: json
 //!     inputs: [base.json]
-//!     deps: [defaults]
+//!     depends_on: [defaults]
 //!     params:
 //!       op: merge
 //!       inputs: [/deps/defaults/config.json, base.json]

@@ -51,7 +51,7 @@
 //! steps:
 //!   - name: report
 //!     task: junit
-//!     deps: [unit-tests, integration-tests]
+//!     depends_on: [unit-tests, integration-tests]
 //!     params: { name: all-tests }
 //!     outputs: [junit.xml]
 //! ```
