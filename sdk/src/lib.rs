@@ -44,7 +44,7 @@ pub mod zstd;
 
 pub use host::{Level, heartbeat, log, progress};
 #[cfg(feature = "params")]
-pub use params::{PARAMS_ENV, params, params_from};
+pub use params::{PARAMS_ENV, main_with_params, params, params_from};
 
 use std::ffi::OsString;
 use std::fmt;

@@ -49,3 +49,33 @@ pub fn params<T: DeserializeOwned>() -> Result<T> {
 pub fn params_from<T: DeserializeOwned>(json: &str) -> Result<T> {
     serde_json::from_str(json).map_err(|e| Error::msg(format!("invalid params: {e}")))
 }
+
+/// Runs a task configured only by its `params:`: refuses arguments (saying
+/// ``<task> takes no arguments (got …); configure it with `params:` ``), deserializes the
+/// parameters as a `P`, and passes them to `body`; errors end the task as [`crate::main`]
+/// does.
+///
+/// ```no_run
+/// #[derive(serde::Deserialize)]
+/// struct Params { output: String }
+///
+/// // inside the task's `fn main()`:
+/// hermetic_sdk::main_with_params("greet", |params: Params| {
+///     hermetic_sdk::write_output(&params.output, "hello\n")
+/// });
+/// ```
+pub fn main_with_params<P, F>(task: &str, body: F)
+where
+    P: DeserializeOwned,
+    F: FnOnce(P) -> Result<()>,
+{
+    crate::main(|args| {
+        if !args.is_empty() {
+            return Err(Error::msg(format!(
+                "{task} takes no arguments (got {}); configure it with `params:`",
+                args.join(" ")
+            )));
+        }
+        body(params()?)
+    });
+}

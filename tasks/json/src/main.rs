@@ -71,14 +71,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 fn main() {
-    hermetic_sdk::main(|args| {
-        if !args.is_empty() {
-            return Err(Error::msg(format!(
-                "json takes no arguments (got {}); configure it with `params:`",
-                args.join(" ")
-            )));
-        }
-        let params: Params = hermetic_sdk::params()?;
+    hermetic_sdk::main_with_params("json", |params: Params| {
         run(&Mounts::sandbox(), &params).map(|_| ())
     });
 }

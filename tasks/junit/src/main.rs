@@ -66,14 +66,7 @@ use quick_xml::{Reader, XmlVersion};
 use serde::Deserialize;
 
 fn main() {
-    hermetic_sdk::main(|args| {
-        if !args.is_empty() {
-            return Err(Error::msg(format!(
-                "junit takes no arguments (got {}); configure it with `params:`",
-                args.join(" ")
-            )));
-        }
-        let params: Params = hermetic_sdk::params()?;
+    hermetic_sdk::main_with_params("junit", |params: Params| {
         run(&Mounts::sandbox(), &params).map(|_| ())
     });
 }

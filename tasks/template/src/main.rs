@@ -58,14 +58,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 fn main() {
-    hermetic_sdk::main(|args| {
-        if !args.is_empty() {
-            return Err(Error::msg(format!(
-                "template takes no arguments (got {}); configure it with `params:`",
-                args.join(" ")
-            )));
-        }
-        let params: Params = hermetic_sdk::params()?;
+    hermetic_sdk::main_with_params("template", |params: Params| {
         run(&Mounts::sandbox(), &params).map(|_| ())
     });
 }
