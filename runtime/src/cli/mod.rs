@@ -2,6 +2,7 @@
 //! `exec` function, in the manner of cargo's `commands/*.rs`.
 
 pub mod cache;
+pub mod chaos;
 pub mod check;
 pub mod exec;
 pub mod graph;
@@ -58,6 +59,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Write hermetic.lock, pinning every module and input of a workflow.
     Lock(lock::LockArgs),
+    /// Run a workflow under seeded faults, many times, and check its invariants.
+    Chaos(chaos::ChaosArgs),
     /// List the recorded runs of a workflow, newest first.
     Runs(runs::RunsArgs),
     /// Explain why a step ran instead of coming from the cache in its last run.
@@ -90,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Lock(ref args) => lock::exec(&cli, args),
         Command::Why(ref args) => why::exec(args),
         Command::Runs(ref args) => runs::exec(args),
+        Command::Chaos(ref args) => chaos::exec(&cli, args),
         Command::New(ref command) => new::exec(command),
         Command::Verify(ref args) => verify::exec(&cli, args),
         Command::Cache(ref command) => cache::exec(&cli, command),

@@ -153,6 +153,8 @@ pub struct Observers {
     pub heartbeat: Option<Arc<Heartbeat>>,
     /// Receives the guest's progress and log calls.
     pub host_calls: Option<Arc<dyn HostCallSink>>,
+    /// A fault injected into this attempt (`hermetic chaos`).
+    pub fault: Option<crate::chaos::GuestFault>,
 }
 
 /// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
@@ -238,6 +240,20 @@ async fn attempt_inner(
         guest: guest.into(),
         writable,
     };
+    let mut limits = step.limits;
+    let mut clock_epoch = Duration::from_secs(clock::DEFAULT_EPOCH_SECS);
+    if let Some(fault) = observers.fault {
+        if let Some(memory) = fault.memory {
+            limits.memory = limits.memory.min(memory);
+        }
+        if let Some(fuel) = fault.fuel {
+            limits.fuel = limits.fuel.min(fuel);
+        }
+        if let Some(skew) = fault.clock_skew {
+            let epoch = clock_epoch.as_secs() as i64 + skew;
+            clock_epoch = Duration::from_secs(epoch.max(0) as u64);
+        }
+    }
     let invocation = Invocation {
         args: plan.argv(step),
         env,
@@ -254,9 +270,9 @@ async fn attempt_inner(
                 .map(|(host, guest)| mount(host, guest, false)),
         )
         .collect(),
-        limits: step.limits,
+        limits,
         seed: step.seed,
-        clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
+        clock_epoch,
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
         heartbeat: observers.heartbeat,

@@ -57,6 +57,8 @@ pub(crate) struct StepContext {
     pub seed: u64,
     /// `--resume`: the successes of the run this one continues.
     pub resume: Option<Arc<Resumable>>,
+    /// Faults to inject (`hermetic chaos`).
+    pub faults: Option<Arc<crate::chaos::FaultPlan>>,
 }
 
 /// How one dispatch of a step ended.
@@ -124,6 +126,7 @@ pub(crate) async fn run_step(
     let observers = Observers {
         heartbeat: def.stuck_after.map(|_| Arc::new(Heartbeat::new())),
         host_calls: Some(Arc::new(StepCalls::new(&step.name, ctx.events.clone()))),
+        fault: ctx.faults.as_ref().and_then(|f| f.guest_fault(i, attempt)),
     };
     let running = run_attempt(
         &ctx.plan,

@@ -38,7 +38,7 @@ pub mod metrics;
 mod outbox;
 mod queue;
 mod retry;
-mod rng;
+pub(crate) mod rng;
 mod scratch;
 mod worker;
 
@@ -112,6 +112,8 @@ pub struct Executor {
     resume: Option<Arc<crate::journal::runs::Resumable>>,
     /// Whether idle workers steal (always, but for the benchmark that measures stealing).
     stealing: bool,
+    /// Faults to inject (`hermetic chaos`).
+    faults: Option<Arc<crate::chaos::FaultPlan>>,
 }
 
 impl Executor {
@@ -126,7 +128,14 @@ impl Executor {
             keep_going: false,
             resume: None,
             stealing: true,
+            faults: None,
         }
+    }
+
+    /// Injects the faults of `plan` (see [`crate::chaos`]).
+    pub fn with_faults(mut self, plan: Option<crate::chaos::FaultPlan>) -> Self {
+        self.faults = plan.map(Arc::new);
+        self
     }
 
     /// Turns work stealing off: the roots are dealt out to the workers round-robin, and each
@@ -207,6 +216,7 @@ impl Executor {
             commits,
             seed: self.seed.unwrap_or(DEFAULT_SEED),
             resume: self.resume.clone(),
+            faults: self.faults.clone(),
         });
         let plan = &self.plan;
         reporter.stamped(

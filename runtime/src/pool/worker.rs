@@ -224,9 +224,19 @@ impl Worker {
             attempt = retrying.as_ref().map_or(1, |r| r.attempt)
         )
         .entered();
+        let attempt = retrying.as_ref().map_or(1, |r| r.attempt);
+        let earlier = retrying.clone();
+        let injected = shared
+            .ctx
+            .faults
+            .as_ref()
+            .is_some_and(|f| f.worker_panics(i, attempt));
         let cancel = &mut self.cancel;
         let outcome = match &self.runtime {
             Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if injected {
+                    panic!("{INJECTED_PANIC}");
+                }
                 rt.block_on(async {
                     tokio::select! {
                         biased;
@@ -241,6 +251,27 @@ impl Worker {
         };
         match outcome {
             Ok(end) => end,
+            Err(panic) if injected => {
+                // A fault injected by `hermetic chaos`: the worker lost the step, and the pool
+                // runs it again, as if the attempt had never started.
+                self.runtime = new_runtime();
+                let message = panic_message(&*panic);
+                let mut failed = earlier.map(|r| r.failed).unwrap_or_default();
+                failed.push((attempt, message.clone()));
+                let retrying = Retrying {
+                    attempt: attempt + 1,
+                    failed,
+                    duration: Duration::ZERO,
+                    not_before: Instant::now(),
+                };
+                let event = Event::StepRetrying {
+                    step: shared.plan.steps[i].name.clone(),
+                    attempt,
+                    message,
+                    delay_ms: 0,
+                };
+                Some(StepEnd::Retry(Box::new((retrying, event))))
+            }
             Err(panic) => {
                 // A panic in a step is a bug in hermetic. The step fails with it, so that it
                 // and its dependents still reach a final state; the runtime starts afresh.
@@ -289,6 +320,9 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
     }
     shared.exit();
 }
+
+/// The message of a worker panic injected by `hermetic chaos`.
+const INJECTED_PANIC: &str = "the worker panicked (an injected fault); the step runs again";
 
 fn new_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()

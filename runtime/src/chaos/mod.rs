@@ -1,0 +1,26 @@
+//! Chaos engineering: faults injected by the pool from a seed, so that a suite proves a
+//! workflow survives them and every failure replays exactly from its seed.
+//!
+//! * [`plan`]: which step gets which fault, derived from a `u64` seed and the steps' names,
+//!   printed in full before a run.
+//! * [`suite`]: `hermetic chaos`, a reference run and one run per seed, checked against the
+//!   invariants.
+//!
+//! The faults are injected at the pool's hook points (see `pool::worker`):
+//!
+//! | fault | where | what the guest or the pool sees |
+//! |---|---|---|
+//! | `memory` | the attempt's limits | a lowered memory limit: `memory.grow` fails |
+//! | `fuel` | the attempt's limits | a lowered fuel budget: the guest runs out |
+//! | `clock` | the attempt's wall clock | the virtual clock starts days or years away |
+//! | `worker` | `Worker::execute` | the worker panics as it takes the step; the pool runs it again |
+//!
+//! Faults at the WASI boundary (I/O errors, short writes, slow calls, a trap at the k-th host
+//! call), worker loss, cache corruption, a full disk and killing the process are not injected
+//! yet.
+
+pub mod plan;
+pub mod suite;
+
+pub use plan::{Fault, FaultKind, FaultPlan, GuestFault};
+pub use suite::{SeedReport, SuiteConfig, SuiteReport, run_suite};

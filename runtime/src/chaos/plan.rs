@@ -1,0 +1,259 @@
+//! The fault plan: which step gets which fault, derived from a seed and the run's steps alone,
+//! so that a seed replays exactly and prints in full before the run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::pool::rng::{Rng, splitmix64};
+
+/// A kind of fault the pool can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Memory pressure: the step's memory limit is lowered.
+    Memory,
+    /// Fuel starvation: the step's fuel is lowered.
+    Fuel,
+    /// Clock skew: the step's wall clock starts elsewhere than the usual epoch.
+    Clock,
+    /// A worker thread panics as it takes the step; the pool must run the step again.
+    Worker,
+}
+
+impl FaultKind {
+    /// Every kind, in order.
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Memory,
+        FaultKind::Fuel,
+        FaultKind::Clock,
+        FaultKind::Worker,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Memory => "memory",
+            FaultKind::Fuel => "fuel",
+            FaultKind::Clock => "clock",
+            FaultKind::Worker => "worker",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown fault `{s}`; the faults are {}", names.join(", "))
+            })
+    }
+}
+
+/// One injected fault, on the first attempt of one step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    pub step: String,
+    pub kind: FaultKind,
+    /// What exactly: the lowered limit, the skew, …
+    pub detail: String,
+    /// The new memory limit, for `memory`.
+    #[serde(skip)]
+    pub memory: Option<u64>,
+    /// The new fuel limit, for `fuel`.
+    #[serde(skip)]
+    pub fuel: Option<u64>,
+    /// Seconds added to the wall clock's epoch, for `clock`.
+    #[serde(skip)]
+    pub clock_skew: Option<i64>,
+}
+
+/// What a step's attempt is run with, when the plan has a fault for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestFault {
+    pub memory: Option<u64>,
+    pub fuel: Option<u64>,
+    pub clock_skew: Option<i64>,
+}
+
+/// Every fault of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FaultPlan {
+    pub seed: u64,
+    /// The chance that a step gets a fault.
+    pub rate: f64,
+    pub kinds: Vec<FaultKind>,
+    /// By step index.
+    pub faults: BTreeMap<usize, Fault>,
+}
+
+impl FaultPlan {
+    /// The faults for `steps` (names in plan order) under `seed`: each step independently gets
+    /// a fault with probability `rate`, of a kind drawn from `kinds`. A step's draw depends on
+    /// the seed and its own name only, so adding a step does not change the others' faults.
+    pub fn derive(seed: u64, rate: f64, kinds: &[FaultKind], steps: &[&str]) -> Self {
+        let mut faults = BTreeMap::new();
+        if !kinds.is_empty() {
+            for (i, name) in steps.iter().enumerate() {
+                let mut rng = Rng::new(
+                    seed ^ splitmix64(u64::from_le_bytes(
+                        blake3::hash(name.as_bytes()).as_bytes()[..8]
+                            .try_into()
+                            .unwrap_or_default(),
+                    )),
+                );
+                let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                if draw >= rate {
+                    continue;
+                }
+                let kind = kinds[rng.below(kinds.len())];
+                faults.insert(i, fault(name, kind, &mut rng));
+            }
+        }
+        Self {
+            seed,
+            rate,
+            kinds: kinds.to_vec(),
+            faults,
+        }
+    }
+
+    /// The guest-level fault for attempt `attempt` of step `i`, if any.
+    pub fn guest_fault(&self, i: usize, attempt: u32) -> Option<GuestFault> {
+        let f = self.faults.get(&i).filter(|_| attempt == 1)?;
+        (f.kind != FaultKind::Worker).then_some(GuestFault {
+            memory: f.memory,
+            fuel: f.fuel,
+            clock_skew: f.clock_skew,
+        })
+    }
+
+    /// Whether the worker taking attempt `attempt` of step `i` panics.
+    pub fn worker_panics(&self, i: usize, attempt: u32) -> bool {
+        attempt == 1
+            && self
+                .faults
+                .get(&i)
+                .is_some_and(|f| f.kind == FaultKind::Worker)
+    }
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+        write!(
+            f,
+            "seed {}: {} fault{} (rate {}, kinds {})",
+            self.seed,
+            self.faults.len(),
+            if self.faults.len() == 1 { "" } else { "s" },
+            self.rate,
+            kinds.join(",")
+        )?;
+        for fault in self.faults.values() {
+            write!(f, "\n  {} {}: {}", fault.step, fault.kind, fault.detail)?;
+        }
+        Ok(())
+    }
+}
+
+fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
+    let mut fault = Fault {
+        step: step.to_string(),
+        kind,
+        detail: String::new(),
+        memory: None,
+        fuel: None,
+        clock_skew: None,
+    };
+    match kind {
+        FaultKind::Memory => {
+            // From one 64 KiB page to 4 MiB: most real tasks fail below a few MiB.
+            let pages = 1 + rng.below(64) as u64;
+            fault.memory = Some(pages * 65536);
+            fault.detail = format!("memory limit lowered to {} KiB", pages * 64);
+        }
+        FaultKind::Fuel => {
+            // From 1,000 to 1,000,000 instructions: a no-op Rust `main` needs about 3,500.
+            let fuel = 1000 * (1 + rng.below(1000) as u64);
+            fault.fuel = Some(fuel);
+            fault.detail = format!("fuel lowered to {fuel}");
+        }
+        FaultKind::Clock => {
+            // Up to 50 years either way, never zero.
+            let days = 1 + rng.below(50 * 365) as i64;
+            let skew = if rng.below(2) == 0 { days } else { -days } * 86_400;
+            fault.clock_skew = Some(skew);
+            fault.detail = format!("wall clock skewed by {} days", skew / 86_400);
+        }
+        FaultKind::Worker => {
+            fault.detail = "the worker panics as it takes the step".into();
+        }
+    }
+    fault
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    #[test]
+    fn a_seed_replays_and_another_differs() {
+        let plan = |seed| FaultPlan::derive(seed, 0.5, &FaultKind::ALL, &STEPS);
+        assert_eq!(plan(7), plan(7));
+        assert_eq!(plan(7).to_string(), plan(7).to_string());
+        let distinct: std::collections::BTreeSet<String> =
+            (0..20).map(|s| plan(s).to_string()).collect();
+        assert!(distinct.len() > 15);
+    }
+
+    #[test]
+    fn the_rate_and_kinds_are_respected() {
+        assert!(
+            FaultPlan::derive(1, 0.0, &FaultKind::ALL, &STEPS)
+                .faults
+                .is_empty()
+        );
+        let all = FaultPlan::derive(1, 1.0, &[FaultKind::Fuel], &STEPS);
+        assert_eq!(all.faults.len(), STEPS.len());
+        assert!(
+            all.faults
+                .values()
+                .all(|f| f.kind == FaultKind::Fuel && f.fuel.is_some())
+        );
+        // A step's fault depends on its name, not on the other steps.
+        let fewer = FaultPlan::derive(1, 1.0, &[FaultKind::Fuel], &STEPS[..3]);
+        assert_eq!(fewer.faults[&2], all.faults[&2]);
+    }
+
+    #[test]
+    fn only_first_attempts_are_faulted() {
+        let plan = FaultPlan::derive(3, 1.0, &[FaultKind::Worker, FaultKind::Memory], &STEPS);
+        for i in 0..STEPS.len() {
+            let worker = plan.worker_panics(i, 1);
+            assert_eq!(worker, plan.guest_fault(i, 1).is_none());
+            assert!(!plan.worker_panics(i, 2));
+            assert!(plan.guest_fault(i, 2).is_none());
+        }
+        assert_eq!("fuel".parse::<FaultKind>(), Ok(FaultKind::Fuel));
+        assert_eq!(
+            "disk".parse::<FaultKind>(),
+            Err("unknown fault `disk`; the faults are memory, fuel, clock, worker".into())
+        );
+    }
+}
