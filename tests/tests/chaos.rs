@@ -1,5 +1,6 @@
-//! `hermetic chaos`: seeded faults, the invariants checked on every run, the report, replays,
-//! and a planted bug that the suite must catch.
+//! `hermetic chaos`: seeded faults (guest limits and clock, worker panics, damaged cache
+//! entries, a full disk), the invariants checked on every run, the report, replays, and a
+//! planted bug that the suite must catch.
 
 use hermetic_tests::{Test, guests};
 use serde_json::Value;
@@ -40,7 +41,7 @@ fn every_fault_kind_is_injected_and_the_invariants_hold() {
         .args(["chaos", "--seeds", "1..40", "--rate", "0.5", "--jobs", "2"])
         .expect_status(0)
         .expect_stderr_contains(
-            "     Chaos 40 seeds of `chaos`, faults memory,fuel,clock,worker, rate 0.5\n",
+            "     Chaos 40 seeds of `chaos`, faults memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full, rate 0.5\n",
         )
         .expect_stderr_contains("0 invariant violations")
         .run();
@@ -58,8 +59,23 @@ fn every_fault_kind_is_injected_and_the_invariants_hold() {
         .collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["clock", "fuel", "memory", "worker"]
+        [
+            "cache_bitflip",
+            "cache_truncate",
+            "clock",
+            "disk_full",
+            "fuel",
+            "memory",
+            "worker"
+        ]
     );
+    // Damaged archives were met by a later run, which re-ran those steps instead of serving
+    // them (or it would be a violation).
+    let damaged: usize = seeds
+        .iter()
+        .map(|s| s["damaged"].as_array().unwrap().len())
+        .sum();
+    assert!(damaged > 0, "some stored archives were damaged");
     for seed in seeds {
         // A worker fault is recovered: the step runs again.
         let worker_faults = seed["faults"]
@@ -132,7 +148,9 @@ fn bad_arguments_are_usage_errors() {
     project()
         .args(["chaos", "--faults", "disk"])
         .expect_status(2)
-        .expect_stderr("error: unknown fault `disk`; the faults are memory, fuel, clock, worker\n")
+        .expect_stderr(
+            "error: unknown fault `disk`; the faults are memory, fuel, clock, worker, cache_bitflip, cache_truncate, disk_full\n",
+        )
         .run();
     project()
         .args(["chaos", "--seeds", "9..2"])

@@ -80,6 +80,17 @@ impl DiskStore {
         self.layout.root()
     }
 
+    /// Where the blob `digest` is kept (whether or not it is there): for fault injection and
+    /// tests, which corrupt stored items on purpose.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.layout.blob(digest)
+    }
+
+    /// Where the action entry of `key` is kept (whether or not it is there).
+    pub fn entry_path(&self, key: &Digest) -> PathBuf {
+        self.layout.entry(key)
+    }
+
     /// Looks up an action entry; see [`Store::get_action`] for what the answers mean. A hit
     /// refreshes the entry's mtime (its last use, for [`DiskStore::gc`]).
     pub fn load_action(&self, key: &Digest) -> Result<Option<ActionEntry>, CacheError> {

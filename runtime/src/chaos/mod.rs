@@ -14,11 +14,13 @@
 //! | `fuel` | the attempt's limits | a lowered fuel budget: the guest runs out |
 //! | `clock` | the attempt's wall clock | the virtual clock starts days or years away |
 //! | `worker` | `Worker::execute` | the worker panics as it takes the step; the pool runs it again |
+//! | `cache_bitflip`, `cache_truncate` | the stored outputs archive, after the run | a later run must not serve it, and re-runs the step |
+//! | `disk_full` | the result store's writes | storing the step's result fails: a warning, never a failed run |
 //!
 //! Faults at the WASI boundary (I/O errors, short writes, slow calls, a trap at the k-th host
-//! call), worker loss, cache corruption, a full disk and killing the process are not injected
-//! yet.
+//! call), losing a worker thread, and killing the process are not injected yet.
 
+mod cache;
 pub mod plan;
 pub mod suite;
 

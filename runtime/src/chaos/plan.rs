@@ -21,15 +21,24 @@ pub enum FaultKind {
     Clock,
     /// A worker thread panics as it takes the step; the pool must run the step again.
     Worker,
+    /// A bit of the step's stored outputs archive flips in the cache.
+    CacheBitflip,
+    /// The step's stored outputs archive is cut short in the cache.
+    CacheTruncate,
+    /// The disk is full when the step's result is stored.
+    DiskFull,
 }
 
 impl FaultKind {
     /// Every kind, in order.
-    pub const ALL: [FaultKind; 4] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Memory,
         FaultKind::Fuel,
         FaultKind::Clock,
         FaultKind::Worker,
+        FaultKind::CacheBitflip,
+        FaultKind::CacheTruncate,
+        FaultKind::DiskFull,
     ];
 
     /// The name used on the command line and in reports.
@@ -39,7 +48,18 @@ impl FaultKind {
             FaultKind::Fuel => "fuel",
             FaultKind::Clock => "clock",
             FaultKind::Worker => "worker",
+            FaultKind::CacheBitflip => "cache_bitflip",
+            FaultKind::CacheTruncate => "cache_truncate",
+            FaultKind::DiskFull => "disk_full",
         }
+    }
+
+    /// Whether the fault hits the result cache rather than the step's attempt.
+    pub fn is_cache(self) -> bool {
+        matches!(
+            self,
+            FaultKind::CacheBitflip | FaultKind::CacheTruncate | FaultKind::DiskFull
+        )
     }
 }
 
@@ -79,6 +99,9 @@ pub struct Fault {
     /// Seconds added to the wall clock's epoch, for `clock`.
     #[serde(skip)]
     pub clock_skew: Option<i64>,
+    /// Which byte (modulo the archive's length) to damage, for the cache faults.
+    #[serde(skip)]
+    pub offset: u64,
 }
 
 /// What a step's attempt is run with, when the plan has a fault for it.
@@ -134,11 +157,19 @@ impl FaultPlan {
     /// The guest-level fault for attempt `attempt` of step `i`, if any.
     pub fn guest_fault(&self, i: usize, attempt: u32) -> Option<GuestFault> {
         let f = self.faults.get(&i).filter(|_| attempt == 1)?;
-        (f.kind != FaultKind::Worker).then_some(GuestFault {
+        (f.kind != FaultKind::Worker && !f.kind.is_cache()).then_some(GuestFault {
             memory: f.memory,
             fuel: f.fuel,
             clock_skew: f.clock_skew,
         })
+    }
+
+    /// The steps with a fault of `kind`.
+    pub fn steps_with(&self, kind: FaultKind) -> impl Iterator<Item = (usize, &Fault)> {
+        self.faults
+            .iter()
+            .filter(move |(_, f)| f.kind == kind)
+            .map(|(i, f)| (*i, f))
     }
 
     /// Whether the worker taking attempt `attempt` of step `i` panics.
@@ -178,6 +209,7 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         memory: None,
         fuel: None,
         clock_skew: None,
+        offset: rng.next_u64(),
     };
     match kind {
         FaultKind::Memory => {
@@ -201,6 +233,15 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         }
         FaultKind::Worker => {
             fault.detail = "the worker panics as it takes the step".into();
+        }
+        FaultKind::CacheBitflip => {
+            fault.detail = "a bit flips in its stored outputs archive".into();
+        }
+        FaultKind::CacheTruncate => {
+            fault.detail = "its stored outputs archive is cut short".into();
+        }
+        FaultKind::DiskFull => {
+            fault.detail = "the disk is full when its result is stored".into();
         }
     }
     fault
@@ -253,7 +294,11 @@ mod tests {
         assert_eq!("fuel".parse::<FaultKind>(), Ok(FaultKind::Fuel));
         assert_eq!(
             "disk".parse::<FaultKind>(),
-            Err("unknown fault `disk`; the faults are memory, fuel, clock, worker".into())
+            Err(
+                "unknown fault `disk`; the faults are memory, fuel, clock, worker, \
+                 cache_bitflip, cache_truncate, disk_full"
+                    .into()
+            )
         );
     }
 }

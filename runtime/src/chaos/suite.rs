@@ -9,7 +9,10 @@
 //!    fault must make a step fail, never make it lie);
 //! 3. every step that fails has a fault planned for it, which is named as the cause (a step
 //!    skipped because a dependency failed is fine);
-//! 4. the run ends within a bound derived from the steps' limits.
+//! 4. the run ends within a bound derived from the steps' limits;
+//! 5. with cache faults (the run then uses a fresh result store), a second run from that store
+//!    succeeds with the reference's bytes, and never serves a damaged entry or one whose
+//!    write failed.
 //!
 //! The first seed also runs twice, and both runs must report the same trace of events
 //! (compared by hash), so that a report's replay command reproduces what it reports.
@@ -18,13 +21,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hermetic_cache::{Digest, tree_digest};
+use hermetic_cache::{Digest, DiskStore, tree_digest};
 use serde::Serialize;
 
+use super::cache::FullDisk;
 use super::plan::{Fault, FaultKind, FaultPlan};
 use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
 use crate::plan::Plan;
-use crate::pool::{Executor, RunSummary};
+use crate::pool::{CacheUse, Executor, RunSummary};
 use crate::sandbox::Sandbox;
 
 /// What a suite runs.
@@ -35,6 +39,9 @@ pub struct SuiteConfig {
     pub kinds: Vec<FaultKind>,
     pub rate: f64,
     pub jobs: usize,
+    /// Where the runs with cache faults keep their result stores (one per seed, removed
+    /// after it).
+    pub scratch: std::path::PathBuf,
 }
 
 /// How one seed went.
@@ -48,6 +55,8 @@ pub struct SeedReport {
     pub failed: Vec<FailedStep>,
     /// Steps that ran again after a worker fault.
     pub retries: usize,
+    /// Steps whose stored archive was damaged, then re-run from a cache miss.
+    pub damaged: Vec<String>,
     pub violations: Vec<String>,
     pub duration_ms: u64,
     /// blake3 of the run's events without their timing.
@@ -116,14 +125,52 @@ pub async fn run_suite(
         ));
     }
     let expected = output_trees(&reference);
+    let keys: Vec<Option<Digest>> = reference
+        .keys
+        .iter()
+        .map(|k| k.as_ref().map(|k| k.key))
+        .collect();
 
     let mut seeds = Vec::with_capacity(config.seeds.len());
     let mut replayed_trace = None;
     for (n, &seed) in config.seeds.iter().enumerate() {
         let faults = FaultPlan::derive(seed, config.rate, &config.kinds, &names);
         let started = Instant::now();
-        let (summary, trace) = run_once(executor(seed, Some(faults.clone())), bound).await;
+        let store = if faults.faults.values().any(|f| f.kind.is_cache()) {
+            Some(fresh_store(&config.scratch.join(format!("seed-{seed}")))?)
+        } else {
+            None
+        };
+        let mut run = executor(seed, Some(faults.clone()));
+        if let Some(store) = &store {
+            let full_for = faults
+                .steps_with(FaultKind::DiskFull)
+                .filter_map(|(i, _)| keys[i])
+                .collect();
+            let store = FullDisk {
+                inner: store.clone(),
+                full_for,
+            };
+            run = run.with_cache(CacheUse {
+                store: Arc::new(store),
+                read: true,
+                write: true,
+            });
+        }
+        let (summary, trace) = run_once(run, bound).await;
         let mut report = judge(&plan, &faults, &expected, &summary, &trace);
+        if let Some(store) = store {
+            let check = CacheCheck {
+                plan: &plan,
+                faults: &faults,
+                expected: &expected,
+                keys: &keys,
+            };
+            check
+                .run(&store, executor(seed, None), bound, &mut report)
+                .await;
+            let _ = std::fs::remove_dir_all(store.root());
+        }
         report.duration_ms = millis(started.elapsed());
         if n == 0 {
             let (_, again) = run_once(executor(seed, Some(faults)), bound).await;
@@ -147,6 +194,89 @@ pub async fn run_suite(
         replayed_trace,
         violations,
     })
+}
+
+/// An empty result store at `dir`.
+fn fresh_store(dir: &std::path::Path) -> Result<Arc<DiskStore>, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    DiskStore::open(dir)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot create a result store for the cache faults: {e}"))
+}
+
+/// Invariant 5: what a run from a store that suffered cache faults does.
+struct CacheCheck<'a> {
+    plan: &'a Plan,
+    faults: &'a FaultPlan,
+    expected: &'a BTreeMap<usize, Digest>,
+    keys: &'a [Option<Digest>],
+}
+
+impl CacheCheck<'_> {
+    async fn run(
+        &self,
+        store: &Arc<DiskStore>,
+        executor: Executor,
+        bound: Duration,
+        report: &mut SeedReport,
+    ) {
+        let mut damaged = Vec::new();
+        for kind in [FaultKind::CacheBitflip, FaultKind::CacheTruncate] {
+            for (i, fault) in self.faults.steps_with(kind) {
+                let Some(key) = self.keys[i] else { continue };
+                match super::cache::damage(store, &key, fault) {
+                    Ok(true) => damaged.push(i),
+                    Ok(false) => {}
+                    Err(e) => report.violations.push(format!(
+                        "cannot damage the stored result of `{}`: {e}",
+                        fault.step
+                    )),
+                }
+            }
+        }
+        // Without the published outputs, every hit is restored from its archive: a hit whose
+        // outputs are already in place is served without reading the archive at all.
+        let _ = std::fs::remove_dir_all(&self.plan.out_root);
+        let executor = executor.with_cache(CacheUse {
+            store: store.clone(),
+            read: true,
+            write: false,
+        });
+        let (summary, _) = run_once(executor, bound).await;
+        let actual = output_trees(&summary);
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            let name = &step.name;
+            if summary.steps[i] != Some(StepStatus::Succeeded) {
+                report.violations.push(format!(
+                    "after the cache faults, step `{name}` did not succeed from the store"
+                ));
+            } else if actual.get(&i) != self.expected.get(&i) {
+                report.violations.push(format!(
+                    "after the cache faults, step `{name}` published outputs that differ from \
+                     the fault-free run"
+                ));
+            }
+            let cached = summary.keys[i].as_ref().is_some_and(|k| k.cached);
+            if cached && damaged.contains(&i) {
+                report.violations.push(format!(
+                    "a damaged cache entry was served for step `{name}`"
+                ));
+            }
+            let full = self
+                .faults
+                .steps_with(FaultKind::DiskFull)
+                .any(|(j, _)| j == i);
+            if cached && full {
+                report.violations.push(format!(
+                    "step `{name}` was served from the cache though its result could not be stored"
+                ));
+            }
+        }
+        report.damaged = damaged
+            .iter()
+            .map(|&i| self.plan.steps[i].name.clone())
+            .collect();
+    }
 }
 
 /// The Merkle root of each succeeded step's outputs, by step name.
@@ -219,6 +349,7 @@ fn judge(
         .into(),
         failed,
         retries: trace.retries,
+        damaged: Vec::new(),
         violations,
         duration_ms: 0,
         trace: trace.hash.clone(),
@@ -292,7 +423,8 @@ impl Reporter for TraceRecorder {
             .unwrap_or_default();
         // Progress is throttled by time, and a stuck warning is about time: how many of them
         // arrive is timing too.
-        if matches!(kind, "step_progress" | "step_stuck") {
+        // Cache warnings come from the background committer, in batches that timing decides.
+        if matches!(kind, "step_progress" | "step_stuck" | "warning") {
             return;
         }
         let decision = matches!(

@@ -23,11 +23,12 @@ pub struct ChaosArgs {
     #[arg(long, default_value = "1..20", value_name = "A..B")]
     pub seeds: String,
 
-    /// The faults to inject, comma-separated: memory, fuel, clock, worker.
+    /// The faults to inject, comma-separated: memory, fuel, clock, worker, cache_bitflip,
+    /// cache_truncate, disk_full.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "memory,fuel,clock,worker"
+        default_value = "memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full"
     )]
     pub faults: Vec<String>,
 
@@ -81,6 +82,7 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         kinds,
         rate: args.rate,
         jobs,
+        scratch: state.join("chaos").join("stores"),
     };
     let names: Vec<&str> = config.kinds.iter().map(|k| k.name()).collect();
     let replay = |seed: u64| {
