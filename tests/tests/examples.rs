@@ -60,3 +60,25 @@ fn the_example_pipeline_runs_then_is_fully_cached() {
     );
     assert!(!second.contains("Running"), "{second}");
 }
+
+/// The chaos suite of issue 6's acceptance, over the example pipeline: 200 seeds and every
+/// fault kind hermetic injects, with zero invariant violations.
+#[test]
+fn the_example_pipeline_survives_200_chaos_seeds() {
+    let dir = pipeline_dir().canonicalize().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let report = cache.path().join("chaos.json");
+    let out = hermetic_tests::command(&dir, cache.path())
+        .args(["chaos", "--seeds", "1..200", "--jobs", "2", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(", 0 invariant violations;"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["seeds"].as_array().unwrap().len(), 200);
+    assert_eq!(report["violations"], 0);
+    assert_eq!(report["kinds"].as_array().unwrap().len(), 7);
+}
