@@ -158,3 +158,19 @@ fn bad_arguments_are_usage_errors() {
         .expect_stderr("error: --seeds `9..2` is empty: 9 is after 2\n")
         .run();
 }
+
+#[test]
+fn a_workflow_that_fails_without_faults_is_refused() {
+    Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: broken\nsteps:\n  fail:\n    task: exit_code.wasm\n    args: [\"3\"]\n",
+        )
+        .guest("exit_code.wasm", guests::EXIT_CODE_P1)
+        .args(["chaos", "--seeds", "1..3"])
+        .expect_status(1)
+        .expect_stderr_contains(
+            "error: the workflow does not succeed without faults (`fail`: exited with code 3); fix it before a chaos suite judges it\n",
+        )
+        .run();
+}

@@ -110,18 +110,21 @@ pub async fn run_suite(
             .with_faults(faults)
     };
 
-    let (reference, _) = run_once(executor(first, None), bound).await;
+    let (reference, trace) = run_once(executor(first, None), bound).await;
     if reference.status != RunStatus::Succeeded {
-        let failed: Vec<&str> = names
+        let failed: Vec<String> = names
             .iter()
             .zip(&reference.steps)
-            .filter(|(_, s)| **s != Some(StepStatus::Succeeded))
-            .map(|(n, _)| *n)
+            .filter(|(_, s)| **s == Some(StepStatus::Failed))
+            .map(|(n, _)| match trace.messages.get(*n) {
+                Some(m) => format!("`{n}`: {m}"),
+                None => format!("`{n}`"),
+            })
             .collect();
         return Err(format!(
-            "the workflow does not succeed without faults (steps {}); fix it before a chaos \
-             suite judges it",
-            failed.join(", ")
+            "the workflow does not succeed without faults ({}); fix it before a chaos suite \
+             judges it",
+            failed.join("; ")
         ));
     }
     let expected = output_trees(&reference);
