@@ -109,6 +109,7 @@ pub fn invocation(mounts: Vec<Mount>, stdout: CaptureTo, stderr: CaptureTo) -> I
         stderr,
         heartbeat: None,
         host_calls: None,
+        wasi_fault: None,
     }
 }
 

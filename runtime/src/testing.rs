@@ -187,6 +187,7 @@ impl TaskTest {
             stderr: CaptureTo::Memory,
             heartbeat: None,
             host_calls: Some(calls.clone()),
+            wasi_fault: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

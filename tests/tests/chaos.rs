@@ -1,6 +1,7 @@
-//! `hermetic chaos`: seeded faults (guest limits and clock, worker panics, damaged cache
-//! entries, a full disk), the invariants checked on every run, the report, replays, and a
-//! planted bug that the suite must catch.
+//! `hermetic chaos`: seeded faults (guest limits and clock, errors, short writes, delays and
+//! traps at the WASI boundary, worker panics, damaged cache entries, a full disk), the
+//! invariants checked on every run, the report, replays, and a planted bug that the suite must
+//! catch.
 
 use hermetic_tests::{Test, guests};
 use serde_json::Value;
@@ -41,7 +42,7 @@ fn every_fault_kind_is_injected_and_the_invariants_hold() {
         .args(["chaos", "--seeds", "1..40", "--rate", "0.5", "--jobs", "2"])
         .expect_status(0)
         .expect_stderr_contains(
-            "     Chaos 40 seeds of `chaos`, faults memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full, rate 0.5\n",
+            "     Chaos 40 seeds of `chaos`, faults memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full,io,short_write,slow_io,trap, rate 0.5\n",
         )
         .expect_stderr_contains("0 invariant violations")
         .run();
@@ -65,7 +66,11 @@ fn every_fault_kind_is_injected_and_the_invariants_hold() {
             "clock",
             "disk_full",
             "fuel",
+            "io",
             "memory",
+            "short_write",
+            "slow_io",
+            "trap",
             "worker"
         ]
     );
@@ -149,7 +154,7 @@ fn bad_arguments_are_usage_errors() {
         .args(["chaos", "--faults", "disk"])
         .expect_status(2)
         .expect_stderr(
-            "error: unknown fault `disk`; the faults are memory, fuel, clock, worker, cache_bitflip, cache_truncate, disk_full\n",
+            "error: unknown fault `disk`; the faults are memory, fuel, clock, worker, cache_bitflip, cache_truncate, disk_full, io, short_write, slow_io, trap\n",
         )
         .run();
     project()

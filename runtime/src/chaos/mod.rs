@@ -16,9 +16,9 @@
 //! | `worker` | `Worker::execute` | the worker panics as it takes the step; the pool runs it again |
 //! | `cache_bitflip`, `cache_truncate` | the stored outputs archive, after the run | a later run must not serve it, and re-runs the step |
 //! | `disk_full` | the result store's writes | storing the step's result fails: a warning, never a failed run |
+//! | `io`, `short_write`, `slow_io`, `trap` | the WASI boundary (`sandbox::faults`) | an errno, half a write, a delay, or a trap at a file operation |
 //!
-//! Faults at the WASI boundary (I/O errors, short writes, slow calls, a trap at the k-th host
-//! call), losing a worker thread, and killing the process are not injected yet.
+//! Losing a worker thread outright and killing the process are not injected yet.
 
 mod cache;
 pub mod plan;

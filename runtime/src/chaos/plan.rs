@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::pool::rng::{Rng, splitmix64};
+use crate::sandbox::faults::{WasiFault, WasiOp};
 
 /// A kind of fault the pool can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -27,11 +28,19 @@ pub enum FaultKind {
     CacheTruncate,
     /// The disk is full when the step's result is stored.
     DiskFull,
+    /// A file operation at the WASI boundary returns EIO, ENOSPC or EACCES.
+    Io,
+    /// A file write writes only half of what it was given.
+    ShortWrite,
+    /// Every file operation answers late.
+    SlowIo,
+    /// The guest traps at its k-th file operation.
+    Trap,
 }
 
 impl FaultKind {
     /// Every kind, in order.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Memory,
         FaultKind::Fuel,
         FaultKind::Clock,
@@ -39,6 +48,10 @@ impl FaultKind {
         FaultKind::CacheBitflip,
         FaultKind::CacheTruncate,
         FaultKind::DiskFull,
+        FaultKind::Io,
+        FaultKind::ShortWrite,
+        FaultKind::SlowIo,
+        FaultKind::Trap,
     ];
 
     /// The name used on the command line and in reports.
@@ -51,6 +64,10 @@ impl FaultKind {
             FaultKind::CacheBitflip => "cache_bitflip",
             FaultKind::CacheTruncate => "cache_truncate",
             FaultKind::DiskFull => "disk_full",
+            FaultKind::Io => "io",
+            FaultKind::ShortWrite => "short_write",
+            FaultKind::SlowIo => "slow_io",
+            FaultKind::Trap => "trap",
         }
     }
 
@@ -102,6 +119,9 @@ pub struct Fault {
     /// Which byte (modulo the archive's length) to damage, for the cache faults.
     #[serde(skip)]
     pub offset: u64,
+    /// What goes wrong at the WASI boundary, for `io`, `short_write`, `slow_io` and `trap`.
+    #[serde(skip)]
+    pub wasi: Option<WasiFault>,
 }
 
 /// What a step's attempt is run with, when the plan has a fault for it.
@@ -110,6 +130,7 @@ pub struct GuestFault {
     pub memory: Option<u64>,
     pub fuel: Option<u64>,
     pub clock_skew: Option<i64>,
+    pub wasi: Option<WasiFault>,
 }
 
 /// Every fault of one run.
@@ -161,6 +182,7 @@ impl FaultPlan {
             memory: f.memory,
             fuel: f.fuel,
             clock_skew: f.clock_skew,
+            wasi: f.wasi,
         })
     }
 
@@ -210,6 +232,7 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         fuel: None,
         clock_skew: None,
         offset: rng.next_u64(),
+        wasi: None,
     };
     match kind {
         FaultKind::Memory => {
@@ -242,6 +265,32 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         }
         FaultKind::DiskFull => {
             fault.detail = "the disk is full when its result is stored".into();
+        }
+        FaultKind::Io => {
+            let (op, verb) = [
+                (WasiOp::Open, "open"),
+                (WasiOp::Read, "read"),
+                (WasiOp::Write, "write"),
+            ][rng.below(3)];
+            let (errno, name) = [(29, "EIO"), (51, "ENOSPC"), (2, "EACCES")][rng.below(3)];
+            let nth = 1 + rng.below(3) as u32;
+            fault.wasi = Some(WasiFault::Errno { op, nth, errno });
+            fault.detail = format!("file {verb} number {nth} returns {name}");
+        }
+        FaultKind::ShortWrite => {
+            let nth = 1 + rng.below(3) as u32;
+            fault.wasi = Some(WasiFault::ShortWrite { nth });
+            fault.detail = format!("file write number {nth} writes half of its first buffer");
+        }
+        FaultKind::SlowIo => {
+            let millis = 1 + rng.below(20) as u64;
+            fault.wasi = Some(WasiFault::Slow { millis });
+            fault.detail = format!("every file operation waits {millis} ms");
+        }
+        FaultKind::Trap => {
+            let nth = 1 + rng.below(4) as u32;
+            fault.wasi = Some(WasiFault::Trap { nth });
+            fault.detail = format!("traps at file operation number {nth}");
         }
     }
     fault
@@ -296,7 +345,7 @@ mod tests {
             "disk".parse::<FaultKind>(),
             Err(
                 "unknown fault `disk`; the faults are memory, fuel, clock, worker, \
-                 cache_bitflip, cache_truncate, disk_full"
+                 cache_bitflip, cache_truncate, disk_full, io, short_write, slow_io, trap"
                     .into()
             )
         );

@@ -24,11 +24,11 @@ pub struct ChaosArgs {
     pub seeds: String,
 
     /// The faults to inject, comma-separated: memory, fuel, clock, worker, cache_bitflip,
-    /// cache_truncate, disk_full.
+    /// cache_truncate, disk_full, io, short_write, slow_io, trap.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full"
+        default_value = "memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full,io,short_write,slow_io,trap"
     )]
     pub faults: Vec<String>,
 
@@ -71,6 +71,7 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     let state = crate::workflow::dir_of(&args.workflow).join(".hermetic");
     let options = PlanOptions {
         out_dir: Some(state.join("chaos").join("out")),
+        fault_hooks: true,
         ..PlanOptions::default()
     };
     let project = match Project::load(cli, &args.workflow, &options, jobs)? {

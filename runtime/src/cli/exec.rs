@@ -111,6 +111,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         stderr: CaptureTo::Memory,
         heartbeat: None,
         host_calls: None,
+        wasi_fault: None,
     };
 
     let rt = super::runtime(1)?;

@@ -85,7 +85,11 @@ impl Project {
         let state_dir = workflow.dir.join(".hermetic");
         let lock = ProjectLock::acquire(&state_dir)?;
         let cache_root = super::cache_root_for(cli, Some(&workflow));
-        let sandbox = Sandbox::new(jobs as u32, cache_root.as_deref())?;
+        let sandbox = if options.fault_hooks {
+            Sandbox::with_fault_hooks(jobs as u32, cache_root.as_deref())?
+        } else {
+            Sandbox::new(jobs as u32, cache_root.as_deref())?
+        };
         let mut plan = match Plan::new(workflow, &sandbox, options) {
             Ok(plan) => plan,
             Err(diags) => {

@@ -84,6 +84,7 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             UnknownImports::Reject
         },
+        fault_hooks: false,
     };
     let project = match Project::load(cli, &args.workflow, &options, jobs)? {
         Ok(p) => p,

@@ -71,6 +71,9 @@ pub struct PlanOptions {
     pub out_dir: Option<PathBuf>,
     /// What to do with unknown imports.
     pub unknown_imports: UnknownImports,
+    /// Load the modules into a sandbox that can inject faults at the WASI boundary
+    /// (`hermetic chaos`; see [`Sandbox::with_fault_hooks`]).
+    pub fault_hooks: bool,
 }
 
 impl Plan {

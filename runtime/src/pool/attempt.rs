@@ -277,6 +277,7 @@ async fn attempt_inner(
         stderr: CaptureTo::Memory,
         heartbeat: observers.heartbeat,
         host_calls: observers.host_calls,
+        wasi_fault: observers.fault.and_then(|f| f.wasi),
     };
     let report = sandbox
         .run(&step.program, &invocation)

@@ -27,6 +27,7 @@
 pub mod capture;
 pub mod clock;
 pub mod engine;
+pub mod faults;
 pub mod heartbeat;
 pub mod host_calls;
 pub mod limits;
@@ -114,6 +115,23 @@ impl Sandbox {
     /// A sandbox for up to `concurrency` simultaneous invocations, caching compiled modules
     /// under `cache_root` (or not at all).
     pub fn new(concurrency: u32, cache_root: Option<&Path>) -> Result<Self, SandboxError> {
+        Self::build(concurrency, cache_root, false)
+    }
+
+    /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a core
+    /// module's WASI file calls go through wrappers, which cost a little on every call.
+    pub fn with_fault_hooks(
+        concurrency: u32,
+        cache_root: Option<&Path>,
+    ) -> Result<Self, SandboxError> {
+        Self::build(concurrency, cache_root, true)
+    }
+
+    fn build(
+        concurrency: u32,
+        cache_root: Option<&Path>,
+        fault_hooks: bool,
+    ) -> Result<Self, SandboxError> {
         let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
         let engine = engine::build_engine(concurrency).map_err(err)?;
 
@@ -122,6 +140,9 @@ impl Sandbox {
             .map_err(err)?;
         poll::add_to_linker(&mut p1_linker).map_err(err)?;
         host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
+        if fault_hooks {
+            faults::add_to_linker(&mut p1_linker).map_err(err)?;
+        }
         let p1_provided = {
             let mut store = Store::new(&engine, scratch_p1_state());
             p1_linker
@@ -160,5 +181,6 @@ fn scratch_p1_state() -> P1State {
         epoch_nanos: 0,
         timed_out: false,
         calls: host_calls::HostCalls::default(),
+        faults: faults::WasiFaultState::default(),
     }
 }

@@ -61,6 +61,9 @@ pub struct Invocation {
     pub heartbeat: Option<Arc<super::Heartbeat>>,
     /// Where the guest's progress and log calls go (`hermetic_v1`); `None` drops them.
     pub host_calls: Option<Arc<dyn super::HostCallSink>>,
+    /// A fault to inject at the WASI boundary; only a sandbox made with
+    /// [`Sandbox::with_fault_hooks`] injects it, and only into core modules.
+    pub wasi_fault: Option<super::faults::WasiFault>,
 }
 
 /// The result of an invocation.
@@ -151,6 +154,7 @@ impl Sandbox {
                         sink: inv.host_calls.clone(),
                         heartbeat: inv.heartbeat.clone(),
                     },
+                    faults: super::faults::WasiFaultState::new(inv.wasi_fault),
                 };
                 let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
                     &mut s.limiter

@@ -18,6 +18,8 @@ pub struct P1State {
     pub(crate) timed_out: bool,
     /// Where the guest's `hermetic_v1` calls go.
     pub(crate) calls: HostCalls,
+    /// Faults injected at the WASI boundary (`hermetic chaos` only).
+    pub(crate) faults: super::faults::WasiFaultState,
 }
 
 /// Host state of a component (WASI p2) guest.
