@@ -167,6 +167,97 @@ pub fn guest_path(path: &str) -> String {
     }
 }
 
+/// An option of a task's command line: its names (messages use the first) and whether it
+/// takes a value (`--into DIR`, `--into=DIR`) or is a switch (`--deps`).
+#[derive(Debug, Clone, Copy)]
+pub struct Opt {
+    pub names: &'static [&'static str],
+    pub value: bool,
+}
+
+/// A parsed command line: the options given, by their first name, and the paths.
+#[derive(Debug, Default)]
+pub struct Options {
+    values: BTreeMap<&'static str, String>,
+    switches: Vec<&'static str>,
+    /// The arguments that are not options, in order.
+    pub paths: Vec<String>,
+}
+
+impl Options {
+    /// The value of option `name` (its first name), if given.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether switch `name` (its first name) was given.
+    pub fn switch(&self, name: &str) -> bool {
+        self.switches.contains(&name)
+    }
+}
+
+/// Parses `args` against `opts`: options, then paths, in any order; `--` ends the options and
+/// `-` is a path. An unknown option, an option given twice, or one without its value is an
+/// error ending in `; <usage>`; `context` (such as `" for pack"`) follows the unknown option.
+///
+/// ```
+/// use hermetic_sdk::select::{Opt, parse_options};
+/// const OPTS: &[Opt] = &[
+///     Opt { names: &["--into"], value: true },
+///     Opt { names: &["--deps"], value: false },
+/// ];
+/// let args: Vec<String> = ["a", "--into=x", "--deps", "--", "-b"].map(String::from).into();
+/// let o = parse_options(&args, OPTS, "usage: t", "")?;
+/// assert_eq!((o.value("--into"), o.switch("--deps")), (Some("x"), true));
+/// assert_eq!(o.paths, ["a", "-b"]);
+/// let twice: Vec<String> = ["--into", "a", "--into=b"].map(String::from).into();
+/// assert_eq!(
+///     parse_options(&twice, OPTS, "usage: t", "").unwrap_err().to_string(),
+///     "--into given more than once; usage: t"
+/// );
+/// # Ok::<(), hermetic_sdk::Error>(())
+/// ```
+pub fn parse_options(args: &[String], opts: &[Opt], usage: &str, context: &str) -> Result<Options> {
+    let mut parsed = Options::default();
+    let mut args = args.iter();
+    let mut only_paths = false;
+    while let Some(arg) = args.next() {
+        if only_paths || arg == "-" || !arg.starts_with('-') {
+            parsed.paths.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            only_paths = true;
+            continue;
+        }
+        if let Some(opt) = opts
+            .iter()
+            .find(|o| !o.value && o.names.contains(&arg.as_str()))
+        {
+            parsed.switches.push(opt.names[0]);
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_string())),
+            None => (arg.as_str(), None),
+        };
+        let Some(opt) = opts.iter().find(|o| o.value && o.names.contains(&flag)) else {
+            return Err(Error::msg(format!(
+                "unknown option {arg}{context}; {usage}"
+            )));
+        };
+        let name = opt.names[0];
+        if parsed.values.contains_key(name) {
+            return Err(Error::msg(format!("{name} given more than once; {usage}")));
+        }
+        let Some(value) = inline.or_else(|| args.next().cloned()) else {
+            return Err(Error::msg(format!("{name} needs a value; {usage}")));
+        };
+        parsed.values.insert(name, value);
+    }
+    Ok(parsed)
+}
+
 /// A non-negative integer given to option `flag`.
 pub fn number<T: std::str::FromStr>(flag: &str, value: &str, usage: &str) -> Result<T> {
     value.parse().map_err(|_| {

@@ -59,7 +59,7 @@
 //!     outputs: [vendor/]
 //! ```
 
-use hermetic_sdk::select as paths;
+use hermetic_sdk::select::{self as paths, Opt};
 use hermetic_sdk::zstd;
 
 use std::cell::Cell;
@@ -137,68 +137,59 @@ fn parse_args(args: &[String], params: &Params) -> Result<Command> {
         "unpack" => false,
         other => return Err(Error::msg(format!("unknown command {other:?}; {USAGE}"))),
     };
-    let allowed: &[&str] = if pack {
-        &["--output", "-o", "--strip"]
-    } else {
-        &["--into", "--max-bytes", "--max-entries"]
-    };
-    let mut values: BTreeMap<&str, String> = BTreeMap::new();
-    let mut paths = Vec::new();
-    let mut args = args.iter();
-    let mut only_paths = false;
-    while let Some(arg) = args.next() {
-        if only_paths || arg == "-" || !arg.starts_with('-') {
-            paths.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            only_paths = true;
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let Some(&flag) = allowed.iter().find(|f| **f == flag) else {
-            return Err(Error::msg(format!(
-                "unknown option {arg} for {command}; {USAGE}"
-            )));
-        };
-        let flag = if flag == "-o" { "--output" } else { flag };
-        if values.contains_key(flag) {
-            return Err(Error::msg(format!("{flag} given more than once; {USAGE}")));
-        }
-        let Some(value) = inline.or_else(|| args.next().cloned()) else {
-            return Err(Error::msg(format!("{flag} needs a value; {USAGE}")));
-        };
-        values.insert(flag, value);
-    }
+    const PACK: &[Opt] = &[
+        Opt {
+            names: &["--output", "-o"],
+            value: true,
+        },
+        Opt {
+            names: &["--strip"],
+            value: true,
+        },
+    ];
+    const UNPACK: &[Opt] = &[
+        Opt {
+            names: &["--into"],
+            value: true,
+        },
+        Opt {
+            names: &["--max-bytes"],
+            value: true,
+        },
+        Opt {
+            names: &["--max-entries"],
+            value: true,
+        },
+    ];
+    let opts = if pack { PACK } else { UNPACK };
+    let mut parsed = paths::parse_options(args, opts, USAGE, &format!(" for {command}"))?;
+    let paths_given = std::mem::take(&mut parsed.paths);
     if pack {
         return Ok(Command::Pack {
-            output: match values.get("--output") {
+            output: match parsed.value("--output") {
                 Some(value) => paths::relative_path("--output", value)?,
                 None => PathBuf::from(DEFAULT_OUTPUT),
             },
-            strip: match values.get("--strip") {
+            strip: match parsed.value("--strip") {
                 Some(value) => paths::number("--strip", value, USAGE)?,
                 None => 0,
             },
-            paths,
+            paths: paths_given,
         });
     }
-    let [archive] = <[String; 1]>::try_from(paths).map_err(|paths| {
+    let [archive] = <[String; 1]>::try_from(paths_given).map_err(|paths| {
         Error::msg(format!(
             "unpack needs exactly one ARCHIVE, not {}; {USAGE}",
             paths.len()
         ))
     })?;
-    let limit = |flag: &str, param: Option<u64>, default: u64| match values.get(flag) {
+    let limit = |flag: &str, param: Option<u64>, default: u64| match parsed.value(flag) {
         Some(value) => paths::number(flag, value, USAGE),
         None => Ok(param.unwrap_or(default)),
     };
     Ok(Command::Unpack {
         archive,
-        into: match values.get("--into") {
+        into: match parsed.value("--into") {
             Some(value) => paths::relative_path("--into", value)?,
             None => PathBuf::new(),
         },

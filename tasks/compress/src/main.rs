@@ -34,7 +34,7 @@
 //!     outputs: [app.wasm.zst]
 //! ```
 
-use hermetic_sdk::select as paths;
+use hermetic_sdk::select::{self as paths, Opt};
 use hermetic_sdk::zstd;
 
 use std::ffi::OsString;
@@ -69,42 +69,26 @@ struct Options {
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
-    let (mut level, mut into, mut strip, mut decompress) = (None, None, None, false);
-    let mut paths = Vec::new();
-    let mut args = args.iter();
-    let mut only_paths = false;
-    while let Some(arg) = args.next() {
-        if only_paths || arg == "-" || !arg.starts_with('-') {
-            paths.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            only_paths = true;
-            continue;
-        }
-        if arg == "--decompress" || arg == "-d" {
-            decompress = true;
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let slot = match flag {
-            "--level" => &mut level,
-            "--into" => &mut into,
-            "--strip" => &mut strip,
-            _ => return Err(Error::msg(format!("unknown option {arg}; {USAGE}"))),
-        };
-        if slot.is_some() {
-            return Err(Error::msg(format!("{flag} given more than once; {USAGE}")));
-        }
-        let Some(value) = inline.or_else(|| args.next().cloned()) else {
-            return Err(Error::msg(format!("{flag} needs a value; {USAGE}")));
-        };
-        *slot = Some(value);
-    }
-    let level = match level {
+    const OPTS: &[Opt] = &[
+        Opt {
+            names: &["--level"],
+            value: true,
+        },
+        Opt {
+            names: &["--into"],
+            value: true,
+        },
+        Opt {
+            names: &["--strip"],
+            value: true,
+        },
+        Opt {
+            names: &["--decompress", "-d"],
+            value: false,
+        },
+    ];
+    let parsed = paths::parse_options(args, OPTS, USAGE, "")?;
+    let level = match parsed.value("--level") {
         None => DEFAULT_LEVEL,
         Some(value) => match value.parse::<u8>() {
             Ok(level @ 1..=22) => level,
@@ -117,16 +101,16 @@ fn parse_args(args: &[String]) -> Result<Options> {
     };
     Ok(Options {
         level,
-        decompress,
-        into: match into {
-            Some(value) => paths::relative_path("--into", &value)?,
+        decompress: parsed.switch("--decompress"),
+        into: match parsed.value("--into") {
+            Some(value) => paths::relative_path("--into", value)?,
             None => PathBuf::new(),
         },
-        strip: match strip {
-            Some(value) => paths::number("--strip", &value, USAGE)?,
+        strip: match parsed.value("--strip") {
+            Some(value) => paths::number("--strip", value, USAGE)?,
             None => 0,
         },
-        paths,
+        paths: parsed.paths,
     })
 }
 

@@ -30,7 +30,7 @@
 //!     outputs: [public/]
 //! ```
 
-use hermetic_sdk::select as paths;
+use hermetic_sdk::select::{self as paths, Opt};
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -56,41 +56,26 @@ struct Options {
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
-    let mut options = Options::default();
-    let (mut into, mut strip) = (None, None);
-    let mut args = args.iter();
-    let mut only_paths = false;
-    while let Some(arg) = args.next() {
-        if only_paths || arg == "-" || !arg.starts_with('-') {
-            options.paths.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            only_paths = true;
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let slot = match flag {
-            "--into" => &mut into,
-            "--strip" => &mut strip,
-            _ => return Err(Error::msg(format!("unknown option {arg}; {USAGE}"))),
-        };
-        if slot.is_some() {
-            return Err(Error::msg(format!("{flag} given more than once; {USAGE}")));
-        }
-        let Some(value) = inline.or_else(|| args.next().cloned()) else {
-            return Err(Error::msg(format!("{flag} needs a value; {USAGE}")));
-        };
-        *slot = Some(value);
+    const OPTS: &[Opt] = &[
+        Opt {
+            names: &["--into"],
+            value: true,
+        },
+        Opt {
+            names: &["--strip"],
+            value: true,
+        },
+    ];
+    let parsed = paths::parse_options(args, OPTS, USAGE, "")?;
+    let mut options = Options {
+        paths: parsed.paths.clone(),
+        ..Options::default()
+    };
+    if let Some(into) = parsed.value("--into") {
+        options.into = paths::relative_path("--into", into)?;
     }
-    if let Some(into) = into {
-        options.into = paths::relative_path("--into", &into)?;
-    }
-    if let Some(strip) = strip {
-        options.strip = paths::number("--strip", &strip, USAGE)?;
+    if let Some(strip) = parsed.value("--strip") {
+        options.strip = paths::number("--strip", strip, USAGE)?;
     }
     Ok(options)
 }

@@ -35,7 +35,7 @@
 //!     outputs: [SHA.b3]
 //! ```
 
-use hermetic_sdk::select as paths;
+use hermetic_sdk::select::{self as paths, Opt};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -65,51 +65,32 @@ struct Options {
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
-    let (mut output, mut strip, mut deps) = (None, None, false);
-    let mut paths = Vec::new();
-    let mut args = args.iter();
-    let mut only_paths = false;
-    while let Some(arg) = args.next() {
-        if only_paths || arg == "-" || !arg.starts_with('-') {
-            paths.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            only_paths = true;
-            continue;
-        }
-        if arg == "--deps" {
-            deps = true;
-            continue;
-        }
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (arg.as_str(), None),
-        };
-        let slot = match flag {
-            "--output" | "-o" => &mut output,
-            "--strip" => &mut strip,
-            _ => return Err(Error::msg(format!("unknown option {arg}; {USAGE}"))),
-        };
-        if slot.is_some() {
-            return Err(Error::msg(format!("{flag} given more than once; {USAGE}")));
-        }
-        let Some(value) = inline.or_else(|| args.next().cloned()) else {
-            return Err(Error::msg(format!("{flag} needs a value; {USAGE}")));
-        };
-        *slot = Some(value);
-    }
+    const OPTS: &[Opt] = &[
+        Opt {
+            names: &["--output", "-o"],
+            value: true,
+        },
+        Opt {
+            names: &["--strip"],
+            value: true,
+        },
+        Opt {
+            names: &["--deps"],
+            value: false,
+        },
+    ];
+    let parsed = paths::parse_options(args, OPTS, USAGE, "")?;
     Ok(Options {
-        output: match output {
-            Some(value) => paths::relative_path("--output", &value)?,
+        output: match parsed.value("--output") {
+            Some(value) => paths::relative_path("--output", value)?,
             None => PathBuf::from(DEFAULT_OUTPUT),
         },
-        deps,
-        strip: match strip {
-            Some(value) => paths::number("--strip", &value, USAGE)?,
+        deps: parsed.switch("--deps"),
+        strip: match parsed.value("--strip") {
+            Some(value) => paths::number("--strip", value, USAGE)?,
             None => 0,
         },
-        paths,
+        paths: parsed.paths,
     })
 }
 
