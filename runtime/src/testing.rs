@@ -183,6 +183,7 @@ impl TaskTest {
             limits: self.limits,
             seed: *blake3::hash(self.name.as_bytes()).as_bytes(),
             clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
+            clock_jump: None,
             stdout: CaptureTo::Memory,
             stderr: CaptureTo::Memory,
             heartbeat: None,

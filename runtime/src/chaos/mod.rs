@@ -22,7 +22,11 @@
 
 mod cache;
 pub mod plan;
+pub mod process;
 pub mod suite;
 
 pub use plan::{Fault, FaultKind, FaultPlan, GuestFault};
 pub use suite::{SeedReport, SuiteConfig, SuiteReport, run_suite};
+
+/// The chance that a step gets a fault in a run, when neither `--rate` nor the workflow says.
+pub const DEFAULT_RATE: f64 = 0.3;

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pool::rng::{Rng, splitmix64};
+use crate::sandbox::clock::ClockJump;
 use crate::sandbox::faults::{WasiFault, WasiOp};
 
 /// A kind of fault the pool can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// Memory pressure: the step's memory limit is lowered.
@@ -20,8 +21,14 @@ pub enum FaultKind {
     Fuel,
     /// Clock skew: the step's wall clock starts elsewhere than the usual epoch.
     Clock,
+    /// A clock jump: at one of the guest's clock reads, the wall clock jumps (backwards too)
+    /// and the monotonic clock leaps forward.
+    ClockJump,
     /// A worker thread panics as it takes the step; the pool must run the step again.
     Worker,
+    /// A worker thread is lost mid-step: it ends without a word, and the pool must notice,
+    /// replace it and run the step again.
+    WorkerLost,
     /// A bit of the step's stored outputs archive flips in the cache.
     CacheBitflip,
     /// The step's stored outputs archive is cut short in the cache.
@@ -36,15 +43,20 @@ pub enum FaultKind {
     SlowIo,
     /// The guest traps at its k-th file operation.
     Trap,
+    /// The whole `hermetic` process is killed (SIGKILL) once the step has finished, and
+    /// `hermetic run --resume` finishes the run.
+    ProcessKill,
 }
 
 impl FaultKind {
     /// Every kind, in order.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::Memory,
         FaultKind::Fuel,
         FaultKind::Clock,
+        FaultKind::ClockJump,
         FaultKind::Worker,
+        FaultKind::WorkerLost,
         FaultKind::CacheBitflip,
         FaultKind::CacheTruncate,
         FaultKind::DiskFull,
@@ -52,6 +64,7 @@ impl FaultKind {
         FaultKind::ShortWrite,
         FaultKind::SlowIo,
         FaultKind::Trap,
+        FaultKind::ProcessKill,
     ];
 
     /// The name used on the command line and in reports.
@@ -60,7 +73,9 @@ impl FaultKind {
             FaultKind::Memory => "memory",
             FaultKind::Fuel => "fuel",
             FaultKind::Clock => "clock",
+            FaultKind::ClockJump => "clock_jump",
             FaultKind::Worker => "worker",
+            FaultKind::WorkerLost => "worker_lost",
             FaultKind::CacheBitflip => "cache_bitflip",
             FaultKind::CacheTruncate => "cache_truncate",
             FaultKind::DiskFull => "disk_full",
@@ -68,7 +83,17 @@ impl FaultKind {
             FaultKind::ShortWrite => "short_write",
             FaultKind::SlowIo => "slow_io",
             FaultKind::Trap => "trap",
+            FaultKind::ProcessKill => "process_kill",
         }
+    }
+
+    /// Whether the fault changes what the step's attempt sees (its limits, clocks or WASI
+    /// calls), rather than the worker, the cache or the process around it.
+    pub fn is_guest(self) -> bool {
+        !matches!(
+            self,
+            FaultKind::Worker | FaultKind::WorkerLost | FaultKind::ProcessKill
+        ) && !self.is_cache()
     }
 
     /// Whether the fault hits the result cache rather than the step's attempt.
@@ -116,6 +141,9 @@ pub struct Fault {
     /// Seconds added to the wall clock's epoch, for `clock`.
     #[serde(skip)]
     pub clock_skew: Option<i64>,
+    /// The jump, for `clock_jump`.
+    #[serde(skip)]
+    pub clock_jump: Option<ClockJump>,
     /// Which byte (modulo the archive's length) to damage, for the cache faults.
     #[serde(skip)]
     pub offset: u64,
@@ -130,6 +158,7 @@ pub struct GuestFault {
     pub memory: Option<u64>,
     pub fuel: Option<u64>,
     pub clock_skew: Option<i64>,
+    pub clock_jump: Option<ClockJump>,
     pub wasi: Option<WasiFault>,
 }
 
@@ -146,42 +175,83 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     /// The faults for `steps` (names in plan order) under `seed`: each step independently gets
-    /// a fault with probability `rate`, of a kind drawn from `kinds`. A step's draw depends on
-    /// the seed and its own name only, so adding a step does not change the others' faults.
+    /// a fault with probability `rate`, of a kind drawn evenly from `kinds`.
     pub fn derive(seed: u64, rate: f64, kinds: &[FaultKind], steps: &[&str]) -> Self {
+        Self::derive_rates(seed, &even_rates(rate, kinds), steps)
+    }
+
+    /// The faults for `steps` (names in plan order; an empty name gets none) under `seed`: each
+    /// step independently gets a fault of kind `k` with probability `rates[k]` (the rates sum
+    /// to at most 1). A step's draw depends on the seed and its own name only, so adding a
+    /// step does not change the others' faults.
+    pub fn derive_rates(seed: u64, rates: &[(FaultKind, f64)], steps: &[&str]) -> Self {
         let mut faults = BTreeMap::new();
-        if !kinds.is_empty() {
-            for (i, name) in steps.iter().enumerate() {
-                let mut rng = Rng::new(
-                    seed ^ splitmix64(u64::from_le_bytes(
-                        blake3::hash(name.as_bytes()).as_bytes()[..8]
-                            .try_into()
-                            .unwrap_or_default(),
-                    )),
-                );
-                let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                if draw >= rate {
-                    continue;
-                }
-                let kind = kinds[rng.below(kinds.len())];
+        for (i, name) in steps.iter().enumerate() {
+            if name.is_empty() {
+                continue;
+            }
+            let mut rng = Rng::new(
+                seed ^ splitmix64(u64::from_le_bytes(
+                    blake3::hash(name.as_bytes()).as_bytes()[..8]
+                        .try_into()
+                        .unwrap_or_default(),
+                )),
+            );
+            let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let mut below = 0.0;
+            let kind = rates.iter().find_map(|&(kind, rate)| {
+                below += rate;
+                (draw < below).then_some(kind)
+            });
+            if let Some(kind) = kind {
                 faults.insert(i, fault(name, kind, &mut rng));
             }
         }
         Self {
             seed,
-            rate,
-            kinds: kinds.to_vec(),
+            rate: rates.iter().map(|(_, r)| r).sum(),
+            kinds: rates.iter().map(|(k, _)| *k).collect(),
             faults,
         }
+    }
+
+    /// The plan of a suite's seed: faults drawn with `rates` for the steps named `names` (in
+    /// plan order), only for `targets` if given, and only the `(step, kind)` pairs of `only`
+    /// if given.
+    pub fn for_suite(
+        seed: u64,
+        rates: &[(FaultKind, f64)],
+        names: &[&str],
+        targets: Option<&[String]>,
+        only: Option<&[(String, FaultKind)]>,
+    ) -> Self {
+        let targeted: Vec<&str> = names
+            .iter()
+            .map(|n| match targets {
+                Some(t) if !t.iter().any(|s| s == n) => "",
+                _ => *n,
+            })
+            .collect();
+        let mut plan = Self::derive_rates(seed, rates, &targeted);
+        if let Some(only) = only {
+            plan.retain(|f| only.iter().any(|(s, k)| *s == f.step && *k == f.kind));
+        }
+        plan
+    }
+
+    /// Keeps only the faults `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Fault) -> bool) {
+        self.faults.retain(|_, f| keep(f));
     }
 
     /// The guest-level fault for attempt `attempt` of step `i`, if any.
     pub fn guest_fault(&self, i: usize, attempt: u32) -> Option<GuestFault> {
         let f = self.faults.get(&i).filter(|_| attempt == 1)?;
-        (f.kind != FaultKind::Worker && !f.kind.is_cache()).then_some(GuestFault {
+        f.kind.is_guest().then_some(GuestFault {
             memory: f.memory,
             fuel: f.fuel,
             clock_skew: f.clock_skew,
+            clock_jump: f.clock_jump,
             wasi: f.wasi,
         })
     }
@@ -196,11 +266,16 @@ impl FaultPlan {
 
     /// Whether the worker taking attempt `attempt` of step `i` panics.
     pub fn worker_panics(&self, i: usize, attempt: u32) -> bool {
-        attempt == 1
-            && self
-                .faults
-                .get(&i)
-                .is_some_and(|f| f.kind == FaultKind::Worker)
+        self.first_attempt_has(i, attempt, FaultKind::Worker)
+    }
+
+    /// Whether the worker running attempt `attempt` of step `i` is lost mid-step.
+    pub fn worker_lost(&self, i: usize, attempt: u32) -> bool {
+        self.first_attempt_has(i, attempt, FaultKind::WorkerLost)
+    }
+
+    fn first_attempt_has(&self, i: usize, attempt: u32, kind: FaultKind) -> bool {
+        attempt == 1 && self.faults.get(&i).is_some_and(|f| f.kind == kind)
     }
 }
 
@@ -223,6 +298,14 @@ impl fmt::Display for FaultPlan {
     }
 }
 
+/// `rate` shared evenly by `kinds`.
+pub fn even_rates(rate: f64, kinds: &[FaultKind]) -> Vec<(FaultKind, f64)> {
+    kinds
+        .iter()
+        .map(|&k| (k, rate / kinds.len() as f64))
+        .collect()
+}
+
 fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
     let mut fault = Fault {
         step: step.to_string(),
@@ -231,6 +314,7 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         memory: None,
         fuel: None,
         clock_skew: None,
+        clock_jump: None,
         offset: rng.next_u64(),
         wasi: None,
     };
@@ -254,8 +338,33 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
             fault.clock_skew = Some(skew);
             fault.detail = format!("wall clock skewed by {} days", skew / 86_400);
         }
+        FaultKind::ClockJump => {
+            let at_read = 1 + rng.below(8) as u32;
+            // From an hour to ten years, either way; the monotonic clock from a second to a day.
+            let hours = 1 + rng.below(10 * 365 * 24) as i64;
+            let wall_secs = if rng.below(2) == 0 { hours } else { -hours } * 3600;
+            let monotonic_secs = 1 + rng.below(86_400) as u64;
+            fault.clock_jump = Some(ClockJump {
+                at_read,
+                wall_secs,
+                monotonic_secs,
+            });
+            fault.detail = format!(
+                "at clock read number {at_read}, the wall clock jumps {} hours and the \
+                 monotonic clock {monotonic_secs} s",
+                wall_secs / 3600
+            );
+        }
         FaultKind::Worker => {
             fault.detail = "the worker panics as it takes the step".into();
+        }
+        FaultKind::WorkerLost => {
+            fault.detail =
+                "the worker thread is lost mid-step, without reporting the step's end".into();
+        }
+        FaultKind::ProcessKill => {
+            fault.detail =
+                "hermetic is killed (SIGKILL) once the step has finished, then resumed".into();
         }
         FaultKind::CacheBitflip => {
             fault.detail = "a bit flips in its stored outputs archive".into();
@@ -294,6 +403,28 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         }
     }
     fault
+}
+
+/// `N` or `A..B` (inclusive).
+pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("--seeds takes `N` or `A..B`, not `{text}`"))
+    };
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (number(a)?, number(b.trim_start_matches('='))?);
+            if a > b {
+                return Err(format!("--seeds `{text}` is empty: {a} is after {b}"));
+            }
+            if b - a >= 100_000 {
+                return Err(format!("--seeds `{text}` has more than 100,000 seeds"));
+            }
+            Ok((a..=b).collect())
+        }
+        None => Ok(vec![number(text)?]),
+    }
 }
 
 #[cfg(test)]
@@ -344,10 +475,26 @@ mod tests {
         assert_eq!(
             "disk".parse::<FaultKind>(),
             Err(
-                "unknown fault `disk`; the faults are memory, fuel, clock, worker, \
-                 cache_bitflip, cache_truncate, disk_full, io, short_write, slow_io, trap"
+                "unknown fault `disk`; the faults are memory, fuel, clock, clock_jump, worker, \
+                 worker_lost, cache_bitflip, cache_truncate, disk_full, io, short_write, \
+                 slow_io, trap, process_kill"
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn seeds_are_a_number_or_an_inclusive_range() {
+        assert_eq!(parse_seeds("7"), Ok(vec![7]));
+        assert_eq!(parse_seeds("1..3"), Ok(vec![1, 2, 3]));
+        assert_eq!(parse_seeds("1..=3"), Ok(vec![1, 2, 3]));
+        assert_eq!(
+            parse_seeds("5..1"),
+            Err("--seeds `5..1` is empty: 5 is after 1".into())
+        );
+        assert_eq!(
+            parse_seeds("x"),
+            Err("--seeds takes `N` or `A..B`, not `x`".into())
         );
     }
 }

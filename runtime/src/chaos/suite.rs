@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::cache::FullDisk;
 use super::plan::{Fault, FaultKind, FaultPlan};
+use super::process::{ChildFaults, Children};
 use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
 use crate::plan::Plan;
 use crate::pool::{CacheUse, Executor, RunSummary};
@@ -36,12 +37,34 @@ use crate::sandbox::Sandbox;
 pub struct SuiteConfig {
     /// The seeds, in order.
     pub seeds: Vec<u64>,
-    pub kinds: Vec<FaultKind>,
-    pub rate: f64,
+    /// The kinds of fault drawn from, each with its own chance that a step gets it.
+    pub rates: Vec<(FaultKind, f64)>,
+    /// The steps that may get faults; `None` for every step.
+    pub steps: Option<Vec<String>>,
+    /// Keeps only these `(step, kind)` faults of each seed's plan (`--only`): how a shrunk
+    /// list of faults is replayed.
+    pub only: Option<Vec<(String, FaultKind)>>,
     pub jobs: usize,
     /// Where the runs with cache faults keep their result stores (one per seed, removed
     /// after it).
     pub scratch: std::path::PathBuf,
+    /// The command line that runs this suite, without `--seeds`: a seed's replay command is
+    /// this plus `--seeds N`.
+    pub command: String,
+    /// What the suite expects beyond the invariants (the workflow's `chaos.expect`).
+    pub expect: Expect,
+    /// The most runs spent shrinking one failing seed.
+    pub shrink_runs: usize,
+}
+
+/// What a `chaos:` section expects of every seed, beyond the invariants. A seed that misses
+/// an expectation counts as a violation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Expect {
+    /// Every seed's run succeeds: retries absorb every fault.
+    pub succeeds: bool,
+    /// No seed needs more than this many retries in all.
+    pub max_retries: Option<usize>,
 }
 
 /// How one seed went.
@@ -53,7 +76,7 @@ pub struct SeedReport {
     pub outcome: String,
     /// Each failed step, its message, and the fault it is attributed to.
     pub failed: Vec<FailedStep>,
-    /// Steps that ran again after a worker fault.
+    /// Attempts that ran again (after a worker fault, or a retried failure).
     pub retries: usize,
     /// Steps whose stored archive was damaged, then re-run from a cache miss.
     pub damaged: Vec<String>,
@@ -61,6 +84,31 @@ pub struct SeedReport {
     pub duration_ms: u64,
     /// blake3 of the run's events without their timing.
     pub trace: String,
+    /// The command that replays this seed.
+    pub replay: String,
+    /// For a seed whose plan kills the process: whether the first process was killed (false:
+    /// it ended before the fault's step finished) before `--resume` finished the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+    /// For a seed with violations: the smallest list of its faults found that still violates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrunk: Option<Shrunk>,
+}
+
+/// A failing seed's faults, shrunk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shrunk {
+    /// The faults that are left: removing any one of them makes the violations go away (or the
+    /// shrinking ran out of runs, see `minimal`).
+    pub faults: Vec<Fault>,
+    /// The violations with only these faults.
+    pub violations: Vec<String>,
+    /// Whether no single fault can be removed (false when the run budget ran out first).
+    pub minimal: bool,
+    /// The runs the shrinking took.
+    pub runs: usize,
+    /// The command that replays the seed with only these faults.
+    pub replay: String,
 }
 
 /// A step that failed under faults.
@@ -77,14 +125,28 @@ pub struct FailedStep {
 pub struct SuiteReport {
     pub workflow: String,
     pub kinds: Vec<FaultKind>,
-    pub rate: f64,
+    /// Each kind's chance that a step gets it.
+    pub rates: BTreeMap<FaultKind, f64>,
+    pub expect: Expect,
     pub seeds: Vec<SeedReport>,
     /// The first seed's trace, from its second run.
     pub replayed_trace: Option<String>,
     pub violations: usize,
+    pub duration_ms: u64,
 }
 
-/// Runs the suite. `progress` sees each seed's report as it is made.
+/// What a suite tells its caller as it goes.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// A seed's plan, before its run.
+    Planned(&'a FaultPlan),
+    /// A seed's report, once it is judged (and shrunk, if it failed).
+    Judged(&'a SeedReport),
+    /// A failing seed is being shrunk: a run with this many of its faults.
+    Shrinking { seed: u64, faults: usize },
+}
+
+/// Runs the suite. `progress` sees each seed's plan and report as they are made.
 ///
 /// # Errors
 ///
@@ -93,8 +155,9 @@ pub async fn run_suite(
     plan: Arc<Plan>,
     sandbox: Arc<Sandbox>,
     config: &SuiteConfig,
-    mut progress: impl FnMut(&SeedReport),
+    mut progress: impl FnMut(Progress<'_>),
 ) -> Result<SuiteReport, String> {
+    let suite_started = Instant::now();
     let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
     let bound = plan
         .steps
@@ -127,28 +190,123 @@ pub async fn run_suite(
             failed.join("; ")
         ));
     }
-    let expected = output_trees(&reference);
-    let keys: Vec<Option<Digest>> = reference
-        .keys
-        .iter()
-        .map(|k| k.as_ref().map(|k| k.key))
-        .collect();
+    let suite = Suite {
+        plan: &plan,
+        config,
+        expected: output_trees(&reference),
+        keys: reference
+            .keys
+            .iter()
+            .map(|k| k.as_ref().map(|k| k.key))
+            .collect(),
+        bound,
+        executor: &executor,
+    };
 
     let mut seeds = Vec::with_capacity(config.seeds.len());
     let mut replayed_trace = None;
     for (n, &seed) in config.seeds.iter().enumerate() {
-        let faults = FaultPlan::derive(seed, config.rate, &config.kinds, &names);
+        let faults = FaultPlan::for_suite(
+            seed,
+            &config.rates,
+            &names,
+            config.steps.as_deref(),
+            config.only.as_deref(),
+        );
+        progress(Progress::Planned(&faults));
         let started = Instant::now();
+        let (mut report, trace) = suite.run_seed(&faults).await;
+        report.replay = suite.replay(seed, None);
+        if n == 0 {
+            let (_, again) = suite.run_seed(&faults).await;
+            if again.hash != trace.hash {
+                report.violations.push(format!(
+                    "the same seed gave another trace of events on a second run ({} then {})",
+                    trace.hash, again.hash
+                ));
+            }
+            replayed_trace = Some(again.hash);
+        }
+        if !report.violations.is_empty() {
+            report.shrunk = Some(suite.shrink(&faults, &report, &mut progress).await);
+        }
+        report.duration_ms = millis(started.elapsed());
+        progress(Progress::Judged(&report));
+        seeds.push(report);
+    }
+    let violations = seeds.iter().map(|s| s.violations.len()).sum();
+    Ok(SuiteReport {
+        workflow: plan.workflow.name.clone(),
+        kinds: config.rates.iter().map(|(k, _)| *k).collect(),
+        rates: config.rates.iter().copied().collect(),
+        expect: config.expect.clone(),
+        seeds,
+        replayed_trace,
+        violations,
+        duration_ms: millis(suite_started.elapsed()),
+    })
+}
+
+/// What every seed of a suite is judged against.
+struct Suite<'a, E> {
+    plan: &'a Arc<Plan>,
+    config: &'a SuiteConfig,
+    /// The reference run's outputs, by step.
+    expected: BTreeMap<usize, Digest>,
+    /// The reference run's action keys, by step.
+    keys: Vec<Option<Digest>>,
+    /// How long a run may take.
+    bound: Duration,
+    /// An executor for a seed and its faults.
+    executor: &'a E,
+}
+
+impl<E: Fn(u64, Option<FaultPlan>) -> Executor> Suite<'_, E> {
+    /// The command that replays `seed`, with only `faults` if given.
+    fn replay(&self, seed: u64, faults: Option<&[Fault]>) -> String {
+        let mut command = format!("{} --seeds {seed}", self.config.command);
+        if let Some(faults) = faults {
+            let only: Vec<String> = faults
+                .iter()
+                .map(|f| format!("{}:{}", f.step, f.kind))
+                .collect();
+            command.push_str(" --only ");
+            command.push_str(&if only.is_empty() {
+                "none".to_string()
+            } else {
+                only.join(",")
+            });
+        }
+        command
+    }
+
+    /// Runs one seed with `faults` and judges it.
+    async fn run_seed(&self, faults: &FaultPlan) -> (SeedReport, Trace) {
+        let seed = faults.seed;
+        let kill_after: Vec<String> = faults
+            .steps_with(FaultKind::ProcessKill)
+            .map(|(_, f)| f.step.clone())
+            .collect();
+        if !kill_after.is_empty() {
+            return self.run_killed(faults, kill_after);
+        }
         let store = if faults.faults.values().any(|f| f.kind.is_cache()) {
-            Some(fresh_store(&config.scratch.join(format!("seed-{seed}")))?)
+            match fresh_store(&self.config.scratch.join(format!("seed-{seed}"))) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    let mut report = SeedReport::new(faults);
+                    report.violations.push(e);
+                    return (report, Trace::default());
+                }
+            }
         } else {
             None
         };
-        let mut run = executor(seed, Some(faults.clone()));
+        let mut run = (self.executor)(seed, Some(faults.clone()));
         if let Some(store) = &store {
             let full_for = faults
                 .steps_with(FaultKind::DiskFull)
-                .filter_map(|(i, _)| keys[i])
+                .filter_map(|(i, _)| self.keys[i])
                 .collect();
             let store = FullDisk {
                 inner: store.clone(),
@@ -160,43 +318,135 @@ pub async fn run_suite(
                 write: true,
             });
         }
-        let (summary, trace) = run_once(run, bound).await;
-        let mut report = judge(&plan, &faults, &expected, &summary, &trace);
+        let (summary, trace) = run_once(run, self.bound).await;
+        let mut report = self.judge(faults, &Outcome::of(&summary, &trace));
         if let Some(store) = store {
             let check = CacheCheck {
-                plan: &plan,
-                faults: &faults,
-                expected: &expected,
-                keys: &keys,
+                plan: self.plan,
+                faults,
+                expected: &self.expected,
+                keys: &self.keys,
             };
             check
-                .run(&store, executor(seed, None), bound, &mut report)
+                .run(&store, (self.executor)(seed, None), self.bound, &mut report)
                 .await;
             let _ = std::fs::remove_dir_all(store.root());
         }
-        report.duration_ms = millis(started.elapsed());
-        if n == 0 {
-            let (_, again) = run_once(executor(seed, Some(faults)), bound).await;
-            if again.hash != trace.hash {
-                report.violations.push(format!(
-                    "the same seed gave another trace of events on a second run ({} then {})",
-                    trace.hash, again.hash
-                ));
-            }
-            replayed_trace = Some(again.hash);
-        }
-        progress(&report);
-        seeds.push(report);
+        (report, trace)
     }
-    let violations = seeds.iter().map(|s| s.violations.len()).sum();
-    Ok(SuiteReport {
-        workflow: plan.workflow.name.clone(),
-        kinds: config.kinds.clone(),
-        rate: config.rate,
-        seeds,
-        replayed_trace,
-        violations,
-    })
+
+    /// Runs a seed whose plan kills the process, in two child processes (see [`super::process`]).
+    fn run_killed(&self, faults: &FaultPlan, kill_after: Vec<String>) -> (SeedReport, Trace) {
+        let children = Children {
+            workflow: &self.plan.workflow.path,
+            state_dir: &self.plan.state_dir,
+            out_root: &self.plan.out_root,
+            jobs: self.config.jobs,
+        };
+        let only = self.config.only.clone().or_else(|| {
+            // The children derive the plan again: a shrunk plan must reach them whole.
+            Some(
+                faults
+                    .faults
+                    .values()
+                    .map(|f| (f.step.clone(), f.kind))
+                    .collect(),
+            )
+        });
+        let child_faults = ChildFaults {
+            seed: faults.seed,
+            rates: self.config.rates.clone(),
+            steps: self.config.steps.clone(),
+            only,
+            kill_after,
+        };
+        let dir = self.config.scratch.join(format!("seed-{}", faults.seed));
+        let resumed = children.run(&child_faults, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut recorder = TraceRecorder::default();
+        for line in &resumed.events {
+            recorder.observe(line.clone(), None);
+        }
+        let mut trace = recorder.finish();
+        trace.messages.clone_from(&resumed.messages);
+        trace.retries = resumed.retries;
+        let index = |name: &str| self.plan.steps.iter().position(|s| s.name == name);
+        let outcome = Outcome {
+            ended: resumed.problem.is_none(),
+            status: if resumed.steps.values().any(|s| *s == StepStatus::Failed) {
+                RunStatus::Failed
+            } else {
+                RunStatus::Succeeded
+            },
+            steps: self
+                .plan
+                .steps
+                .iter()
+                .map(|s| resumed.steps.get(&s.name).copied())
+                .collect(),
+            outputs: resumed
+                .outputs
+                .iter()
+                .filter_map(|(name, digest)| Some((index(name)?, *digest)))
+                .collect(),
+            trace: &trace,
+        };
+        let mut report = self.judge(faults, &outcome);
+        if let Some(problem) = resumed.problem {
+            report.violations.push(problem);
+        } else if !resumed.killed {
+            report.resumed = Some(false);
+        } else {
+            report.resumed = Some(true);
+        }
+        (report, trace)
+    }
+
+    /// Shrinks a failing seed's faults: removes one fault at a time, keeping each removal
+    /// after which the run still violates something, until no single fault can go or the run
+    /// budget is spent.
+    async fn shrink(
+        &self,
+        faults: &FaultPlan,
+        report: &SeedReport,
+        progress: &mut impl FnMut(Progress<'_>),
+    ) -> Shrunk {
+        let mut kept = faults.clone();
+        let mut violations = report.violations.clone();
+        let mut runs = 0;
+        let mut minimal = true;
+        let mut i = 0;
+        while i < kept.faults.len() {
+            if runs == self.config.shrink_runs {
+                minimal = false;
+                break;
+            }
+            let drop_step = *kept.faults.keys().nth(i).unwrap_or(&usize::MAX);
+            let mut fewer = kept.clone();
+            fewer.faults.remove(&drop_step);
+            progress(Progress::Shrinking {
+                seed: faults.seed,
+                faults: fewer.faults.len(),
+            });
+            runs += 1;
+            let (trial, _) = self.run_seed(&fewer).await;
+            if trial.violations.is_empty() {
+                // This fault is needed.
+                i += 1;
+            } else {
+                kept = fewer;
+                violations = trial.violations;
+            }
+        }
+        let faults: Vec<Fault> = kept.faults.into_values().collect();
+        Shrunk {
+            replay: self.replay(report.seed, Some(&faults)),
+            faults,
+            violations,
+            minimal,
+            runs,
+        }
+    }
 }
 
 /// An empty result store at `dir`.
@@ -295,67 +545,116 @@ fn output_trees(summary: &RunSummary) -> BTreeMap<usize, Digest> {
         .collect()
 }
 
-/// Checks one run against the invariants.
-fn judge(
-    plan: &Plan,
-    faults: &FaultPlan,
-    expected: &BTreeMap<usize, Digest>,
-    summary: &RunSummary,
-    trace: &Trace,
-) -> SeedReport {
-    let mut violations = Vec::new();
-    let mut failed = Vec::new();
-    if summary.status == RunStatus::Interrupted {
-        violations.push("the run did not end within its bound".to_string());
+impl SeedReport {
+    /// The report of a seed that has not run yet.
+    fn new(faults: &FaultPlan) -> Self {
+        Self {
+            seed: faults.seed,
+            faults: faults.faults.values().cloned().collect(),
+            outcome: "failed".into(),
+            failed: Vec::new(),
+            retries: 0,
+            damaged: Vec::new(),
+            violations: Vec::new(),
+            duration_ms: 0,
+            trace: String::new(),
+            replay: String::new(),
+            shrunk: None,
+            resumed: None,
+        }
     }
-    let actual = output_trees(summary);
-    for (i, step) in plan.steps.iter().enumerate() {
-        match summary.steps[i] {
-            None if summary.status != RunStatus::Interrupted => {
-                violations.push(format!("step `{}` has no final state", step.name));
-            }
-            Some(StepStatus::Succeeded) if actual.get(&i) != expected.get(&i) => {
-                violations.push(format!(
-                    "step `{}` succeeded with outputs that differ from the fault-free run",
-                    step.name
-                ));
-            }
-            Some(StepStatus::Failed) => {
-                let fault = faults
-                    .faults
-                    .get(&i)
-                    .map(|f| format!("{}: {}", f.kind, f.detail));
-                let message = trace.messages.get(&step.name).cloned().unwrap_or_default();
-                if fault.is_none() {
+}
+
+/// How a run ended, whether it ran in this process or in children.
+struct Outcome<'a> {
+    /// Whether it ended within its bound (and, for children, ran at all).
+    ended: bool,
+    status: RunStatus,
+    /// Each step's final state, in plan order.
+    steps: Vec<Option<StepStatus>>,
+    /// The Merkle root of each succeeded step's outputs.
+    outputs: BTreeMap<usize, Digest>,
+    trace: &'a Trace,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(summary: &RunSummary, trace: &'a Trace) -> Self {
+        Self {
+            ended: summary.status != RunStatus::Interrupted,
+            status: summary.status,
+            steps: summary.steps.clone(),
+            outputs: output_trees(summary),
+            trace,
+        }
+    }
+}
+
+impl<E> Suite<'_, E> {
+    /// Checks one run against the invariants and the suite's expectations.
+    fn judge(&self, faults: &FaultPlan, outcome: &Outcome<'_>) -> SeedReport {
+        let plan = self.plan;
+        let trace = outcome.trace;
+        let mut report = SeedReport::new(faults);
+        let violations = &mut report.violations;
+        if !outcome.ended {
+            violations.push("the run did not end within its bound".to_string());
+        }
+        let actual = &outcome.outputs;
+        for (i, step) in plan.steps.iter().enumerate() {
+            match outcome.steps[i] {
+                None if outcome.ended => {
+                    violations.push(format!("step `{}` has no final state", step.name));
+                }
+                Some(StepStatus::Succeeded) if actual.get(&i) != self.expected.get(&i) => {
                     violations.push(format!(
-                        "step `{}` failed without a fault: {message}",
+                        "step `{}` succeeded with outputs that differ from the fault-free run",
                         step.name
                     ));
                 }
-                failed.push(FailedStep {
-                    step: step.name.clone(),
-                    message,
-                    fault,
-                });
+                Some(StepStatus::Failed) => {
+                    let fault = faults
+                        .faults
+                        .get(&i)
+                        .map(|f| format!("{}: {}", f.kind, f.detail));
+                    let message = trace.messages.get(&step.name).cloned().unwrap_or_default();
+                    if fault.is_none() {
+                        violations.push(format!(
+                            "step `{}` failed without a fault: {message}",
+                            step.name
+                        ));
+                    } else if self.config.expect.succeeds {
+                        violations.push(format!(
+                            "step `{}` failed, but the suite expects every run to succeed: \
+                             {message}",
+                            step.name
+                        ));
+                    }
+                    report.failed.push(FailedStep {
+                        step: step.name.clone(),
+                        message,
+                        fault,
+                    });
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    SeedReport {
-        seed: faults.seed,
-        faults: faults.faults.values().cloned().collect(),
-        outcome: match summary.status {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "hung",
+        if let Some(max) = self.config.expect.max_retries
+            && trace.retries > max
+        {
+            violations.push(format!(
+                "the run took {} retries, but the suite expects at most {max}",
+                trace.retries
+            ));
         }
-        .into(),
-        failed,
-        retries: trace.retries,
-        damaged: Vec::new(),
-        violations,
-        duration_ms: 0,
-        trace: trace.hash.clone(),
+        report.outcome = match (outcome.ended, outcome.status) {
+            (false, _) | (_, RunStatus::Interrupted) => "hung",
+            (true, RunStatus::Succeeded) => "succeeded",
+            (true, RunStatus::Failed) => "failed",
+        }
+        .into();
+        report.retries = trace.retries;
+        report.trace = trace.hash.clone();
+        report
     }
 }
 
@@ -413,10 +712,21 @@ impl TraceRecorder {
 
 impl Reporter for TraceRecorder {
     fn event(&mut self, event: &Event) {
-        let mut value = serde_json::to_value(event).unwrap_or_default();
+        let value = serde_json::to_value(event).unwrap_or_default();
+        self.observe(value, Some(event));
+    }
+}
+
+impl TraceRecorder {
+    /// Records one event, given as its JSON (from this process, or from a child's journal).
+    fn observe(&mut self, mut value: serde_json::Value, event: Option<&Event>) {
         let Some(map) = value.as_object_mut() else {
             return;
         };
+        // A journal line's time, and the files it records, are not in the event itself.
+        for extra in ["t_us", "files"] {
+            map.remove(extra);
+        }
         for timing in ["duration_ms", "queue_wait_us", "silent_ms", "delay_ms"] {
             map.remove(timing);
         }
@@ -445,7 +755,10 @@ impl Reporter for TraceRecorder {
             Some(step) if !decision => self.by_step.entry(step).or_default().push(line),
             _ => self.decisions.push(line),
         }
-        match event {
+        match event.unwrap_or(&Event::Warning {
+            step: None,
+            message: String::new(),
+        }) {
             Event::StepFinished {
                 step,
                 status: StepStatus::Failed,

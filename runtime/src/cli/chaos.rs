@@ -9,7 +9,9 @@ use clap::Args;
 
 use super::project::Project;
 use super::{Cli, EXIT_FAILURE, EXIT_USAGE};
-use crate::chaos::{FaultKind, SuiteConfig, run_suite};
+use crate::chaos::plan::{even_rates, parse_seeds};
+use crate::chaos::suite::Progress;
+use crate::chaos::{DEFAULT_RATE, FaultKind, SuiteConfig, run_suite};
 use crate::plan::PlanOptions;
 
 /// Arguments of `hermetic chaos`.
@@ -19,30 +21,40 @@ pub struct ChaosArgs {
     #[arg(default_value = "hermetic.yaml")]
     pub workflow: PathBuf,
 
-    /// The seeds: `N`, or `A..B` for every seed from A to B inclusive.
-    #[arg(long, default_value = "1..20", value_name = "A..B")]
-    pub seeds: String,
+    /// The seeds: `N`, or `A..B` for every seed from A to B inclusive. [default: the
+    /// workflow's `chaos.seeds`, else 1..20]
+    #[arg(long, value_name = "A..B")]
+    pub seeds: Option<String>,
 
-    /// The faults to inject, comma-separated: memory, fuel, clock, worker, cache_bitflip,
-    /// cache_truncate, disk_full, io, short_write, slow_io, trap.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "memory,fuel,clock,worker,cache_bitflip,cache_truncate,disk_full,io,short_write,slow_io,trap"
-    )]
-    pub faults: Vec<String>,
+    /// The faults to inject, comma-separated: memory, fuel, clock, clock_jump, worker,
+    /// worker_lost, cache_bitflip, cache_truncate, disk_full, io, short_write, slow_io, trap,
+    /// process_kill. [default: the workflow's `chaos.faults`, else every kind]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub faults: Option<Vec<String>>,
 
-    /// The chance that a step gets a fault in a run, from 0 to 1.
-    #[arg(long, default_value_t = 0.3, value_name = "R")]
-    pub rate: f64,
+    /// The chance that a step gets a fault in a run, from 0 to 1, shared evenly by the
+    /// faults. [default: the workflow's `chaos.rate`, else 0.3]
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Keeps only these faults of each seed's plan, as `STEP:KIND,…` (or `none`): replays a
+    /// shrunk failing seed.
+    #[arg(long, value_name = "STEP:KIND,…")]
+    pub only: Option<String>,
 
     /// How many steps may run at once.
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Where to write the JSON report. [default: .hermetic/chaos/report.json]
+    /// Where to write the JSON report; the HTML report is written beside it, with the
+    /// extension `.html`. [default: .hermetic/chaos/report.json]
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// The most runs spent shrinking one failing seed to a minimal list of faults (0: do not
+    /// shrink).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub shrink_runs: usize,
 }
 
 /// Runs `hermetic chaos`.
@@ -51,20 +63,10 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {message}");
         Ok(ExitCode::from(EXIT_USAGE))
     };
-    let seeds = match parse_seeds(&args.seeds) {
-        Ok(seeds) => seeds,
-        Err(e) => return usage(e),
-    };
-    let mut kinds = Vec::new();
-    for name in &args.faults {
-        match name.trim().parse::<FaultKind>() {
-            Ok(kind) if !kinds.contains(&kind) => kinds.push(kind),
-            Ok(_) => {}
-            Err(e) => return usage(e),
-        }
-    }
-    if !(0.0..=1.0).contains(&args.rate) {
-        return usage(format!("--rate must be from 0 to 1, not {}", args.rate));
+    if let Some(rate) = args.rate
+        && !(0.0..=1.0).contains(&rate)
+    {
+        return usage(format!("--rate must be from 0 to 1, not {rate}"));
     }
     let jobs = super::project::jobs(args.jobs);
     // Chaos runs publish apart from the workflow's own outputs.
@@ -78,28 +80,69 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    let section = project.plan.workflow.chaos.clone().unwrap_or_default();
+    let seeds = match &args.seeds {
+        Some(text) => match parse_seeds(text) {
+            Ok(seeds) => seeds,
+            Err(e) => return usage(e),
+        },
+        None => section.seeds.clone().unwrap_or_else(|| (1..=20).collect()),
+    };
+    let rates = match (&args.faults, args.rate, &section.rates) {
+        (Some(names), rate, _) => {
+            let mut kinds = Vec::new();
+            for name in names {
+                match name.trim().parse::<FaultKind>() {
+                    Ok(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                    Ok(_) => {}
+                    Err(e) => return usage(e),
+                }
+            }
+            let rate = rate.or(section.rate).unwrap_or(DEFAULT_RATE);
+            even_rates(rate, &kinds)
+        }
+        (None, Some(rate), Some(rates)) => {
+            even_rates(rate, &rates.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+        }
+        (None, None, Some(rates)) => rates.clone(),
+        (None, rate, None) => even_rates(
+            rate.or(section.rate).unwrap_or(DEFAULT_RATE),
+            &FaultKind::ALL,
+        ),
+    };
+    let only = match args.only.as_deref().map(parse_only).transpose() {
+        Ok(only) => only,
+        Err(e) => return usage(e),
+    };
+    // The replay command names everything that decides a seed's faults.
+    let kinds: Vec<&str> = rates.iter().map(|(k, _)| k.name()).collect();
+    let mut command = format!("hermetic chaos {}", args.workflow.display());
+    if args.faults.is_some() || args.rate.is_some() || section.rates.is_none() {
+        let rate: f64 = rates.iter().map(|(_, r)| r).sum();
+        command.push_str(&format!(
+            " --faults {} --rate {}",
+            kinds.join(","),
+            round(rate)
+        ));
+    }
     let config = SuiteConfig {
         seeds,
-        kinds,
-        rate: args.rate,
+        rates,
+        steps: section.steps.clone(),
+        only,
         jobs,
         scratch: state.join("chaos").join("stores"),
+        command,
+        expect: section.expect.clone(),
+        shrink_runs: args.shrink_runs,
     };
-    let names: Vec<&str> = config.kinds.iter().map(|k| k.name()).collect();
-    let replay = |seed: u64| {
-        format!(
-            "hermetic chaos {} --seeds {seed} --faults {} --rate {}",
-            args.workflow.display(),
-            names.join(","),
-            args.rate
-        )
-    };
+    let total: f64 = config.rates.iter().map(|(_, r)| r).sum();
     eprintln!(
         "     Chaos {} seeds of `{}`, faults {}, rate {}",
         config.seeds.len(),
         project.plan.workflow.name,
-        names.join(","),
-        args.rate
+        kinds.join(","),
+        round(total)
     );
     quiet_injected_panics();
     let rt = super::runtime(1)?;
@@ -107,29 +150,7 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         project.plan.clone(),
         project.sandbox.clone(),
         &config,
-        |seed| {
-            let faults = if seed.faults.is_empty() {
-                "no faults".to_string()
-            } else {
-                seed.faults
-                    .iter()
-                    .map(|f| format!("{} {}", f.step, f.kind))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let verb = if seed.violations.is_empty() {
-                "Seed"
-            } else {
-                "VIOLATION"
-            };
-            eprintln!("{verb:>10} {}: {} ({faults})", seed.seed, seed.outcome);
-            for v in &seed.violations {
-                eprintln!(
-                    "           | {v}\n           | replay: {}",
-                    replay(seed.seed)
-                );
-            }
-        },
+        show_progress,
     ));
     let report = match result {
         Ok(report) => report,
@@ -170,26 +191,81 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-/// `N` or `A..B` (inclusive).
-fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
-    let number = |s: &str| {
-        s.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("--seeds takes `N` or `A..B`, not `{text}`"))
-    };
-    match text.split_once("..") {
-        Some((a, b)) => {
-            let (a, b) = (number(a)?, number(b.trim_start_matches('='))?);
-            if a > b {
-                return Err(format!("--seeds `{text}` is empty: {a} is after {b}"));
-            }
-            if b - a >= 100_000 {
-                return Err(format!("--seeds `{text}` has more than 100,000 seeds"));
-            }
-            Ok((a..=b).collect())
+/// Prints a seed's plan before its run, and its outcome after.
+fn show_progress(progress: Progress<'_>) {
+    match progress {
+        Progress::Planned(plan) => {
+            let mut lines = plan.to_string();
+            lines = lines.replace("\n  ", "\n           · ");
+            eprintln!("      Plan {lines}");
         }
-        None => Ok(vec![number(text)?]),
+        Progress::Shrinking { seed, faults } => {
+            eprintln!(" Shrinking seed {seed}: a run with {faults} of its faults");
+        }
+        Progress::Judged(seed) => {
+            let faults = if seed.faults.is_empty() {
+                "no faults".to_string()
+            } else {
+                seed.faults
+                    .iter()
+                    .map(|f| format!("{} {}", f.step, f.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let verb = if seed.violations.is_empty() {
+                "Seed"
+            } else {
+                "VIOLATION"
+            };
+            eprintln!("{verb:>10} {}: {} ({faults})", seed.seed, seed.outcome);
+            for v in &seed.violations {
+                eprintln!("           | {v}");
+            }
+            if !seed.violations.is_empty() {
+                eprintln!("           | replay: {}", seed.replay);
+            }
+            if let Some(shrunk) = &seed.shrunk {
+                let faults: Vec<String> = shrunk
+                    .faults
+                    .iter()
+                    .map(|f| format!("{} {}", f.step, f.kind))
+                    .collect();
+                eprintln!(
+                    "           | shrunk to {} fault{} ({}){}: {}",
+                    faults.len(),
+                    if faults.len() == 1 { "" } else { "s" },
+                    if faults.is_empty() {
+                        "none".to_string()
+                    } else {
+                        faults.join(", ")
+                    },
+                    if shrunk.minimal { "" } else { ", not minimal" },
+                    shrunk.replay
+                );
+            }
+        }
     }
+}
+
+/// A rate as written in a command: at most 6 decimals, no trailing zeros.
+fn round(rate: f64) -> String {
+    let text = format!("{rate:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// `--only STEP:KIND,…`, or `none`.
+fn parse_only(text: &str) -> Result<Vec<(String, FaultKind)>, String> {
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|item| {
+            let (step, kind) = item.trim().rsplit_once(':').ok_or_else(|| {
+                format!("--only takes `STEP:KIND,…` (e.g. `build:io`), not `{item}`")
+            })?;
+            Ok((step.to_string(), kind.parse::<FaultKind>()?))
+        })
+        .collect()
 }
 
 /// Injected worker panics are expected: they do not print a panic message.
@@ -211,17 +287,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seeds_are_a_number_or_an_inclusive_range() {
-        assert_eq!(parse_seeds("7"), Ok(vec![7]));
-        assert_eq!(parse_seeds("1..3"), Ok(vec![1, 2, 3]));
-        assert_eq!(parse_seeds("1..=3"), Ok(vec![1, 2, 3]));
+    fn only_names_steps_and_kinds() {
         assert_eq!(
-            parse_seeds("5..1"),
-            Err("--seeds `5..1` is empty: 5 is after 1".into())
+            parse_only("build:io, test:worker"),
+            Ok(vec![
+                ("build".to_string(), FaultKind::Io),
+                ("test".to_string(), FaultKind::Worker)
+            ])
         );
+        assert_eq!(parse_only("none"), Ok(Vec::new()));
         assert_eq!(
-            parse_seeds("x"),
-            Err("--seeds takes `N` or `A..B`, not `x`".into())
+            parse_only("build"),
+            Err("--only takes `STEP:KIND,…` (e.g. `build:io`), not `build`".into())
         );
+        assert_eq!(round(0.30000000000000004), "0.3");
+        assert_eq!(round(1.0), "1");
     }
 }

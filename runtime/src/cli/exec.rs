@@ -107,6 +107,7 @@ pub fn exec(cli: &Cli, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         limits,
         seed,
         clock_epoch: std::time::Duration::from_secs(args.clock_epoch),
+        clock_jump: None,
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
         heartbeat: None,

@@ -9,6 +9,7 @@ use hermetic_cache::DiskStore;
 
 use super::run::{ProjectLock, interrupted};
 use super::{Cli, EXIT_USAGE};
+use crate::chaos::process::KillAfter;
 use crate::events::StepStatus;
 use crate::events::{Event, HumanReporter, JsonReporter, Reporter};
 use crate::journal::durations::{self, Durations};
@@ -37,6 +38,19 @@ pub struct Execution {
     pub resume: bool,
     /// `--trace FILE`.
     pub trace: Option<PathBuf>,
+    /// Faults to inject (a child of `hermetic chaos`).
+    pub faults: Option<crate::chaos::FaultPlan>,
+    /// Kill the process once one of these steps has finished (a child of `hermetic chaos`).
+    pub kill_after: Vec<String>,
+}
+
+/// Whether [`Project::load_with`] takes the project lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    /// Take it, waiting for another process that holds it.
+    Take,
+    /// The parent process (`hermetic chaos`) holds it for this one.
+    HeldByParent,
 }
 
 /// A planned workflow, with the project's `.hermetic/` locked for this process.
@@ -49,7 +63,7 @@ pub struct Project {
     pub cache_root: Option<PathBuf>,
     pub jobs: usize,
     /// Held until the project is dropped.
-    _lock: ProjectLock,
+    _lock: Option<ProjectLock>,
 }
 
 /// `--jobs`, or the number of CPUs.
@@ -72,6 +86,17 @@ impl Project {
         options: &PlanOptions,
         jobs: usize,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
+        Self::load_with(cli, workflow, options, jobs, Lock::Take)
+    }
+
+    /// [`Project::load`], taking the project lock or not.
+    pub fn load_with(
+        cli: &Cli,
+        workflow: &Path,
+        options: &PlanOptions,
+        jobs: usize,
+        lock: Lock,
+    ) -> anyhow::Result<Result<Project, ExitCode>> {
         let workflow = match Workflow::load(workflow) {
             Ok(wf) => wf,
             Err(diags) => {
@@ -83,7 +108,10 @@ impl Project {
             eprintln!("{}", workflow.warnings);
         }
         let state_dir = workflow.dir.join(".hermetic");
-        let lock = ProjectLock::acquire(&state_dir)?;
+        let lock = match lock {
+            Lock::Take => Some(ProjectLock::acquire(&state_dir)?),
+            Lock::HeldByParent => None,
+        };
         let cache_root = super::cache_root_for(cli, Some(&workflow));
         let sandbox = if options.fault_hooks {
             Sandbox::with_fault_hooks(jobs as u32, cache_root.as_deref())?
@@ -170,7 +198,8 @@ impl Project {
         let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs)
             .keep_going(how.keep_going)
             .with_seed(how.seed)
-            .resuming(resume);
+            .resuming(resume)
+            .with_faults(how.faults.clone());
         if let Some(cache) = &cache {
             executor = executor.with_cache(cache.clone());
         }
@@ -181,6 +210,7 @@ impl Project {
             let _runtime = rt.enter();
             interrupted()?
         };
+        let kill_after = how.kill_after.clone();
         let (summary, mut reporter, journal) = rt.block_on(async move {
             let summary = match &mut journal {
                 Some(journal) => {
@@ -188,7 +218,15 @@ impl Project {
                         display: reporter.as_mut(),
                         journal,
                     };
-                    executor.run(&mut tee, interrupt).await
+                    if kill_after.is_empty() {
+                        executor.run(&mut tee, interrupt).await
+                    } else {
+                        let mut killing = KillAfter {
+                            inner: &mut tee,
+                            steps: kill_after,
+                        };
+                        executor.run(&mut killing, interrupt).await
+                    }
                 }
                 None => executor.run(reporter.as_mut(), interrupt).await,
             };

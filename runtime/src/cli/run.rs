@@ -9,8 +9,9 @@ use hermetic_cache::Store;
 use anyhow::Context;
 use clap::Args;
 
-use super::project::{Execution, Project};
+use super::project::{Execution, Lock, Project};
 use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED};
+use crate::chaos::process::ChildFaults;
 use crate::events::RunStatus;
 use crate::plan::PlanOptions;
 use crate::pool::CacheUse;
@@ -71,6 +72,11 @@ pub struct RunArgs {
     /// track per worker, a slice per step.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+
+    /// Internal, for `hermetic chaos`: inject the faults described in FILE. The suite that
+    /// passes it holds the project lock for this process.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub chaos_child: Option<PathBuf>,
 }
 
 /// Runs `hermetic run`.
@@ -84,9 +90,18 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             UnknownImports::Reject
         },
-        fault_hooks: false,
+        fault_hooks: args.chaos_child.is_some(),
     };
-    let project = match Project::load(cli, &args.workflow, &options, jobs)? {
+    let chaos = match &args.chaos_child {
+        Some(path) => Some(ChildFaults::read(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let lock = if chaos.is_some() {
+        Lock::HeldByParent
+    } else {
+        Lock::Take
+    };
+    let project = match Project::load_with(cli, &args.workflow, &options, jobs, lock)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
@@ -113,6 +128,11 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         journal: true,
         resume: args.resume,
         trace: args.trace.clone(),
+        faults: chaos.as_ref().map(|c| {
+            let names: Vec<&str> = project.plan.steps.iter().map(|s| s.name.as_str()).collect();
+            c.plan(&names)
+        }),
+        kill_after: chaos.map(|c| c.kill_after).unwrap_or_default(),
     };
     let summary = project.execute(cache, local.as_deref(), &how)?;
     Ok(exit_code(summary.status))

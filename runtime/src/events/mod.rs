@@ -12,7 +12,7 @@ pub use human::HumanReporter;
 pub use json::JsonReporter;
 
 /// How a step ended, from the run's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// The guest succeeded and its outputs were published.

@@ -278,6 +278,7 @@ async fn attempt_inner(
         heartbeat: observers.heartbeat,
         host_calls: observers.host_calls,
         wasi_fault: observers.fault.and_then(|f| f.wasi),
+        clock_jump: observers.fault.and_then(|f| f.clock_jump),
     };
     let report = sandbox
         .run(&step.program, &invocation)

@@ -16,6 +16,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use hermetic_cache::Digest;
 
@@ -24,7 +25,7 @@ use super::graph::Graph;
 use super::queue::Ready;
 use super::retry::Retrying;
 use super::rng::{Rng, splitmix64};
-use super::worker::{Settled, Shared, Worker};
+use super::worker::{Settled, Shared, Worker, run_again};
 
 /// A ready step in a seeded run: ties of priority and critical path are broken by a value
 /// drawn from the seed, not by the order of the file.
@@ -65,6 +66,53 @@ struct Job {
     retrying: Option<Retrying>,
 }
 
+/// How often the coordinator, waiting for a round, checks that the workers holding its steps
+/// are still alive.
+const LIVENESS_CHECK: Duration = Duration::from_millis(20);
+
+/// One worker thread, as the coordinator sees it.
+struct WorkerThread<'scope> {
+    /// Hands it a job.
+    jobs: mpsc::Sender<Job>,
+    /// Finished only when the thread ended: it was lost, if it held a job.
+    thread: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+/// Starts worker thread `me`, which runs jobs until its channel closes, sending each end to
+/// `ended`.
+fn spawn_worker<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    shared: &'scope Shared,
+    me: usize,
+    ended: mpsc::Sender<(usize, Option<StepEnd>)>,
+) -> std::io::Result<WorkerThread<'scope>> {
+    let (jobs, rx) = mpsc::channel::<Job>();
+    let thread = std::thread::Builder::new()
+        .name(format!("hermetic-worker-{me}"))
+        .spawn_scoped(scope, move || {
+            let _span = tracing::debug_span!("worker", id = me).entered();
+            let mut worker = Worker::new(shared);
+            for job in rx {
+                let attempt = job.retrying.as_ref().map_or(1, |r| r.attempt);
+                let lost = shared
+                    .ctx
+                    .faults
+                    .as_ref()
+                    .is_some_and(|f| f.worker_lost(job.step, attempt));
+                let end = worker.execute(shared, job.step, job.deps, job.retrying);
+                if lost {
+                    // An injected fault: the thread ends with the step's end unreported, as
+                    // a thread killed mid-step would. The coordinator must notice.
+                    return;
+                }
+                if ended.send((job.slot, end)).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(WorkerThread { jobs, thread })
+}
+
 /// Runs the whole plan in rounds on `workers` worker threads; returns when every step has a
 /// final state or the run is cancelled.
 pub(crate) fn run(shared: &Shared, workers: usize) {
@@ -76,27 +124,10 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
     let mut rng = Rng::new(shared.seed);
     std::thread::scope(|scope| {
         let (ended_tx, ended) = mpsc::channel::<(usize, Option<StepEnd>)>();
-        let mut to_worker = Vec::new();
-        for me in 0..workers {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let ended_tx = ended_tx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("hermetic-worker-{me}"))
-                .spawn_scoped(scope, move || {
-                    let _span = tracing::debug_span!("worker", id = me).entered();
-                    let mut worker = Worker::new(shared);
-                    for job in rx {
-                        let end = worker.execute(shared, job.step, job.deps, job.retrying);
-                        if ended_tx.send((job.slot, end)).is_err() {
-                            break;
-                        }
-                    }
-                });
-            if spawned.is_ok() {
-                to_worker.push(tx);
-            }
-        }
-        if to_worker.is_empty() {
+        let mut threads: Vec<WorkerThread<'_>> = (0..workers)
+            .filter_map(|me| spawn_worker(scope, shared, me, ended_tx.clone()).ok())
+            .collect();
+        if threads.is_empty() {
             return;
         }
         let mut round = 0u64;
@@ -108,10 +139,10 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
             let _span = tracing::debug_span!("round", n = round).entered();
             // The round: up to one step per worker. Steps that must not run end here, and may
             // release others into this same round.
-            let mut slots: Vec<usize> = (0..to_worker.len()).collect();
+            let mut slots: Vec<usize> = (0..threads.len()).collect();
             rng.shuffle(&mut slots);
             let mut batch = Vec::new();
-            while batch.len() < to_worker.len() {
+            while batch.len() < threads.len() {
                 let Some(next) = heap.pop() else { break };
                 let i = next.ready.index();
                 let worker = slots[batch.len()];
@@ -124,7 +155,11 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
                     Ok((deps, retrying)) => batch.push((worker, i, deps, retrying)),
                 }
             }
-            let dispatched: Vec<usize> = batch.iter().map(|(_, i, ..)| *i).collect();
+            // Each dispatched step: its worker, and how it was retried, in case it is lost.
+            let dispatched: Vec<(usize, usize, Option<Retrying>)> = batch
+                .iter()
+                .map(|(worker, i, _, retrying)| (*worker, *i, retrying.clone()))
+                .collect();
             for (slot, (worker, step, deps, retrying)) in batch.into_iter().enumerate() {
                 let job = Job {
                     slot,
@@ -132,20 +167,47 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
                     deps,
                     retrying,
                 };
-                // A worker that died (it cannot: panics are caught) would leave its slot empty,
-                // which ends the run below.
-                let _ = to_worker[worker].send(job);
+                // A worker that is gone leaves its slot without an end, which the wait below
+                // notices.
+                let _ = threads[worker].jobs.send(job);
             }
             let mut ends: Vec<Option<StepEnd>> = dispatched.iter().map(|_| None).collect();
-            for _ in 0..dispatched.len() {
-                let Ok((slot, end)) = ended.recv() else { break };
-                ends[slot] = end;
+            let mut waiting = dispatched.len();
+            while waiting > 0 {
+                match ended.recv_timeout(LIVENESS_CHECK) {
+                    Ok((slot, end)) => {
+                        ends[slot] = end;
+                        waiting -= 1;
+                        if ends[slot].is_none() {
+                            // Interrupted: the running attempts were abandoned.
+                            break;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // A thread that ended while it held a step lost that step: the step
+                        // runs again, on a new thread in the lost one's place.
+                        for (slot, (worker, i, retrying)) in dispatched.iter().enumerate() {
+                            if ends[slot].is_some() || !threads[*worker].thread.is_finished() {
+                                continue;
+                            }
+                            ends[slot] = Some(lost_step(shared, *worker, *i, retrying.clone()));
+                            waiting -= 1;
+                            match spawn_worker(scope, shared, *worker, ended_tx.clone()) {
+                                Ok(thread) => threads[*worker] = thread,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot replace a lost worker");
+                                }
+                            }
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
             }
             if ends.iter().any(Option::is_none) {
                 // Interrupted: the running attempts were abandoned.
                 break;
             }
-            for (i, end) in dispatched.into_iter().zip(ends.into_iter().flatten()) {
+            for ((_, i, _), end) in dispatched.into_iter().zip(ends.into_iter().flatten()) {
                 match shared.settle(i, end) {
                     Settled::Released(released) => {
                         shared.mark_ready(&released.ready);
@@ -161,8 +223,15 @@ pub(crate) fn run(shared: &Shared, workers: usize) {
             }
         }
         // Closing the job channels ends the workers.
-        drop(to_worker);
+        drop(threads);
     });
+}
+
+/// The end of step `i`, lost with worker `worker`.
+fn lost_step(shared: &Shared, worker: usize, i: usize, retrying: Option<Retrying>) -> StepEnd {
+    tracing::warn!(step = %shared.plan.steps[i].name, worker, "a worker thread was lost");
+    let message = format!("worker {worker} was lost mid-step; the step runs again on a new worker");
+    run_again(shared, i, retrying, message)
 }
 
 #[cfg(test)]

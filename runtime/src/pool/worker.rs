@@ -255,22 +255,7 @@ impl Worker {
                 // A fault injected by `hermetic chaos`: the worker lost the step, and the pool
                 // runs it again, as if the attempt had never started.
                 self.runtime = new_runtime();
-                let message = panic_message(&*panic);
-                let mut failed = earlier.map(|r| r.failed).unwrap_or_default();
-                failed.push((attempt, message.clone()));
-                let retrying = Retrying {
-                    attempt: attempt + 1,
-                    failed,
-                    duration: Duration::ZERO,
-                    not_before: Instant::now(),
-                };
-                let event = Event::StepRetrying {
-                    step: shared.plan.steps[i].name.clone(),
-                    attempt,
-                    message,
-                    delay_ms: 0,
-                };
-                Some(StepEnd::Retry(Box::new((retrying, event))))
+                Some(run_again(shared, i, earlier, panic_message(&*panic)))
             }
             Err(panic) => {
                 // A panic in a step is a bug in hermetic. The step fails with it, so that it
@@ -319,6 +304,32 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
         shared.check_done(&released);
     }
     shared.exit();
+}
+
+/// The end of a dispatch of step `i` that a worker lost (an injected fault): the step runs
+/// again at once, as if the attempt had never started.
+pub(crate) fn run_again(
+    shared: &Shared,
+    i: usize,
+    retrying: Option<Retrying>,
+    message: String,
+) -> StepEnd {
+    let attempt = retrying.as_ref().map_or(1, |r| r.attempt);
+    let mut failed = retrying.map(|r| r.failed).unwrap_or_default();
+    failed.push((attempt, message.clone()));
+    let event = Event::StepRetrying {
+        step: shared.plan.steps[i].name.clone(),
+        attempt,
+        message,
+        delay_ms: 0,
+    };
+    let retrying = Retrying {
+        attempt: attempt + 1,
+        failed,
+        duration: Duration::ZERO,
+        not_before: Instant::now(),
+    };
+    StepEnd::Retry(Box::new((retrying, event)))
 }
 
 /// The message of a worker panic injected by `hermetic chaos`.

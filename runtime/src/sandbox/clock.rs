@@ -5,9 +5,12 @@
 //! * A guest sleep (WASI p1 `poll_oneoff` on a clock) does not wait: it advances the virtual
 //!   clock to the wake-up time and returns at once. Sleeping is deterministic and free.
 //! * The wall clock is a fixed epoch plus the monotonic clock's reading.
+//! * Under `hermetic chaos`, a [`ClockJump`] makes both clocks jump at one of the guest's
+//!   reads: the wall clock by any amount, backwards too (an NTP step), the monotonic clock
+//!   forward only (a suspended machine), as real clocks do.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
@@ -41,24 +44,74 @@ impl VirtualClock {
     }
 }
 
+/// A jump of the clocks at the guest's `at_read`-th read of either of them (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockJump {
+    /// Which read jumps.
+    pub at_read: u32,
+    /// How far the wall clock jumps, in seconds; negative goes back.
+    pub wall_secs: i64,
+    /// How far the monotonic clock jumps forward, in seconds.
+    pub monotonic_secs: u64,
+}
+
+/// The clocks' shared count of reads and the wall clock's offset after a [`ClockJump`].
+#[derive(Debug, Default)]
+pub(crate) struct Jumps {
+    jump: Option<ClockJump>,
+    reads: AtomicU32,
+    /// Nanoseconds added to the wall clock once it jumped.
+    wall_offset: AtomicI64,
+}
+
+impl Jumps {
+    pub(crate) fn new(jump: Option<ClockJump>) -> Arc<Self> {
+        Arc::new(Self {
+            jump,
+            ..Self::default()
+        })
+    }
+
+    /// Counts a read; on the jumping one, moves the clocks.
+    fn on_read(&self, clock: &VirtualClock) {
+        let Some(jump) = self.jump else { return };
+        if self.reads.fetch_add(1, Ordering::Relaxed) + 1 == jump.at_read {
+            clock.advance_to(
+                clock
+                    .peek()
+                    .saturating_add(jump.monotonic_secs.saturating_mul(1_000_000_000)),
+            );
+            self.wall_offset.store(
+                jump.wall_secs.saturating_mul(1_000_000_000),
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
 /// The monotonic clock handed to WASI.
 #[derive(Debug)]
-pub(crate) struct Monotonic(pub(crate) VirtualClock);
+pub(crate) struct Monotonic {
+    pub(crate) clock: VirtualClock,
+    pub(crate) jumps: Arc<Jumps>,
+}
 
 impl HostMonotonicClock for Monotonic {
     fn resolution(&self) -> u64 {
         TICK
     }
     fn now(&self) -> u64 {
-        self.0.read()
+        self.jumps.on_read(&self.clock);
+        self.clock.read()
     }
 }
 
-/// The wall clock handed to WASI: `epoch + monotonic`.
+/// The wall clock handed to WASI: `epoch + monotonic`, plus a jump's offset.
 #[derive(Debug)]
 pub(crate) struct Wall {
     pub(crate) epoch: Duration,
     pub(crate) clock: VirtualClock,
+    pub(crate) jumps: Arc<Jumps>,
 }
 
 impl HostWallClock for Wall {
@@ -66,6 +119,10 @@ impl HostWallClock for Wall {
         Duration::from_nanos(TICK)
     }
     fn now(&self) -> Duration {
-        self.epoch + Duration::from_nanos(self.clock.read())
+        self.jumps.on_read(&self.clock);
+        let nanos = self.epoch.as_nanos() as i128
+            + i128::from(self.clock.read())
+            + i128::from(self.jumps.wall_offset.load(Ordering::Relaxed));
+        Duration::from_nanos(nanos.clamp(0, i128::from(u64::MAX)) as u64)
     }
 }

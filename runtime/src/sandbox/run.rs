@@ -9,7 +9,7 @@ use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::{FsPerms, I32Exit, ResourceTable, WasiCtxBuilder};
 
 use super::capture::Capture;
-use super::clock::{Monotonic, VirtualClock, Wall};
+use super::clock::{Jumps, Monotonic, VirtualClock, Wall};
 use super::limits::{Limits, MemoryLimiter};
 use super::outcome::Outcome;
 use super::program::{Program, ProgramKind};
@@ -52,6 +52,8 @@ pub struct Invocation {
     pub seed: [u8; 32],
     /// What the wall clock reads at the start, as time since the Unix epoch.
     pub clock_epoch: Duration,
+    /// A jump of the clocks to inject (`hermetic chaos`).
+    pub clock_jump: Option<super::clock::ClockJump>,
     /// Where stdout goes.
     pub stdout: CaptureTo,
     /// Where stderr goes.
@@ -91,6 +93,7 @@ impl Sandbox {
         let stdout = capture(&inv.stdout, inv.limits.stdout)?.with_heartbeat(inv.heartbeat.clone());
         let stderr = capture(&inv.stderr, inv.limits.stderr)?.with_heartbeat(inv.heartbeat.clone());
         let clock = VirtualClock::default();
+        let jumps = Jumps::new(inv.clock_jump);
 
         let mut builder = WasiCtxBuilder::new();
         builder
@@ -101,8 +104,12 @@ impl Sandbox {
             .wall_clock(Wall {
                 epoch: inv.clock_epoch,
                 clock: clock.clone(),
+                jumps: jumps.clone(),
             })
-            .monotonic_clock(Monotonic(clock.clone()))
+            .monotonic_clock(Monotonic {
+                clock: clock.clone(),
+                jumps,
+            })
             .secure_random(SeededRng::new(&inv.seed, "secure"))
             .insecure_random(SeededRng::new(&inv.seed, "insecure"))
             .insecure_random_seed(u128::from_le_bytes(

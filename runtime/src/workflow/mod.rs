@@ -31,6 +31,7 @@
 //! reported by later stages; [`Step::task_span`], [`Step::output_spans`] and
 //! [`Workflow::diagnostic`] let them point into this file.
 
+pub mod chaos;
 mod condition;
 mod decode;
 mod diagnostic;
@@ -82,6 +83,8 @@ pub struct Workflow {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// The steps, in file order.
     pub steps: Vec<Step>,
+    /// `chaos:`, the suite `hermetic chaos` runs by default.
+    pub chaos: Option<chaos::ChaosSection>,
     /// The text that was parsed, so that later stages can show the offending line.
     pub source: Arc<str>,
     /// Warnings found while parsing (e.g. a `retry_on` on a step that is never retried),
@@ -210,6 +213,7 @@ impl Workflow {
                     cache_dir: draft.cache_dir.map(PathBuf::from),
                     circuit_breaker: draft.circuit_breaker,
                     steps: draft.steps.into_iter().map(|s| s.step).collect(),
+                    chaos: draft.chaos,
                     source: text,
                     warnings: diagnostics,
                 })

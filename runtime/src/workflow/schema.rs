@@ -14,7 +14,7 @@ use super::units;
 use super::{DEFAULT_BACKOFF, DEFAULT_STUCK_AFTER, Step, TaskRef};
 
 /// Keys of the top-level map.
-pub(crate) const TOP_KEYS: &[&str] = &["name", "defaults", "steps"];
+pub(crate) const TOP_KEYS: &[&str] = &["name", "defaults", "steps", "chaos"];
 /// Keys of `defaults`.
 pub(crate) const DEFAULT_KEYS: &[&str] = &[
     "timeout",
@@ -125,6 +125,8 @@ pub(crate) struct Draft {
     pub circuit_breaker: Option<CircuitBreaker>,
     /// Steps in file order; a step whose name is repeated appears once.
     pub steps: Vec<StepDraft>,
+    /// `chaos:`.
+    pub chaos: Option<super::chaos::ChaosSection>,
 }
 
 fn elsewhere_top(key: &str) -> Option<String> {
@@ -163,7 +165,7 @@ fn elsewhere_step(key: &str) -> Option<String> {
         "out_dir" | "cache_dir" | "circuit_breaker" => {
             Some(format!("`{key}` can only be set under `defaults:`"))
         }
-        "steps" | "defaults" => Some(format!("`{key}` belongs at the top level")),
+        "steps" | "defaults" | "chaos" => Some(format!("`{key}` belongs at the top level")),
         _ => None,
     }
 }
@@ -184,6 +186,7 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
         cache_dir: None,
         circuit_breaker: Some(CircuitBreaker::default()),
         steps: Vec::new(),
+        chaos: None,
     };
     let pairs = match &root.value {
         Value::Map(pairs) => pairs,
@@ -259,6 +262,10 @@ pub(crate) fn decode(d: &mut Decoder<'_>, root: &Node) -> Draft {
                 .with_help("add the steps to run, e.g. `steps: {build: {task: rust-build}}`");
             d.report(diag);
         }
+    }
+    if let Some(entry) = find("chaos") {
+        let names: Vec<&str> = draft.steps.iter().map(|s| s.step.name.as_str()).collect();
+        draft.chaos = Some(super::chaos::decode(d, entry, &names));
     }
     draft
 }
