@@ -488,3 +488,39 @@ fn a_wasip2_sdk_task_reports_on_stderr() {
     );
     assert_eq!(out.read(".hermetic/out/work/count.txt"), "3\n");
 }
+
+/// A step that runs after a dependency failed (`when: always`) finds nothing at
+/// `/deps/<name>`, as its key says: not what an earlier run published for that dependency. The
+/// failed step's stale outputs are removed.
+#[test]
+fn a_failed_dependency_leaves_no_stale_outputs_behind() {
+    let workflow = |output: &str| {
+        format!(
+            "name: stale\nsteps:\n  make:\n    task: copy.wasm\n    inputs: [\"src/*.txt\"]\n    \
+             outputs: [{output}]\n  look:\n    task: ls.wasm\n    args: [/deps]\n    \
+             depends_on: [make]\n    when: always\n"
+        )
+    };
+    let first = Test::new()
+        .file("hermetic.yaml", workflow("src/a.txt"))
+        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
+        .guest("ls.wasm", guests::LS_P1)
+        .file("src/a.txt", "alpha\n")
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(first.read(".hermetic/logs/look/stdout").contains("a.txt"));
+    // Now `make` fails: it does not produce the output it declares.
+    let second = first
+        .again()
+        .file("hermetic.yaml", workflow("src/missing.txt"))
+        .args(["run", "--no-cache"])
+        .expect_status(1)
+        .run();
+    assert_eq!(
+        second.read(".hermetic/logs/look/stdout"),
+        "/deps\n  make/\n",
+        "the failed dependency's old outputs are not visible"
+    );
+    assert!(!second.path().join(".hermetic/out/make").exists());
+}

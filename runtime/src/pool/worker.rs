@@ -120,11 +120,13 @@ impl Shared {
         let name = &self.plan.steps[i].name;
         match start {
             Start::Skip(reason, released) => {
+                self.unpublish(i);
                 let event = not_run_event(name, StepStatus::Skipped, "skipped", reason, false);
                 self.send(event);
                 Err(released)
             }
             Start::Refuse(reason, released) => {
+                self.unpublish(i);
                 let allowed = self.plan.step_def(&self.plan.steps[i]).allow_failure;
                 let event =
                     not_run_event(name, StepStatus::Failed, "circuit_open", reason, allowed);
@@ -158,6 +160,9 @@ impl Shared {
                 Settled::Retry(ready_entry(&self.plan, i), not_before)
             }
             StepEnd::Done(result) => {
+                if !result.succeeded {
+                    self.unpublish(i);
+                }
                 let mut graph = self.graph();
                 let released = graph.finished(&self.plan, i, &result, self.now());
                 let graph_events = graph.take_events();
@@ -169,6 +174,22 @@ impl Shared {
                 }
                 Settled::Released(released)
             }
+        }
+    }
+
+    /// Removes what an earlier run published for step `i`, which did not succeed in this one:
+    /// a dependent that runs anyway (`when: always`) must find no outputs at `/deps/<name>`,
+    /// as its key says, rather than stale ones.
+    fn unpublish(&self, i: usize) {
+        let dir = self.plan.out_root.join(&self.plan.steps[i].name);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(
+                path = %dir.display(),
+                error = %e,
+                "cannot remove the outputs an earlier run published"
+            ),
         }
     }
 
