@@ -565,6 +565,36 @@ impl SeedReport {
     }
 }
 
+/// For a step that failed without a fault of its own, after a dependency did not succeed (it
+/// runs anyway, `when: always`, and misses that dependency's outputs): the fault of the
+/// nearest dependency, direct or not, that failed with one.
+fn upstream_fault(
+    plan: &Plan,
+    faults: &FaultPlan,
+    steps: &[Option<StepStatus>],
+    i: usize,
+) -> Option<String> {
+    let mut seen = vec![false; plan.steps.len()];
+    let mut queue: std::collections::VecDeque<usize> = plan.steps[i].deps.iter().copied().collect();
+    while let Some(d) = queue.pop_front() {
+        if std::mem::replace(&mut seen[d], true) || steps[d] == Some(StepStatus::Succeeded) {
+            continue;
+        }
+        if let Some(f) = faults
+            .faults
+            .get(&d)
+            .filter(|_| steps[d] == Some(StepStatus::Failed))
+        {
+            return Some(format!(
+                "{}: {}, on `{}`, which it depends on",
+                f.kind, f.detail, f.step
+            ));
+        }
+        queue.extend(plan.steps[d].deps.iter().copied());
+    }
+    None
+}
+
 /// How a run ended, whether it ran in this process or in children.
 struct Outcome<'a> {
     /// Whether it ended within its bound (and, for children, ran at all).
@@ -615,7 +645,8 @@ impl<E> Suite<'_, E> {
                     let fault = faults
                         .faults
                         .get(&i)
-                        .map(|f| format!("{}: {}", f.kind, f.detail));
+                        .map(|f| format!("{}: {}", f.kind, f.detail))
+                        .or_else(|| upstream_fault(plan, faults, &outcome.steps, i));
                     let message = trace.messages.get(&step.name).cloned().unwrap_or_default();
                     if fault.is_none() {
                         violations.push(format!(
