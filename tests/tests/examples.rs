@@ -80,5 +80,5 @@ fn the_example_pipeline_survives_200_chaos_seeds() {
         serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(report["seeds"].as_array().unwrap().len(), 200);
     assert_eq!(report["violations"], 0);
-    assert_eq!(report["kinds"].as_array().unwrap().len(), 11);
+    assert_eq!(report["kinds"].as_array().unwrap().len(), 14);
 }

@@ -4,7 +4,8 @@
 //! * [`plan`]: which step gets which fault, derived from a `u64` seed and the steps' names,
 //!   printed in full before a run.
 //! * [`suite`]: `hermetic chaos`, a reference run and one run per seed, checked against the
-//!   invariants.
+//!   invariants and the workflow's `chaos.expect`; failing seeds are shrunk.
+//! * [`process`]: the seeds that kill the process, run in two child `hermetic run`s.
 //!
 //! The faults are injected at the pool's hook points (see `pool::worker`):
 //!
@@ -13,12 +14,13 @@
 //! | `memory` | the attempt's limits | a lowered memory limit: `memory.grow` fails |
 //! | `fuel` | the attempt's limits | a lowered fuel budget: the guest runs out |
 //! | `clock` | the attempt's wall clock | the virtual clock starts days or years away |
+//! | `clock_jump` | the attempt's clocks (`sandbox::clock`) | at the k-th read, the wall clock jumps either way, the monotonic clock forward |
 //! | `worker` | `Worker::execute` | the worker panics as it takes the step; the pool runs it again |
+//! | `worker_lost` | a lockstep worker thread | the thread ends without reporting the step's end; the coordinator sees it gone, replaces it and runs the step again |
 //! | `cache_bitflip`, `cache_truncate` | the stored outputs archive, after the run | a later run must not serve it, and re-runs the step |
 //! | `disk_full` | the result store's writes | storing the step's result fails: a warning, never a failed run |
 //! | `io`, `short_write`, `slow_io`, `trap` | the WASI boundary (`sandbox::faults`) | an errno, half a write, a delay, or a trap at a file operation |
-//!
-//! Losing a worker thread outright and killing the process are not injected yet.
+//! | `process_kill` | the run's reporter, in a child process | SIGKILL once the step's end is journaled; `--resume` in a second child finishes |
 
 mod cache;
 pub mod plan;

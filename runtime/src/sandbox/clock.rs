@@ -126,3 +126,36 @@ impl HostWallClock for Wall {
         Duration::from_nanos(nanos.clamp(0, i128::from(u64::MAX)) as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jump_moves_the_wall_clock_either_way_and_the_monotonic_clock_forward() {
+        let clock = VirtualClock::default();
+        let jumps = Jumps::new(Some(ClockJump {
+            at_read: 3,
+            wall_secs: -3600,
+            monotonic_secs: 10,
+        }));
+        let epoch = Duration::from_secs(DEFAULT_EPOCH_SECS);
+        let wall = Wall {
+            epoch,
+            clock: clock.clone(),
+            jumps: jumps.clone(),
+        };
+        let mono = Monotonic { clock, jumps };
+        let first = wall.now();
+        let second = mono.now();
+        assert!(first > epoch && second < 1_000_000);
+        // The third read (of either clock) jumps.
+        let third = wall.now();
+        // An hour back, plus the monotonic leap of 10 s that the wall clock follows.
+        assert_eq!((first - third).as_secs(), 3589, "{third:?} {first:?}");
+        assert!(mono.now() > 10_000_000_000);
+        // Once.
+        let later = wall.now();
+        assert!(later > third && later - third < Duration::from_millis(1));
+    }
+}

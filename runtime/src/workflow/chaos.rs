@@ -182,7 +182,7 @@ fn seeds(d: &mut Decoder<'_>, e: &Entry<'_>) -> Option<Vec<u64>> {
         Ok(seeds) => Some(seeds),
         Err(message) => {
             let diag = d
-                .error(e.value_span(), message.replace("--seeds", "`seeds`"))
+                .error(e.value_span(), message.replace("--seeds `", "`seeds: "))
                 .with_help("write one seed, e.g. `seeds: 7`, or a range, e.g. `seeds: 1..200`");
             d.report(diag);
             None

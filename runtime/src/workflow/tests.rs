@@ -2,6 +2,7 @@
 //! exactly the expected error text.
 
 use super::*;
+use crate::chaos::FaultKind;
 use std::collections::BTreeSet;
 
 const FILE: &str = "ci/hermetic.yaml";
@@ -1850,4 +1851,56 @@ fn task_docs_show_known_keys() {
         }
     }
     assert!(checked >= 8, "only {checked} snippets found");
+}
+
+#[test]
+fn chaos_section_lists_faults_or_rates_each() {
+    let listed = parse(
+        "name: w\nsteps:\n  a: {task: a.wasm}\n  b: {task: b.wasm}\nchaos:\n  seeds: 3..5\n  \
+         faults: [io, worker]\n  rate: 0.4\n  steps: [b]\n  expect: {succeeds: true, max_retries: 2}\n",
+    );
+    let chaos = listed.chaos.unwrap();
+    assert_eq!(chaos.seeds, Some(vec![3, 4, 5]));
+    assert_eq!(
+        chaos.rates,
+        Some(vec![(FaultKind::Io, 0.2), (FaultKind::Worker, 0.2)])
+    );
+    assert_eq!(chaos.steps, Some(vec!["b".to_string()]));
+    assert!(chaos.expect.succeeds);
+    assert_eq!(chaos.expect.max_retries, Some(2));
+
+    let rated =
+        parse("name: w\nsteps:\n  a: {task: a.wasm}\nchaos:\n  faults: {trap: 0.1, fuel: 0.25}\n");
+    let chaos = rated.chaos.unwrap();
+    assert_eq!(
+        chaos.rates,
+        Some(vec![(FaultKind::Trap, 0.1), (FaultKind::Fuel, 0.25)])
+    );
+    assert_eq!(chaos.seeds, None);
+    assert_eq!(chaos.steps, None);
+    assert_eq!(chaos.expect, crate::chaos::suite::Expect::default());
+    assert!(
+        parse("name: w\nsteps:\n  a: {task: a.wasm}\n")
+            .chaos
+            .is_none()
+    );
+}
+
+#[test]
+fn chaos_rates_must_be_chances_that_fit_in_one() {
+    check(
+        "name: w\nsteps:\n  a: {task: a.wasm}\nchaos:\n  faults: {trap: 0.6, fuel: 0.5}\n",
+        "
+error: the fault rates add up to 1.1, more than 1
+ --> ci/hermetic.yaml:5:11
+  |
+5 |   faults: {trap: 0.6, fuel: 0.5}
+  |           ^
+  = help: a step gets at most one fault per run: the rates are the chances of each, so they must sum to at most 1",
+    );
+    let out_of_range = errors("name: w\nsteps:\n  a: {task: a.wasm}\nchaos:\n  rate: 2\n");
+    assert!(
+        out_of_range.contains("error: `rate` must be from 0 to 1, found `2`"),
+        "{out_of_range}"
+    );
 }
