@@ -1,13 +1,10 @@
-//! [`RemoteStore`] against a real BuildGrid 0.4.4 server, started for each test by
-//! `scripts/buildgrid/start cache DIR` (which installs BuildGrid into a virtualenv on first
-//! use) and stopped by `scripts/buildgrid/stop DIR` when the test's [`Server`] drops.
+//! [`RemoteStore`] against a real BuildGrid 0.4.4 server, one per test (see
+//! `support/buildgrid.rs`).
 //!
 //! Run with `cargo test -p hermetic-cache --features remote --test remote`.
 
 #![cfg(feature = "remote")]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hermetic_cache::{
@@ -16,78 +13,16 @@ use hermetic_cache::{
 };
 use sha2::Digest as _;
 
-/// A BuildGrid cache server with its state in a temporary directory; stopped on drop.
-struct Server {
-    dir: tempfile::TempDir,
-    url: String,
-}
+#[path = "support/buildgrid.rs"]
+mod buildgrid;
 
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts/buildgrid")
-        .join(name)
-}
+use buildgrid::Server;
 
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(script("start"))
-            .arg("cache")
-            .arg(dir.path())
-            .output()
-            .expect("cannot run scripts/buildgrid/start");
-        assert!(
-            output.status.success(),
-            "scripts/buildgrid/start failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let url = std::fs::read_to_string(dir.path().join("url")).unwrap();
-        Self {
-            dir,
-            url: url.trim().to_string(),
-        }
-    }
-
-    fn stop(&self) {
-        let status = Command::new(script("stop"))
-            .arg(self.dir.path())
-            .status()
-            .expect("cannot run scripts/buildgrid/stop");
-        assert!(status.success(), "scripts/buildgrid/stop failed: {status}");
-    }
-
-    /// The disk CAS file of the blob with SHA-256 `hash`.
-    fn cas_file(&self, hash: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join("cas/cas/objects")
-            .join(&hash[..2])
-            .join(&hash[2..])
-    }
-
-    /// How many blobs the disk CAS holds.
-    fn cas_file_count(&self) -> usize {
-        let objects = self.dir.path().join("cas/cas/objects");
-        let Ok(dirs) = std::fs::read_dir(&objects) else {
-            return 0;
-        };
-        dirs.map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
-            .sum()
-    }
-
-    /// A store with its own (new) digest map directory.
-    async fn store(&self, map: &tempfile::TempDir) -> RemoteStore {
-        let mut options = RemoteOptions::default();
-        options.map_dir = Some(map.path().to_path_buf());
-        RemoteStore::connect(&self.url, options).await.unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new(script("stop")).arg(self.dir.path()).status();
-    }
+/// A store on `server` with its own digest map directory `map`.
+async fn store(server: &Server, map: &tempfile::TempDir) -> RemoteStore {
+    let mut options = RemoteOptions::default();
+    options.map_dir = Some(map.path().to_path_buf());
+    RemoteStore::connect(&server.url, options).await.unwrap()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -150,7 +85,7 @@ const LARGE: usize = 5 * 1024 * 1024 + 123;
 async fn a_result_put_by_one_store_is_a_verified_hit_for_another() {
     let server = Server::start();
     let (map_a, map_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = server.store(&map_a).await;
+    let a = store(&server, &map_a).await;
     let batch = result("action one", noise(LARGE, 1), b"hello stdout\n", b"");
     a.put_results(std::slice::from_ref(&batch)).await.unwrap();
     // The blobs really are on the server, under their SHA-256.
@@ -161,7 +96,7 @@ async fn a_result_put_by_one_store_is_a_verified_hit_for_another() {
     );
 
     // A fresh store knows nothing but what the server holds.
-    let b = server.store(&map_b).await;
+    let b = store(&server, &map_b).await;
     assert_eq!(b.find_missing(&batch.entry.blobs()).await.unwrap().len(), 2);
     assert_eq!(
         b.get_blob(&batch.entry.outputs_archive).await.unwrap(),
@@ -183,7 +118,7 @@ async fn a_result_put_by_one_store_is_a_verified_hit_for_another() {
     // What b verified was written to its map: a third store on the same map directory
     // fetches the blobs without a lookup first.
     drop(b);
-    let b2 = server.store(&map_b).await;
+    let b2 = store(&server, &map_b).await;
     assert_eq!(
         b2.get_blob(&batch.entry.outputs_archive)
             .await
@@ -218,7 +153,7 @@ async fn a_result_put_by_one_store_is_a_verified_hit_for_another() {
 async fn corrupt_blobs_on_the_server_are_misses_never_wrong_bytes() {
     let server = Server::start();
     let (map_a, map_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = server.store(&map_a).await;
+    let a = store(&server, &map_a).await;
     let good = result("good", noise(LARGE, 3), b"small stdout", b"small stderr");
     let bad_entry = result("bad entry", noise(100, 4), b"x", b"y");
     a.put_results(&[good.clone(), bad_entry.clone()])
@@ -239,7 +174,7 @@ async fn corrupt_blobs_on_the_server_are_misses_never_wrong_bytes() {
     // The entry JSON of `bad_entry`.
     flip(&serde_json::to_vec(&bad_entry.entry).unwrap());
 
-    let b = server.store(&map_b).await;
+    let b = store(&server, &map_b).await;
     // The entry itself is sound: a hit (a lookup checks presence, not every byte) ...
     assert_eq!(
         b.get_action(&good.key).await.unwrap(),
@@ -268,7 +203,10 @@ async fn corrupt_blobs_on_the_server_are_misses_never_wrong_bytes() {
     let local_dir = tempfile::tempdir().unwrap();
     let local = DiskStore::open(local_dir.path()).unwrap();
     let map_c = tempfile::tempdir().unwrap();
-    let ml = MultiLevel::new(vec![Box::new(local), Box::new(server.store(&map_c).await)]);
+    let ml = MultiLevel::new(vec![
+        Box::new(local),
+        Box::new(store(&server, &map_c).await),
+    ]);
     assert_eq!(ml.get_action(&good.key).await.unwrap(), None);
     let local = DiskStore::open(local_dir.path()).unwrap();
     assert_eq!(local.get_action(&good.key).await.unwrap(), None);
@@ -298,7 +236,7 @@ async fn an_unreachable_server_fails_fast_and_once() {
     // A server that goes away after the connection.
     let server = Server::start();
     let map = tempfile::tempdir().unwrap();
-    let store = server.store(&map).await;
+    let store = store(&server, &map).await;
     let batch = result("before", noise(10, 5), b"o", b"e");
     store
         .put_results(std::slice::from_ref(&batch))
@@ -339,7 +277,7 @@ async fn a_read_only_remote_level_is_never_written() {
     let local_dir = tempfile::tempdir().unwrap();
     let ml = MultiLevel::new(vec![
         Box::new(DiskStore::open(local_dir.path()).unwrap()),
-        Box::new(ReadOnly(server.store(&map).await)),
+        Box::new(ReadOnly(store(&server, &map).await)),
     ]);
     let batch = result("local only", noise(LARGE, 6), b"out", b"err");
     assert_eq!(ml.get_action(&batch.key).await.unwrap(), None);
@@ -357,7 +295,7 @@ async fn a_read_only_remote_level_is_never_written() {
     // The server has nothing: no blob in its CAS, no entry for a third store.
     assert_eq!(server.cas_file_count(), 0);
     let other_map = tempfile::tempdir().unwrap();
-    let third = server.store(&other_map).await;
+    let third = store(&server, &other_map).await;
     assert_eq!(third.get_action(&batch.key).await.unwrap(), None);
     assert_eq!(third.get_action(&single.key).await.unwrap(), None);
 }
@@ -366,7 +304,7 @@ async fn a_read_only_remote_level_is_never_written() {
 async fn buildgrid_negotiates_sha256() {
     let server = Server::start();
     let map = tempfile::tempdir().unwrap();
-    let store = server.store(&map).await;
+    let store = store(&server, &map).await;
     assert_eq!(store.digest_function(), DigestFunction::Sha256);
     assert_eq!(store.digest_function().name(), "SHA256");
     assert!(store.updates_allowed());

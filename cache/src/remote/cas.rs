@@ -198,28 +198,25 @@ impl RemoteStore {
             )
             .await?
             .into_inner();
-        let mut stored = HashSet::new();
-        let mut failures = Vec::new();
+        // What the server says about each blob; a blob it does not mention was not stored.
+        let mut statuses = std::collections::HashMap::new();
         for r in &response.responses {
-            let Some(Ok(digest)) = r.digest.as_ref().map(ServerDigest::from_proto) else {
-                continue;
-            };
-            match &r.status {
-                Some(status) if status.code != Code::Ok as i32 => failures.push(format!(
+            if let Some(Ok(digest)) = r.digest.as_ref().map(ServerDigest::from_proto) {
+                statuses.insert(digest, r.status.as_ref());
+            }
+        }
+        let mut failures = Vec::new();
+        for (digest, _) in blobs {
+            match statuses.get(digest) {
+                None => failures.push(format!(
+                    "blob {digest}: the server did not report it stored"
+                )),
+                Some(Some(status)) if status.code != Code::Ok as i32 => failures.push(format!(
                     "blob {digest}: {:?}: {}",
                     Code::from_i32(status.code),
                     status.message
                 )),
-                _ => {
-                    stored.insert(digest);
-                }
-            }
-        }
-        for (digest, _) in blobs {
-            if !stored.contains(digest) && !failures.iter().any(|f| f.contains(&digest.hex())) {
-                failures.push(format!(
-                    "blob {digest}: the server did not report it stored"
-                ));
+                Some(_) => {}
             }
         }
         if failures.is_empty() {

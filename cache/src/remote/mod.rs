@@ -427,7 +427,7 @@ impl Store for RemoteStore {
         let mut entries = Vec::new();
         for result in results {
             match self.prepare(&result.key, &result.entry) {
-                Ok(prepared) => entries.push((result.key, prepared)),
+                Ok(prepared) => entries.push((result, prepared)),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
@@ -453,26 +453,24 @@ impl Store for RemoteStore {
             .copied()
             .collect();
         self.upload(&uploads).await?;
-        // Entries last, each only with all its blobs on the server.
-        for (key, prepared) in &entries {
-            let key = *key;
-            let lacking: Vec<Digest> = results
-                .iter()
-                .find(|r| r.key == key)
-                .map(|r| r.entry.blobs().to_vec())
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|d| {
-                    self.server_digest(d)
-                        .is_some_and(|s| missing.contains(&s) && !seen.contains(&s))
-                })
-                .collect();
+        // Entries last, each only with all its blobs on the server: those of the batch were
+        // just uploaded; any other must be there and not known corrupt.
+        for (result, prepared) in &entries {
+            let mut lacking: Vec<Digest> = Vec::new();
+            for digest in result.entry.blobs() {
+                let unusable = self.server_digest(&digest).is_some_and(|s| {
+                    !seen.contains(&s) && (missing.contains(&s) || self.is_bad(&s))
+                });
+                if unusable && !lacking.contains(&digest) {
+                    lacking.push(digest);
+                }
+            }
             let outcome = if lacking.is_empty() {
-                self.update_action_result(&key, prepared.action, prepared.layout)
+                self.update_action_result(&result.key, prepared.action, prepared.layout)
                     .await
             } else {
                 Err(CacheError::MissingBlobs {
-                    key,
+                    key: result.key,
                     missing: lacking,
                 })
             };
@@ -556,6 +554,8 @@ fn check_instance_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,10 +372,21 @@ impl RemoteStore {
         action: ServerDigest,
         layout: Layout,
     ) -> Result<(), CacheError> {
+        self.store_action_result(key, action, layout.to_action_result())
+            .await
+    }
+
+    /// `UpdateActionResult` of `result` under `action`, the action digest of `key`.
+    pub(crate) async fn store_action_result(
+        &self,
+        key: &Digest,
+        action: ServerDigest,
+        result: re::ActionResult,
+    ) -> Result<(), CacheError> {
         let request = re::UpdateActionResultRequest {
             instance_name: self.instance.clone(),
             action_digest: Some(action.to_proto()),
-            action_result: Some(layout.to_action_result()),
+            action_result: Some(result),
             results_cache_policy: None,
             digest_function: self.function.proto(),
         };
