@@ -271,6 +271,26 @@ async fn an_unreachable_server_fails_fast_and_once() {
 }
 
 #[tokio::test]
+async fn a_server_that_never_answers_costs_the_deadline_and_the_retries_only() {
+    // Accepts connections (the kernel completes the handshake) but never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut options = RemoteOptions::default();
+    options.timeout = Duration::from_millis(300);
+    options.retries = 1;
+    options.backoff = Duration::from_millis(10);
+    let started = Instant::now();
+    let err = RemoteStore::connect(&url, options).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(err, CacheError::Unavailable { .. }), "{err}");
+    assert!(err.to_string().contains("after 2 attempts"), "{err}");
+    // Two deadlines and one backoff, with room for a slow machine.
+    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    drop(listener);
+}
+
+#[tokio::test]
 async fn a_read_only_remote_level_is_never_written() {
     let server = Server::start();
     let map = tempfile::tempdir().unwrap();
