@@ -236,32 +236,32 @@ async fn an_unreachable_server_fails_fast_and_once() {
     // A server that goes away after the connection.
     let server = Server::start();
     let map = tempfile::tempdir().unwrap();
-    let store = store(&server, &map).await;
+    let remote = store(&server, &map).await;
     let batch = result("before", noise(10, 5), b"o", b"e");
-    store
+    remote
         .put_results(std::slice::from_ref(&batch))
         .await
         .unwrap();
     server.stop();
-    assert!(!store.is_down());
+    assert!(!remote.is_down());
 
     let started = Instant::now();
-    let err = store.get_action(&batch.key).await.unwrap_err();
+    let err = remote.get_action(&batch.key).await.unwrap_err();
     let first = started.elapsed();
     assert!(matches!(err, CacheError::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains(&server.url), "{err}");
     assert!(err.to_string().contains("GetActionResult"), "{err}");
     assert!(first < Duration::from_secs(15), "{first:?}");
-    assert!(store.is_down());
+    assert!(remote.is_down());
 
     // Every later call fails at once.
     let started = Instant::now();
-    assert!(store.get_action(&batch.key).await.is_err());
-    assert!(store.get_blob(&batch.entry.stdout).await.is_err());
-    assert!(store.find_missing(&batch.entry.blobs()).await.is_err());
-    assert!(store.put_blob(&Digest::of(b"z"), b"z").await.is_err());
+    assert!(remote.get_action(&batch.key).await.is_err());
+    assert!(remote.get_blob(&batch.entry.stdout).await.is_err());
+    assert!(remote.find_missing(&batch.entry.blobs()).await.is_err());
+    assert!(remote.put_blob(&Digest::of(b"z"), b"z").await.is_err());
     assert!(
-        store
+        remote
             .put_results(std::slice::from_ref(&batch))
             .await
             .is_err()
@@ -324,16 +324,16 @@ async fn a_read_only_remote_level_is_never_written() {
 async fn buildgrid_negotiates_sha256() {
     let server = Server::start();
     let map = tempfile::tempdir().unwrap();
-    let store = store(&server, &map).await;
-    assert_eq!(store.digest_function(), DigestFunction::Sha256);
-    assert_eq!(store.digest_function().name(), "SHA256");
-    assert!(store.updates_allowed());
-    assert!(!store.is_read_only());
-    assert_eq!(store.describe(), format!("remote cache at {}", server.url));
-    assert_eq!(store.url(), server.url);
+    let remote = store(&server, &map).await;
+    assert_eq!(remote.digest_function(), DigestFunction::Sha256);
+    assert_eq!(remote.digest_function().name(), "SHA256");
+    assert!(remote.updates_allowed());
+    assert!(!remote.is_read_only());
+    assert_eq!(remote.describe(), format!("remote cache at {}", server.url));
+    assert_eq!(remote.url(), server.url);
     // The map file is the SHA-256 one.
     let blob = b"mapped";
-    store.put_blob(&Digest::of(blob), blob).await.unwrap();
+    remote.put_blob(&Digest::of(blob), blob).await.unwrap();
     let text = std::fs::read_to_string(map.path().join("digest-map-sha256.v1")).unwrap();
     assert!(
         text.starts_with(&format!("{} {} 6 ", Digest::of(blob), sha256_hex(blob))),
