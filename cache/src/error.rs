@@ -89,4 +89,24 @@ pub enum CacheError {
         /// What went wrong.
         message: String,
     },
+    /// A remote store's server was reached but an RPC failed: the server answered with an
+    /// error status other than "not found", or with a response that does not fit the request.
+    #[error("remote cache at {url}: {rpc} {message}")]
+    Remote {
+        /// The server's URL.
+        url: String,
+        /// The RPC, e.g. `ByteStream.Write`.
+        rpc: &'static str,
+        /// What failed, naming the digest or action concerned.
+        message: String,
+    },
+    /// A remote store cannot be set up as configured (an unsupported URL scheme, an invalid
+    /// instance name, a server that speaks no digest function hermetic knows).
+    #[error("remote cache `{url}`: {message}")]
+    RemoteConfig {
+        /// The URL as given.
+        url: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }

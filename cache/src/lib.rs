@@ -2,6 +2,12 @@
 //! deterministic output [`archive`]s, and the action cache behind the [`Store`] trait
 //! ([`DiskStore`] locally, [`ReadOnly`] and [`MultiLevel`] to combine stores).
 //!
+//! With the cargo feature `remote`, `RemoteStore` (in the module `remote`) is a [`Store`] on
+//! a REAPI v2 remote cache server (BuildGrid, bazel-remote, Buildbarn, ...) over plaintext
+//! gRPC; its module documentation describes how results map onto REAPI messages. A typical
+//! set-up is `MultiLevel([DiskStore, RemoteStore])`, or `ReadOnly(RemoteStore)` as the
+//! lower level for a cache that is only read.
+//!
 //! # What a lookup answers
 //!
 //! Every [`Store`] answers in one of three ways, and callers rely on exactly this:
@@ -65,6 +71,8 @@ mod disk;
 mod error;
 mod fsx;
 mod multi_level;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod store;
 mod tree;
 
@@ -77,6 +85,8 @@ pub use disk::{
 pub use error::CacheError;
 pub use fsx::PathError;
 pub use multi_level::MultiLevel;
+#[cfg(feature = "remote")]
+pub use remote::{DigestFunction, RemoteOptions, RemoteStore};
 pub use store::{NewResult, ReadOnly, Store};
 pub use tree::{FileEntry, TreeChange, check_relative_path, diff_trees, tree_digest};
 
