@@ -105,6 +105,7 @@ pub fn invocation(mounts: Vec<Mount>, stdout: CaptureTo, stderr: CaptureTo) -> I
         limits: Limits::default(),
         seed: [7; 32],
         clock_epoch: Duration::from_secs(clock::DEFAULT_EPOCH_SECS),
+        clock_jump: None,
         stdout,
         stderr,
         heartbeat: None,
