@@ -1,6 +1,7 @@
 //! [`MultiLevel`]: several stores tried in order, with backfill.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 
@@ -16,15 +17,31 @@ use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 ///   levels were tried; errors from lower levels are warnings.
 /// - **`find_missing`** reports a digest as missing unless every writable level has it (so
 ///   the caller knows to put it); with no writable level, unless some level has it.
+///
+/// A level that cannot be reached ([`CacheError::Unavailable`], e.g. a remote cache whose
+/// server went down) is warned about once; it keeps answering with errors, at once, and those
+/// are skipped quietly, so a run against a dead server prints one warning, not one per step.
 #[derive(Debug)]
 pub struct MultiLevel {
     levels: Vec<Box<dyn Store>>,
+    /// Whether an unreachable level was warned about.
+    warned_unavailable: AtomicBool,
 }
 
 impl MultiLevel {
     /// Stores tried in the given order.
     pub fn new(levels: Vec<Box<dyn Store>>) -> Self {
-        Self { levels }
+        Self {
+            levels,
+            warned_unavailable: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a warning about `error` should be left out: an unreachable level after the
+    /// first warning about one.
+    fn quiet(&self, error: &CacheError) -> bool {
+        matches!(error, CacheError::Unavailable { .. })
+            && self.warned_unavailable.swap(true, Ordering::Relaxed)
     }
 
     /// The levels, in lookup order.
@@ -45,7 +62,7 @@ impl MultiLevel {
             }
             match level.find_missing(&blobs).await {
                 Ok(missing) => plans.push((index, missing)),
-                Err(e) => backfill_warning(level.as_ref(), key, &e),
+                Err(e) => backfill_warning(self, level.as_ref(), key, &e),
             }
         }
         let mut fetched: HashMap<Digest, Option<Vec<u8>>> = HashMap::new();
@@ -66,7 +83,7 @@ impl MultiLevel {
                         return false;
                     }
                     Err(e) => {
-                        backfill_warning(src.as_ref(), key, &e);
+                        backfill_warning(self, src.as_ref(), key, &e);
                         None
                     }
                 };
@@ -80,12 +97,12 @@ impl MultiLevel {
                     continue 'levels;
                 };
                 if let Err(e) = level.put_blob(digest, bytes).await {
-                    backfill_warning(level.as_ref(), key, &e);
+                    backfill_warning(self, level.as_ref(), key, &e);
                     continue 'levels;
                 }
             }
             if let Err(e) = level.put_action(key, entry).await {
-                backfill_warning(level.as_ref(), key, &e);
+                backfill_warning(self, level.as_ref(), key, &e);
             }
         }
         true
@@ -112,7 +129,9 @@ impl MultiLevel {
                         Put::Blob(..) => "a blob",
                         Put::Results(..) => "results",
                     };
-                    tracing::warn!(store = %level.describe(), error = %e, "cannot store {what}");
+                    if !self.quiet(&e) {
+                        tracing::warn!(store = %level.describe(), error = %e, "cannot store {what}");
+                    }
                 }
             }
         }
@@ -128,7 +147,10 @@ enum Put<'a> {
     Results(&'a [NewResult]),
 }
 
-fn backfill_warning(store: &dyn Store, key: &Digest, error: &CacheError) {
+fn backfill_warning(multi: &MultiLevel, store: &dyn Store, key: &Digest, error: &CacheError) {
+    if multi.quiet(error) {
+        return;
+    }
     tracing::warn!(
         store = %store.describe(),
         key = %key,
@@ -152,7 +174,9 @@ impl Store for MultiLevel {
                 }
                 Ok(None) => answered = true,
                 Err(e) => {
-                    tracing::warn!(store = %level.describe(), key = %key, error = %e, "cache lookup failed");
+                    if !self.quiet(&e) {
+                        tracing::warn!(store = %level.describe(), key = %key, error = %e, "cache lookup failed");
+                    }
                     first_error.get_or_insert(e);
                 }
             }
@@ -174,7 +198,9 @@ impl Store for MultiLevel {
             match level.get_blob(digest).await {
                 Ok(Some(bytes)) => {
                     for upper in self.levels[..index].iter().filter(|l| !l.is_read_only()) {
-                        if let Err(e) = upper.put_blob(digest, &bytes).await {
+                        if let Err(e) = upper.put_blob(digest, &bytes).await
+                            && !self.quiet(&e)
+                        {
                             tracing::warn!(store = %upper.describe(), blob = %digest, error = %e, "cannot backfill a blob");
                         }
                     }
@@ -182,7 +208,9 @@ impl Store for MultiLevel {
                 }
                 Ok(None) => answered = true,
                 Err(e) => {
-                    tracing::warn!(store = %level.describe(), blob = %digest, error = %e, "blob lookup failed");
+                    if !self.quiet(&e) {
+                        tracing::warn!(store = %level.describe(), blob = %digest, error = %e, "blob lookup failed");
+                    }
                     first_error.get_or_insert(e);
                 }
             }
@@ -211,7 +239,9 @@ impl Store for MultiLevel {
                 Ok(missing) => missing.into_iter().collect(),
                 Err(e) if index == 0 => return Err(e),
                 Err(e) => {
-                    tracing::warn!(store = %level.describe(), error = %e, "cannot check for blobs");
+                    if !self.quiet(&e) {
+                        tracing::warn!(store = %level.describe(), error = %e, "cannot check for blobs");
+                    }
                     continue;
                 }
             };

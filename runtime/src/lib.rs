@@ -11,6 +11,7 @@ pub mod outputs;
 pub mod pins;
 pub mod plan;
 pub mod pool;
+pub mod remote;
 pub mod sandbox;
 pub mod taskbuild;
 pub mod testing;

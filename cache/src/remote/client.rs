@@ -102,6 +102,11 @@ impl Client {
         })
     }
 
+    /// The channel, for callers that speak other services on the same connection.
+    pub(crate) fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     /// The per-attempt deadline of a unary call.
     pub(crate) fn timeout(&self) -> Duration {
         self.policy.timeout

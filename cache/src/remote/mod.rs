@@ -269,6 +269,81 @@ impl RemoteStore {
         self.client.down_reason().is_some()
     }
 
+    /// The gRPC channel to the server, for other REAPI services on the same connection
+    /// (execution, the Remote Workers API). It lives as long as the store.
+    pub fn channel(&self) -> tonic::transport::Channel {
+        self.client.channel()
+    }
+
+    /// The negotiated digest function as REAPI's `DigestFunction.Value`, for requests that
+    /// name it.
+    pub fn digest_function_value(&self) -> i32 {
+        self.function.proto()
+    }
+
+    /// The REAPI digest of `bytes` in the server's digest function.
+    pub fn server_digest_of(&self, bytes: &[u8]) -> re::Digest {
+        ServerDigest::of(self.function, bytes).to_proto()
+    }
+
+    /// Uploads blobs named in the server's digests (from [`RemoteStore::server_digest_of`]),
+    /// skipping those the server has. Each must match its bytes; a mismatch is refused
+    /// before anything is sent.
+    pub async fn upload_server_blobs(
+        &self,
+        blobs: Vec<(re::Digest, Vec<u8>)>,
+    ) -> Result<(), CacheError> {
+        let mut named = Vec::with_capacity(blobs.len());
+        for (digest, bytes) in &blobs {
+            let digest =
+                ServerDigest::from_proto(digest).map_err(|message| CacheError::RemoteConfig {
+                    url: self.url.clone(),
+                    message,
+                })?;
+            if !digest.matches(self.function, bytes) {
+                return Err(CacheError::RemoteConfig {
+                    url: self.url.clone(),
+                    message: format!("refusing to upload bytes under the wrong digest {digest}"),
+                });
+            }
+            named.push(digest);
+        }
+        let missing = self.missing_on_server(&named).await?;
+        let mut seen = HashSet::new();
+        let upload: Vec<(ServerDigest, &[u8])> = named
+            .into_iter()
+            .zip(&blobs)
+            .filter(|(d, _)| missing.contains(d) && seen.insert(*d))
+            .map(|(d, (_, bytes))| (d, bytes.as_slice()))
+            .collect();
+        self.upload(&upload).await
+    }
+
+    /// Downloads the blob `digest` (in the server's digest function), verified: the bytes
+    /// always have exactly that digest. A missing, corrupt or oversized blob is an error that
+    /// says which.
+    pub async fn fetch_server_blob(&self, digest: &re::Digest) -> Result<Vec<u8>, CacheError> {
+        let named = ServerDigest::from_proto(digest).map_err(|message| CacheError::Remote {
+            url: self.url.clone(),
+            rpc: "download",
+            message,
+        })?;
+        let problem = |message: String| CacheError::Remote {
+            url: self.url.clone(),
+            rpc: "download",
+            message: format!("blob {named}: {message}"),
+        };
+        match self.download(named, self.max_blob).await? {
+            Fetched::Bytes(bytes) => Ok(bytes),
+            Fetched::Missing => Err(problem("the server does not have it".into())),
+            Fetched::Corrupt(why) => Err(problem(why)),
+            Fetched::TooLarge => Err(problem(format!(
+                "larger than the {} bytes a blob may have",
+                self.max_blob
+            ))),
+        }
+    }
+
     /// The server digest of the blob `blake3`, when known (the empty blob always is).
     fn server_digest(&self, blake3: &Digest) -> Option<ServerDigest> {
         if *blake3 == empty_blake3() {

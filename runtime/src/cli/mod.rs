@@ -9,10 +9,12 @@ pub mod graph;
 pub mod lock;
 pub mod new;
 pub mod project;
+pub mod remote;
 pub mod run;
 pub mod runs;
 pub mod verify;
 pub mod why;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +75,8 @@ pub enum Command {
     /// Inspect and maintain the local result cache.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// Serve a REAPI server's steps as one of its bots (for `hermetic run --remote-exec`).
+    Worker(worker::WorkerArgs),
 }
 
 /// Entry point of the `hermetic` binary.
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::New(ref command) => new::exec(command),
         Command::Verify(ref args) => verify::exec(&cli, args),
         Command::Cache(ref command) => cache::exec(&cli, command),
+        Command::Worker(ref args) => worker::exec(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,8 @@ pub struct Execution {
     pub faults: Option<crate::chaos::FaultPlan>,
     /// Kill the process once one of these steps has finished (a child of `hermetic chaos`).
     pub kill_after: Vec<String>,
+    /// `--remote-exec`: run the attempts on a REAPI server's bots.
+    pub remote: Option<Arc<crate::remote::RemoteExec>>,
 }
 
 /// Whether [`Project::load_with`] takes the project lock.
@@ -199,7 +201,8 @@ impl Project {
             .keep_going(how.keep_going)
             .with_seed(how.seed)
             .resuming(resume)
-            .with_faults(how.faults.clone());
+            .with_faults(how.faults.clone())
+            .with_remote(how.remote.clone());
         if let Some(cache) = &cache {
             executor = executor.with_cache(cache.clone());
         }

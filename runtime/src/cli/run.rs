@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use hermetic_cache::Store;
-
 use anyhow::Context;
 use clap::Args;
 
 use super::project::{Execution, Lock, Project};
+use super::remote;
 use super::{Cli, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::chaos::process::ChildFaults;
 use crate::events::RunStatus;
 use crate::plan::PlanOptions;
 use crate::pool::CacheUse;
+use crate::remote::RemoteExec;
 use crate::sandbox::UnknownImports;
 
 /// Arguments of `hermetic run`.
@@ -73,6 +73,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
 
+    /// A REAPI cache server (e.g. BuildGrid) shared with other machines, behind the local
+    /// cache: `grpc://HOST:PORT` or `http://HOST:PORT`. When it cannot be reached, the run goes
+    /// on with the local cache and one warning.
+    #[arg(long, env = "HERMETIC_REMOTE_CACHE", value_name = "URL")]
+    pub remote_cache: Option<String>,
+
+    /// Read from the remote cache but never write to it (for untrusted runs, such as pull
+    /// requests).
+    #[arg(long)]
+    pub remote_cache_readonly: bool,
+
+    /// Run the steps on a REAPI execution server's bots (`hermetic worker`) instead of here.
+    /// Cache lookups, output checks and publishing stay local.
+    #[arg(long, env = "HERMETIC_REMOTE_EXEC", value_name = "URL")]
+    pub remote_exec: Option<String>,
+
+    /// The REAPI instance name of the remote cache and execution server.
+    #[arg(
+        long,
+        env = "HERMETIC_REMOTE_INSTANCE",
+        default_value = "",
+        value_name = "NAME"
+    )]
+    pub remote_instance: String,
+
     /// Internal, for `hermetic chaos`: inject the faults described in FILE. The suite that
     /// passes it holds the project lock for this process.
     #[arg(long, value_name = "FILE", hide = true)]
@@ -115,8 +140,37 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         project.open_store()
     };
-    let cache = local.clone().map(|store| CacheUse {
-        store: store as Arc<dyn Store>,
+    let rt = super::runtime(1)?;
+    let remote_cache = match args.remote_cache.as_deref().filter(|_| !args.no_cache) {
+        Some(url) => match rt.block_on(remote::connect(cli, url, &args.remote_instance)) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                eprintln!("   Warning the remote cache is not used in this run: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let remote_exec = match args.remote_exec.as_deref() {
+        Some(url) => {
+            let same = remote_cache.as_ref().filter(|r| r.url() == url).cloned();
+            let store = match same {
+                Some(store) => store,
+                None => match rt.block_on(remote::connect(cli, url, &args.remote_instance)) {
+                    Ok(store) => Arc::new(store),
+                    Err(e) => {
+                        eprintln!("error: cannot use the execution server: {e}");
+                        return Ok(ExitCode::from(super::EXIT_USAGE));
+                    }
+                },
+            };
+            Some(Arc::new(RemoteExec::new(store)))
+        }
+        None => None,
+    };
+    let store = remote::layered(local.clone(), remote_cache, args.remote_cache_readonly);
+    let cache = store.map(|store| CacheUse {
+        store,
         read: true,
         write: true,
     });
@@ -133,6 +187,7 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
             c.plan(&names)
         }),
         kill_after: chaos.map(|c| c.kill_after).unwrap_or_default(),
+        remote: remote_exec,
     };
     let summary = project.execute(cache, local.as_deref(), &how)?;
     Ok(exit_code(summary.status))

@@ -25,6 +25,8 @@ pub struct PlannedStep {
     pub name: String,
     /// The loaded program.
     pub program: Program,
+    /// The module file it was loaded from (remote execution sends its bytes).
+    pub module: PathBuf,
     /// Indices of the steps this one depends on.
     pub deps: Vec<usize>,
     /// Indices of the steps that depend on this one.
@@ -179,6 +181,7 @@ impl Plan {
                 workflow_index: i,
                 name: step.name.clone(),
                 program,
+                module: path.clone(),
                 deps: step
                     .depends_on
                     .iter()

@@ -9,8 +9,9 @@ use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 use crate::events::{Event, StepStatus, millis};
 use crate::outputs::{OutputError, collect_and_publish, dependency_view, stage_files};
 use crate::plan::{KeyComponents, Plan, PlannedStep};
+use crate::remote::{RemoteExec, RemoteStep};
 use crate::sandbox::{
-    CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, clock,
+    CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, UnknownImports, clock,
 };
 
 use super::scratch::{Scratch, ScratchPool};
@@ -157,11 +158,21 @@ pub struct Observers {
     pub fault: Option<crate::chaos::GuestFault>,
 }
 
+/// Where an attempt's guest runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Runner<'a> {
+    /// In this process's sandbox.
+    Local(&'a Sandbox),
+    /// On a REAPI server's bots (`--remote-exec`), in the same sandbox there.
+    Remote(&'a RemoteExec),
+}
+
 /// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
-/// [`Plan::prepare_dirs`] must exist. `observers` watch the guest while it runs.
+/// [`Plan::prepare_dirs`] must exist. `observers` watch the guest while it runs, wherever
+/// `runner` runs it.
 pub async fn run_attempt(
     plan: &Plan,
-    sandbox: &Sandbox,
+    runner: Runner<'_>,
     scratch: &ScratchPool,
     step: &PlannedStep,
     observers: Observers,
@@ -169,7 +180,7 @@ pub async fn run_attempt(
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
         Ok(lease) => {
-            match attempt_inner(plan, sandbox, lease.get(), step, observers).await {
+            match attempt_inner(plan, runner, lease.get(), step, observers).await {
                 Ok(r) => {
                     lease.recycle();
                     r
@@ -186,7 +197,7 @@ pub async fn run_attempt(
 
 async fn attempt_inner(
     plan: &Plan,
-    sandbox: &Sandbox,
+    runner: Runner<'_>,
     work: &Scratch,
     step: &PlannedStep,
     observers: Observers,
@@ -280,10 +291,22 @@ async fn attempt_inner(
         wasi_fault: observers.fault.and_then(|f| f.wasi),
         clock_jump: observers.fault.and_then(|f| f.clock_jump),
     };
-    let report = sandbox
-        .run(&step.program, &invocation)
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = match runner {
+        Runner::Local(sandbox) => sandbox
+            .run(&step.program, &invocation)
+            .await
+            .map_err(|e| e.to_string())?,
+        Runner::Remote(remote) => {
+            let remote_step = RemoteStep {
+                step: &step.name,
+                module: &step.module,
+                module_digest: step.program.digest,
+                unknown_imports_trap: plan.unknown_imports == UnknownImports::Trap,
+                invocation: &invocation,
+            };
+            remote.run(&remote_step).await?
+        }
+    };
     save_log(&logs, "stdout", &report.stdout)?;
     save_log(&logs, "stderr", &report.stderr)?;
     let stderr_tail = tail(&report.stderr, 10);

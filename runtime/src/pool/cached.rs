@@ -17,7 +17,7 @@ use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
 use walkdir::WalkDir;
 
-use super::attempt::{AttemptResult, Observers, run_attempt, save_log};
+use super::attempt::{AttemptResult, Observers, Runner, run_attempt, save_log};
 use super::calls::StepCalls;
 use super::commit::CommitQueue;
 use super::outbox::Outbox;
@@ -59,6 +59,8 @@ pub(crate) struct StepContext {
     pub resume: Option<Arc<Resumable>>,
     /// Faults to inject (`hermetic chaos`).
     pub faults: Option<Arc<crate::chaos::FaultPlan>>,
+    /// `--remote-exec`: attempts run on a REAPI server's bots.
+    pub remote: Option<Arc<crate::remote::RemoteExec>>,
 }
 
 /// How one dispatch of a step ended.
@@ -128,13 +130,11 @@ pub(crate) async fn run_step(
         host_calls: Some(Arc::new(StepCalls::new(&step.name, ctx.events.clone()))),
         fault: ctx.faults.as_ref().and_then(|f| f.guest_fault(i, attempt)),
     };
-    let running = run_attempt(
-        &ctx.plan,
-        &ctx.sandbox,
-        &ctx.scratch,
-        step,
-        observers.clone(),
-    );
+    let runner = match &ctx.remote {
+        Some(remote) => Runner::Remote(remote),
+        None => Runner::Local(&ctx.sandbox),
+    };
+    let running = run_attempt(&ctx.plan, runner, &ctx.scratch, step, observers.clone());
     let mut result = match (def.stuck_after, &observers.heartbeat) {
         (Some(after), Some(heartbeat)) => tokio::select! {
             result = running => result,

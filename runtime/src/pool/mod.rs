@@ -60,7 +60,7 @@ use crate::events::{Event, Reporter, RunStatus, StepStatus, millis};
 use crate::plan::{KeyComponents, Plan};
 use crate::sandbox::Sandbox;
 
-pub use attempt::{AttemptResult, Observers, run_attempt};
+pub use attempt::{AttemptResult, Observers, Runner, run_attempt};
 pub use cached::CacheUse;
 pub use scratch::{Lease, Scratch, ScratchPool};
 
@@ -114,6 +114,8 @@ pub struct Executor {
     stealing: bool,
     /// Faults to inject (`hermetic chaos`).
     faults: Option<Arc<crate::chaos::FaultPlan>>,
+    /// `--remote-exec`: where attempts run instead of the local sandbox.
+    remote: Option<Arc<crate::remote::RemoteExec>>,
 }
 
 impl Executor {
@@ -129,7 +131,15 @@ impl Executor {
             resume: None,
             stealing: true,
             faults: None,
+            remote: None,
         }
+    }
+
+    /// Runs attempts on a REAPI server's bots instead of the local sandbox (`--remote-exec`).
+    /// Cache lookups, output checks, publication and storing stay local.
+    pub fn with_remote(mut self, remote: Option<Arc<crate::remote::RemoteExec>>) -> Self {
+        self.remote = remote;
+        self
     }
 
     /// Injects the faults of `plan` (see [`crate::chaos`]).
@@ -217,6 +227,7 @@ impl Executor {
             seed: self.seed.unwrap_or(DEFAULT_SEED),
             resume: self.resume.clone(),
             faults: self.faults.clone(),
+            remote: self.remote.clone(),
         });
         let plan = &self.plan;
         reporter.stamped(
