@@ -1,5 +1,5 @@
 //! [`RemoteStore`] against a real BuildGrid 0.4.4 server, one per test (see
-//! `support/buildgrid.rs`).
+//! `tests/src/buildgrid.rs` of the end-to-end test crate).
 //!
 //! Run with `cargo test -p hermetic-cache --features remote --test remote`.
 
@@ -13,7 +13,7 @@ use hermetic_cache::{
 };
 use sha2::Digest as _;
 
-#[path = "support/buildgrid.rs"]
+#[path = "../../tests/src/buildgrid.rs"]
 mod buildgrid;
 
 use buildgrid::Server;

@@ -33,6 +33,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod buildgrid;
+
 /// Paths of the test guests built by `build.rs`: `HELLO_P1`, `HELLO_P2`, ….
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

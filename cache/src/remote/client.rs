@@ -184,7 +184,12 @@ impl Client {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .get_or_insert(reason.clone());
-                tracing::warn!(store = %self.store, "the remote cache is unreachable; it will not be asked again in this run: {reason}");
+                if matches!(rpc, Rpc::GetCapabilities) {
+                    // Connecting: the caller reports the error it gets.
+                    tracing::debug!(store = %self.store, "the remote cache is unreachable: {reason}");
+                } else {
+                    tracing::warn!(store = %self.store, "the remote cache is unreachable; it will not be asked again in this run: {reason}");
+                }
                 return Err(self.unavailable(reason));
             }
             return Err(self.remote(rpc, message));

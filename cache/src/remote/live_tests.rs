@@ -2,7 +2,7 @@
 //! hermetic client would never write, stored under a real action digest, must read as
 //! misses.
 
-#[path = "../../tests/support/buildgrid.rs"]
+#[path = "../../../tests/src/buildgrid.rs"]
 mod buildgrid;
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,273 @@
+//! Scaling out on BuildGrid, a real REAPI server started for each test: a cache shared by two
+//! machines (separate local caches), corruption on the server never served, a dead server
+//! costing one warning, a read-only remote that never uploads, and remote execution of the
+//! example pipeline on two `hermetic worker` bots, byte-identical to a local run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use hermetic_tests::buildgrid::{Mode, Server};
+use hermetic_tests::{Test, guests, hermetic_bin};
+
+/// A three-step project: a copy of the inputs, a listing of it, and a greeting.
+fn project() -> Test {
+    Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: shared
+steps:
+  copy:
+    task: copy.wasm
+    inputs: [\"src/*.txt\"]
+    outputs: [src/a.txt]
+  list:
+    task: ls.wasm
+    args: [/deps]
+    depends_on: [copy]
+  greet:
+    task: hello.wasm
+",
+        )
+        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
+        .guest("ls.wasm", guests::LS_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .file("src/a.txt", "alpha\n")
+}
+
+const RAN: &str = "   Running copy\n  Finished copy in [ELAPSED]\n   Running list\n  Finished list in [ELAPSED]\n   Running greet\n  Finished greet in [ELAPSED]\n      Done 3 succeeded, 0 failed, 0 skipped in [ELAPSED]\n";
+const CACHED: &str = "    Cached copy\n    Cached list\n    Cached greet\n      Done 3 succeeded (3 cached), 0 failed, 0 skipped in [ELAPSED]\n";
+
+#[test]
+fn two_machines_share_their_hits_through_buildgrid() {
+    let server = Server::start();
+    // Machine A runs everything and shares it.
+    let a = project()
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .expect_status(0)
+        .expect_stderr(RAN)
+        .run();
+    assert!(server.cas_file_count() > 0, "A uploaded its results");
+    // Machine B, with an empty local cache, runs nothing.
+    let b = project()
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .expect_status(0)
+        .expect_stderr(CACHED)
+        .run();
+    assert_eq!(b.tree(".hermetic/out"), a.tree(".hermetic/out"));
+    assert_eq!(
+        b.read(".hermetic/out/copy/src/a.txt"),
+        a.read(".hermetic/out/copy/src/a.txt")
+    );
+    // B's local cache was filled on the way: without the server, it still hits.
+    b.again()
+        .args(["run", "--jobs", "1"])
+        .expect_status(0)
+        .expect_stderr(CACHED)
+        .run();
+}
+
+#[test]
+fn a_blob_corrupted_on_the_server_is_never_served() {
+    let server = Server::start();
+    let a = project()
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .expect_status(0)
+        .run();
+    // Flip a byte in the middle of every blob the server holds.
+    for file in server.cas_files() {
+        let mut bytes = std::fs::read(&file).unwrap();
+        if bytes.is_empty() {
+            continue;
+        }
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&file, bytes).unwrap();
+    }
+    let b = project()
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .expect_status(0)
+        .run();
+    // Nothing came from the damaged server: every step ran, with the right bytes. (Whether
+    // a lookup warns depends on which blob BuildGrid itself trips over first: with its stored
+    // `Action` damaged it answers NOT_FOUND; `cache/tests/remote.rs` checks the warnings.)
+    assert_eq!(steps(&b.stderr), RAN);
+    assert_eq!(b.tree(".hermetic/out"), a.tree(".hermetic/out"));
+    assert_eq!(b.read(".hermetic/out/copy/src/a.txt"), "alpha\n");
+}
+
+#[test]
+fn with_the_server_down_the_run_goes_on_locally_with_one_warning() {
+    let server = Server::start();
+    let url = server.url.clone();
+    server.stop();
+    let out = project()
+        .args(["run", "--jobs", "1", "--remote-cache", &url])
+        .expect_status(0)
+        .run();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Warning") || l.contains("WARN"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr);
+    assert!(
+        warnings[0].starts_with("   Warning the remote cache is not used in this run: "),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains(&url), "{}", warnings[0]);
+    assert_eq!(steps(&out.stderr), RAN);
+}
+
+#[test]
+fn a_read_only_remote_cache_uploads_nothing() {
+    let server = Server::start();
+    project()
+        .args([
+            "run",
+            "--jobs",
+            "1",
+            "--remote-cache",
+            &server.url,
+            "--remote-cache-readonly",
+        ])
+        .expect_status(0)
+        .expect_stderr(RAN)
+        .run();
+    assert_eq!(server.cas_file_count(), 0, "nothing was uploaded");
+    // It still reads: once a trusted run shared the results, a read-only run hits.
+    project()
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .expect_status(0)
+        .run();
+    let shared = server.cas_file_count();
+    project()
+        .args([
+            "run",
+            "--jobs",
+            "1",
+            "--remote-cache",
+            &server.url,
+            "--remote-cache-readonly",
+        ])
+        .expect_status(0)
+        .expect_stderr(CACHED)
+        .run();
+    assert_eq!(server.cas_file_count(), shared);
+}
+
+/// A `hermetic worker` process, killed when dropped.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(url: &str, id: &str, dir: &Path) -> Self {
+        let log = dir.join(format!("{id}.log"));
+        let child = Command::new(hermetic_bin())
+            .args(["-v", "worker", "--server", url, "--id", id])
+            .env("HERMETIC_CACHE_DIR", dir.join(format!("{id}-cache")))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self { child, log }
+    }
+
+    /// The steps this worker ran.
+    fn ran(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("running"))
+            .count()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_example_pipeline_runs_remotely_on_two_workers_with_the_same_bytes() {
+    let pipeline = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/pipeline/hermetic.yaml")
+        .canonicalize()
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let output =
+            hermetic_tests::command(scratch.path(), &scratch.path().join(out).join("cache"))
+                .arg("run")
+                .arg(&pipeline)
+                .arg("--out-dir")
+                .arg(scratch.path().join(out).join("out"))
+                .args(extra)
+                .output()
+                .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    run("local", &[]);
+    let server = Server::start_mode(Mode::Exec);
+    let workers = [
+        Worker::start(&server.url, "bot-a", scratch.path()),
+        Worker::start(&server.url, "bot-b", scratch.path()),
+    ];
+    let stderr = run("remote", &["--remote-exec", &server.url, "--jobs", "2"]);
+    assert!(
+        stderr.contains("Done 7 succeeded, 0 failed, 0 skipped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        hermetic_tests::tree(&scratch.path().join("remote/out")),
+        hermetic_tests::tree(&scratch.path().join("local/out")),
+    );
+    for file in walk(&scratch.path().join("local/out")) {
+        let rel = file.strip_prefix(scratch.path().join("local/out")).unwrap();
+        assert_eq!(
+            std::fs::read(scratch.path().join("remote/out").join(rel)).unwrap(),
+            std::fs::read(&file).unwrap(),
+            "{}",
+            rel.display()
+        );
+    }
+    let ran: Vec<usize> = workers.iter().map(Worker::ran).collect();
+    assert_eq!(
+        ran.iter().sum::<usize>(),
+        7,
+        "every step ran on a worker: {ran:?}"
+    );
+    assert!(
+        ran.iter().all(|&n| n > 0),
+        "both workers took steps: {ran:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Stderr without the warnings: the steps' lines.
+fn steps(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.contains("WARN") && !l.contains("Warning"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
