@@ -13,12 +13,17 @@
 //!    without work stealing, and one process per step under `make -j2` and `xargs -P2` against
 //!    `hermetic run --jobs 2`.
 //!
+//! 6. Remote, on a BuildGrid started on loopback: a remote cache hit against a local one,
+//!    upload throughput against local writes, and a step on `hermetic worker` against a local
+//!    one.
+//!
 //! `--only SECTION,…` measures some of them.
 
 mod artifacts;
 mod inproc;
 mod pool;
 mod procs;
+mod remote;
 mod report;
 mod result_cache;
 
@@ -46,6 +51,8 @@ enum Section {
     Cache,
     /// 5. The work-stealing pool: throughput, pickup latency, utilization, stealing.
     Pool,
+    /// 6. Remote cache and execution on BuildGrid (started on loopback).
+    Remote,
 }
 
 /// Measures hermetic's per-step overhead, process-per-step costs, compile caching and the
@@ -161,6 +168,7 @@ struct Figures {
     cached_load: Figure,
     result_cache: result_cache::Figures,
     pool: pool::Figures,
+    remote: remote::Figures,
 }
 
 /// Section 1's in-process set-up: the raw baseline, sandboxes, invocations and plans.
@@ -301,12 +309,13 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("bench: warning: built without --release; the in-process figures mean little");
     }
-    let (steps, procs_, compile, results, pool_) = (
+    let (steps, procs_, compile, results, pool_, remote_) = (
         args.wants(Section::Steps),
         args.wants(Section::Procs),
         args.wants(Section::Compile),
         args.wants(Section::Cache),
         args.wants(Section::Pool),
+        args.wants(Section::Remote),
     );
     // Section 2's baseline is section 1's `hermetic run -j1`.
     let runs = steps || procs_;
@@ -315,7 +324,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let noop = &guests.noop;
     let hermetic = match &args.hermetic {
         Some(p) => p.clone(),
-        None if runs || results || pool_ => layout.build_hermetic()?,
+        None if runs || results || pool_ || remote_ => layout.build_hermetic()?,
         None => PathBuf::new(),
     };
     let wasmtime_cli = on_path("wasmtime");
@@ -383,6 +392,12 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             &cache,
             args,
         )?)
+    } else {
+        None
+    };
+
+    let mut remote_bench = if remote_ {
+        Some(remote::Bench::new(&hermetic, noop, &work.join("remote"))?)
     } else {
         None
     };
@@ -457,6 +472,10 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         if let Some(pb) = &pool_bench {
             pb.round(round, &mut f.pool)?;
         }
+
+        if let Some(rb) = &mut remote_bench {
+            rb.round(&mut f.remote)?;
+        }
     }
 
     let sizes = Sizes {
@@ -472,6 +491,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         &sizes,
         result_bench.as_ref(),
         pool_bench.as_ref(),
+        remote_bench.as_ref(),
     );
     Ok(())
 }
@@ -503,6 +523,7 @@ fn print_table(
     sizes: &Sizes,
     result_bench: Option<&result_cache::Bench>,
     pool_bench: Option<&pool::Bench>,
+    remote_bench: Option<&remote::Bench>,
 ) {
     let mut t = Table::default();
     if args.wants(Section::Steps) {
@@ -519,6 +540,9 @@ fn print_table(
     }
     if let Some(pb) = pool_bench {
         pb.print(&mut t, &f.pool);
+    }
+    if let Some(rb) = remote_bench {
+        rb.print(&mut t, &f.remote);
     }
 
     t.print(args.rounds);

@@ -89,7 +89,7 @@ impl InputRoot {
         let root = self.build_into(digest_of, &mut blobs);
         BuiltTree {
             root,
-            blobs: blobs.into_iter().map(|(_, v)| v).collect(),
+            blobs: blobs.into_values().collect(),
         }
     }
 
