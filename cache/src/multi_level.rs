@@ -1,7 +1,6 @@
 //! [`MultiLevel`]: several stores tried in order, with backfill.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 
@@ -19,29 +18,23 @@ use crate::{ActionEntry, CacheError, Digest, NewResult, Store};
 ///   the caller knows to put it); with no writable level, unless some level has it.
 ///
 /// A level that cannot be reached ([`CacheError::Unavailable`], e.g. a remote cache whose
-/// server went down) is warned about once; it keeps answering with errors, at once, and those
-/// are skipped quietly, so a run against a dead server prints one warning, not one per step.
+/// server went down) warns once itself, when it finds out; its errors are skipped quietly
+/// here, so a run against a dead server prints one warning, not one per step.
 #[derive(Debug)]
 pub struct MultiLevel {
     levels: Vec<Box<dyn Store>>,
-    /// Whether an unreachable level was warned about.
-    warned_unavailable: AtomicBool,
 }
 
 impl MultiLevel {
     /// Stores tried in the given order.
     pub fn new(levels: Vec<Box<dyn Store>>) -> Self {
-        Self {
-            levels,
-            warned_unavailable: AtomicBool::new(false),
-        }
+        Self { levels }
     }
 
-    /// Whether a warning about `error` should be left out: an unreachable level after the
-    /// first warning about one.
+    /// Whether a warning about `error` should be left out: a level that is unreachable said so
+    /// when it found out.
     fn quiet(&self, error: &CacheError) -> bool {
         matches!(error, CacheError::Unavailable { .. })
-            && self.warned_unavailable.swap(true, Ordering::Relaxed)
     }
 
     /// The levels, in lookup order.

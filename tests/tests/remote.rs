@@ -271,3 +271,52 @@ fn steps(stderr: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// A server that dies during the run: the step being stored when it goes is the one that
+/// notices, with one warning; every later lookup and upload is skipped at once, quietly, and
+/// the run succeeds from the local cache and the sandbox.
+#[test]
+fn a_server_that_dies_mid_run_costs_one_warning() {
+    let server = Server::start();
+    let project = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: dying\nsteps:\n  slow:\n    task: spin.wasm\n    args: [\"3000000000\"]\n  \
+             after:\n    task: hello.wasm\n    depends_on: [slow]\n  last:\n    task: hello.wasm\n    \
+             args: [again]\n    depends_on: [after]\n",
+        )
+        .guest("spin.wasm", guests::SPIN_P1)
+        .guest("hello.wasm", guests::HELLO_P1);
+    let mut child = hermetic_tests::command(project.path(), &project.cache_dir())
+        .args(["run", "--jobs", "1", "--remote-cache", &server.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once `slow` runs (its lookup asked the server), the server goes.
+    let runs = project.path().join(".hermetic/runs");
+    let started = std::time::Instant::now();
+    loop {
+        let journal = std::fs::read_dir(&runs)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("events.jsonl")).ok())
+            .collect::<String>();
+        if journal.contains("\"step_started\"") {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "slow never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("the remote cache is unreachable; it will not be asked again in this run"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Done 3 succeeded, 0 failed, 0 skipped"), "{stderr}");
+}
