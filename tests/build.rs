@@ -22,6 +22,7 @@ const P2_GUESTS: &[&str] = &[
     "copy_in_out",
     "sleep_forever",
     "progress",
+    "file_ops",
 ];
 
 const TARGETS: &[&str] = &["wasm32-wasip1", "wasm32-wasip2"];

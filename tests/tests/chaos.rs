@@ -317,6 +317,64 @@ fn the_workflow_declares_its_suite_and_the_resilience_it_expects() {
         .run();
 }
 
+/// The WASI-boundary faults reach components (`wasm32-wasip2`) as they reach core modules: a
+/// trap at one of its first file operations fails the component's step, on every seed; errors,
+/// short writes and delays keep the invariants, and a replayed seed gives the same trace.
+#[test]
+fn wasi_faults_reach_components() {
+    let project = || {
+        Test::new()
+            .file(
+                "hermetic.yaml",
+                "name: p2\nsteps:\n  copy:\n    task: copy.wasm\n    inputs: [\"src/*.txt\"]\n    \
+                 outputs: [src/a.txt]\n",
+            )
+            .guest("copy.wasm", guests::COPY_IN_OUT_P2)
+            .file("src/a.txt", "alpha\n")
+    };
+    let out = project()
+        .args([
+            "chaos", "--seeds", "1..4", "--faults", "trap", "--rate", "1",
+        ])
+        .expect_status(0)
+        .expect_stderr_contains("0 invariant violations")
+        .run();
+    for seed in report(&out)["seeds"].as_array().unwrap() {
+        assert_eq!(seed["outcome"], "failed", "{seed}");
+        let failed = &seed["failed"][0];
+        assert_eq!(failed["step"], "copy", "{seed}");
+        assert!(
+            failed["fault"].as_str().unwrap().starts_with("trap: "),
+            "{seed}"
+        );
+        let message = failed["message"].as_str().unwrap();
+        assert!(
+            message.contains("trap injected at file operation"),
+            "{message}"
+        );
+    }
+    let out = project()
+        .args([
+            "chaos",
+            "--seeds",
+            "1..12",
+            "--faults",
+            "io,short_write,slow_io",
+            "--rate",
+            "1",
+        ])
+        .expect_status(0)
+        .expect_stderr_contains("0 invariant violations")
+        .run();
+    let report = report(&out);
+    let seeds = report["seeds"].as_array().unwrap();
+    assert_eq!(report["replayed_trace"], seeds[0]["trace"]);
+    assert!(
+        seeds.iter().any(|s| s["outcome"] == "failed"),
+        "some io fault fails the copy: {report}"
+    );
+}
+
 #[test]
 fn a_bad_chaos_section_is_a_located_error() {
     project()

@@ -19,7 +19,7 @@
 //! | `worker_lost` | a lockstep worker thread | the thread ends without reporting the step's end; the coordinator sees it gone, replaces it and runs the step again |
 //! | `cache_bitflip`, `cache_truncate` | the stored outputs archive, after the run | a later run must not serve it, and re-runs the step |
 //! | `disk_full` | the result store's writes | storing the step's result fails: a warning, never a failed run |
-//! | `io`, `short_write`, `slow_io`, `trap` | the WASI boundary (`sandbox::faults`) | an errno, half a write, a delay, or a trap at a file operation |
+//! | `io`, `short_write`, `slow_io`, `trap` | the WASI boundary (`sandbox::faults`), in core modules and components alike | an errno, a short write (half the buffer; one byte on a component's stream), a delay, or a trap at a file operation |
 //! | `process_kill` | the run's reporter, in a child process | SIGKILL once the step's end is journaled; `--resume` in a second child finishes |
 
 mod cache;

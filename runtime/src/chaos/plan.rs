@@ -37,7 +37,8 @@ pub enum FaultKind {
     DiskFull,
     /// A file operation at the WASI boundary returns EIO, ENOSPC or EACCES.
     Io,
-    /// A file write writes only half of what it was given.
+    /// A file write writes only part of what it was given (half; one byte on a component's
+    /// file stream).
     ShortWrite,
     /// Every file operation answers late.
     SlowIo,
@@ -389,7 +390,10 @@ fn fault(step: &str, kind: FaultKind, rng: &mut Rng) -> Fault {
         FaultKind::ShortWrite => {
             let nth = 1 + rng.below(3) as u32;
             fault.wasi = Some(WasiFault::ShortWrite { nth });
-            fault.detail = format!("file write number {nth} writes half of its first buffer");
+            fault.detail = format!(
+                "file write number {nth} is cut short (to half of its first buffer; on a \
+                 component's file stream, to one byte)"
+            );
         }
         FaultKind::SlowIo => {
             let millis = 1 + rng.below(20) as u64;

@@ -118,8 +118,9 @@ impl Sandbox {
         Self::build(concurrency, cache_root, false)
     }
 
-    /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a core
-    /// module's WASI file calls go through wrappers, which cost a little on every call.
+    /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a guest's WASI
+    /// file calls (a core module's or a component's) go through wrappers, which cost a little
+    /// on every call.
     pub fn with_fault_hooks(
         concurrency: u32,
         cache_root: Option<&Path>,
@@ -141,7 +142,7 @@ impl Sandbox {
         poll::add_to_linker(&mut p1_linker).map_err(err)?;
         host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
         if fault_hooks {
-            faults::add_to_linker(&mut p1_linker).map_err(err)?;
+            faults::add_to_p1_linker(&mut p1_linker).map_err(err)?;
         }
         let p1_provided = {
             let mut store = Store::new(&engine, scratch_p1_state());
@@ -154,6 +155,9 @@ impl Sandbox {
         let mut p2_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker).map_err(err)?;
         sleep_p2::add_to_linker(&mut p2_linker).map_err(err)?;
+        if fault_hooks {
+            faults::add_to_p2_linker(&mut p2_linker).map_err(err)?;
+        }
 
         let modules = ModuleCache::new(cache_root, &engine);
         let ticker = engine::EpochTicker::start(&engine);

@@ -64,7 +64,7 @@ pub struct Invocation {
     /// Where the guest's progress and log calls go (`hermetic_v1`); `None` drops them.
     pub host_calls: Option<Arc<dyn super::HostCallSink>>,
     /// A fault to inject at the WASI boundary; only a sandbox made with
-    /// [`Sandbox::with_fault_hooks`] injects it, and only into core modules.
+    /// [`Sandbox::with_fault_hooks`] injects it (into core modules and components alike).
     pub wasi_fault: Option<super::faults::WasiFault>,
 }
 
@@ -181,6 +181,7 @@ impl Sandbox {
                     limiter,
                     clock,
                     timed_out: false,
+                    faults: super::faults::SharedFaults::new(inv.wasi_fault),
                 };
                 let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
                     &mut s.limiter

@@ -29,6 +29,9 @@ pub struct P2State {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) clock: VirtualClock,
     pub(crate) timed_out: bool,
+    /// Faults injected at the WASI boundary (`hermetic chaos` only), shared with the file
+    /// streams the guest opens.
+    pub(crate) faults: super::faults::SharedFaults,
 }
 
 impl WasiView for P2State {
