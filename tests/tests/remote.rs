@@ -287,7 +287,7 @@ fn a_server_that_dies_mid_run_costs_one_warning() {
         )
         .guest("spin.wasm", guests::SPIN_P1)
         .guest("hello.wasm", guests::HELLO_P1);
-    let mut child = hermetic_tests::command(project.path(), &project.cache_dir())
+    let child = hermetic_tests::command(project.path(), &project.cache_dir())
         .args(["run", "--jobs", "1", "--remote-cache", &server.url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
