@@ -315,8 +315,12 @@ fn a_server_that_dies_mid_run_costs_one_warning() {
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(
-        warnings[0].contains("the remote cache is unreachable; it will not be asked again in this run"),
+        warnings[0]
+            .contains("the remote cache is unreachable; it will not be asked again in this run"),
         "{stderr}"
     );
-    assert!(stderr.contains("Done 3 succeeded, 0 failed, 0 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("Done 3 succeeded, 0 failed, 0 skipped"),
+        "{stderr}"
+    );
 }

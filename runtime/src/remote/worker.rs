@@ -466,3 +466,95 @@ fn files_under(dir: &std::path::Path) -> Result<Vec<(String, Vec<u8>)>, String> 
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::spec::{SpecLimits, SpecMount};
+
+    fn spec(mounts: Vec<SpecMount>) -> StepSpec {
+        StepSpec {
+            version: SPEC_VERSION,
+            step: "s".into(),
+            args: vec!["s".into()],
+            env: Vec::new(),
+            limits: crate::sandbox::Limits::default().into(),
+            seed: "00".repeat(32),
+            clock_epoch_secs: 0,
+            module_digest: String::new(),
+            unknown_imports_trap: false,
+            mounts,
+        }
+    }
+
+    fn mount(guest: &str, path: Option<&str>, writable: bool) -> SpecMount {
+        SpecMount {
+            guest: guest.into(),
+            path: path.map(str::to_string),
+            writable,
+        }
+    }
+
+    #[test]
+    fn a_spec_names_only_directories_inside_its_root() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("mounts/in")).unwrap();
+        std::fs::create_dir_all(root.path().join("out")).unwrap();
+        let good = spec(vec![
+            mount("/in", Some("mounts/in"), false),
+            mount("/out", Some("out"), true),
+            mount("/tmp", None, true),
+        ]);
+        let inv = invocation(&good, root.path(), dir.path()).unwrap();
+        assert_eq!(inv.mounts.len(), 3);
+        assert!(inv.mounts[2].host.starts_with(dir.path()));
+        let _: SpecLimits = inv.limits.into();
+
+        let refused = |mounts, why: &str| {
+            let err = invocation(&spec(mounts), root.path(), dir.path()).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        };
+        refused(vec![mount("/in", Some("../etc"), false)], "`../etc`");
+        refused(vec![mount("/in", Some("/etc"), false)], "`/etc`");
+        refused(
+            vec![mount("in", Some("mounts/in"), false)],
+            "not an absolute path",
+        );
+        refused(
+            vec![mount("/in", Some("mounts/in"), true)],
+            "only `out` may be writable",
+        );
+        refused(
+            vec![mount("/x", Some("mounts/none"), false)],
+            "is not a directory",
+        );
+        refused(vec![mount("/in", None, false)], "has no path");
+        let mut bad_seed = good.clone();
+        bad_seed.seed = "zz".repeat(32);
+        assert_eq!(
+            invocation(&bad_seed, root.path(), dir.path()).unwrap_err(),
+            "the seed is not hex"
+        );
+    }
+
+    #[test]
+    fn outputs_are_regular_files_only() {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(out.path().join("a/b")).unwrap();
+        std::fs::write(out.path().join("a/b/c.txt"), "c").unwrap();
+        std::fs::write(out.path().join("top.txt"), "t").unwrap();
+        assert_eq!(
+            files_under(out.path()).unwrap(),
+            vec![
+                ("a/b/c.txt".to_string(), b"c".to_vec()),
+                ("top.txt".to_string(), b"t".to_vec())
+            ]
+        );
+        std::os::unix::fs::symlink("/etc/passwd", out.path().join("leak")).unwrap();
+        assert_eq!(
+            files_under(out.path()).unwrap_err(),
+            "output `leak` is not a regular file"
+        );
+    }
+}
