@@ -35,6 +35,35 @@ use std::time::{Duration, Instant};
 
 pub mod buildgrid;
 
+/// A small pipeline named `name`: `copy` (copies `src/*.txt` out), `list` (lists what `copy`
+/// published, at `/deps`), and an independent `greet`.
+pub fn copy_list_greet(name: &str) -> Test {
+    Test::new()
+        .file(
+            "hermetic.yaml",
+            format!(
+                "\
+name: {name}
+steps:
+  copy:
+    task: copy.wasm
+    inputs: [\"src/*.txt\"]
+    outputs: [src/a.txt]
+  list:
+    task: ls.wasm
+    args: [/deps]
+    depends_on: [copy]
+  greet:
+    task: hello.wasm
+"
+            ),
+        )
+        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
+        .guest("ls.wasm", guests::LS_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .file("src/a.txt", "alpha\n")
+}
+
 /// Paths of the test guests built by `build.rs`: `HELLO_P1`, `HELLO_P2`, ….
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

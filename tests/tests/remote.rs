@@ -11,28 +11,7 @@ use hermetic_tests::{Test, guests, hermetic_bin};
 
 /// A three-step project: a copy of the inputs, a listing of it, and a greeting.
 fn project() -> Test {
-    Test::new()
-        .file(
-            "hermetic.yaml",
-            "\
-name: shared
-steps:
-  copy:
-    task: copy.wasm
-    inputs: [\"src/*.txt\"]
-    outputs: [src/a.txt]
-  list:
-    task: ls.wasm
-    args: [/deps]
-    depends_on: [copy]
-  greet:
-    task: hello.wasm
-",
-        )
-        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
-        .guest("ls.wasm", guests::LS_P1)
-        .guest("hello.wasm", guests::HELLO_P1)
-        .file("src/a.txt", "alpha\n")
+    hermetic_tests::copy_list_greet("shared")
 }
 
 const RAN: &str = "   Running copy\n  Finished copy in [ELAPSED]\n   Running list\n  Finished list in [ELAPSED]\n   Running greet\n  Finished greet in [ELAPSED]\n      Done 3 succeeded, 0 failed, 0 skipped in [ELAPSED]\n";
@@ -123,8 +102,8 @@ fn with_the_server_down_the_run_goes_on_locally_with_one_warning() {
 #[test]
 fn a_read_only_remote_cache_uploads_nothing() {
     let server = Server::start();
-    project()
-        .args([
+    let read_only = || {
+        project().args([
             "run",
             "--jobs",
             "1",
@@ -132,9 +111,8 @@ fn a_read_only_remote_cache_uploads_nothing() {
             &server.url,
             "--remote-cache-readonly",
         ])
-        .expect_status(0)
-        .expect_stderr(RAN)
-        .run();
+    };
+    read_only().expect_status(0).expect_stderr(RAN).run();
     assert_eq!(server.cas_file_count(), 0, "nothing was uploaded");
     // It still reads: once a trusted run shared the results, a read-only run hits.
     project()
@@ -142,18 +120,7 @@ fn a_read_only_remote_cache_uploads_nothing() {
         .expect_status(0)
         .run();
     let shared = server.cas_file_count();
-    project()
-        .args([
-            "run",
-            "--jobs",
-            "1",
-            "--remote-cache",
-            &server.url,
-            "--remote-cache-readonly",
-        ])
-        .expect_status(0)
-        .expect_stderr(CACHED)
-        .run();
+    read_only().expect_status(0).expect_stderr(CACHED).run();
     assert_eq!(server.cas_file_count(), shared);
 }
 
