@@ -5,6 +5,7 @@
 //!   printed in full before a run.
 //! * [`suite`]: `hermetic chaos`, a reference run and one run per seed, checked against the
 //!   invariants.
+//! * [`html`]: the suite's report as one self-contained HTML page, beside the JSON one.
 //!
 //! The faults are injected at the pool's hook points (see `pool::worker`):
 //!
@@ -21,6 +22,7 @@
 //! Losing a worker thread outright and killing the process are not injected yet.
 
 mod cache;
+pub mod html;
 pub mod plan;
 pub mod process;
 pub mod suite;
