@@ -6,6 +6,7 @@
 //! * [`suite`]: `hermetic chaos`, a reference run and one run per seed, checked against the
 //!   invariants and the workflow's `chaos.expect`; failing seeds are shrunk.
 //! * [`process`]: the seeds that kill the process, run in two child `hermetic run`s.
+//! * [`html`]: the suite's report as one self-contained HTML page, beside the JSON one.
 //!
 //! The faults are injected at the pool's hook points (see `pool::worker`):
 //!
@@ -23,6 +24,7 @@
 //! | `process_kill` | the run's reporter, in a child process | SIGKILL once the step's end is journaled; `--resume` in a second child finishes |
 
 mod cache;
+pub mod html;
 pub mod plan;
 pub mod process;
 pub mod suite;

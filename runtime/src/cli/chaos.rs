@@ -47,7 +47,8 @@ pub struct ChaosArgs {
     pub jobs: Option<usize>,
 
     /// Where to write the JSON report; the HTML report is written beside it, with the
-    /// extension `.html`. [default: .hermetic/chaos/report.json]
+    /// extension `.html` (so FILE must not end in `.html`). [default:
+    /// .hermetic/chaos/report.json]
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -67,6 +68,15 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         && !(0.0..=1.0).contains(&rate)
     {
         return usage(format!("--rate must be from 0 to 1, not {rate}"));
+    }
+    if let Some(report) = &args.report
+        && report.extension().is_some_and(|e| e == "html")
+    {
+        return usage(format!(
+            "--report names the JSON report, and the HTML one is written beside it with the \
+             extension `.html`: `{}` would be both",
+            report.display()
+        ));
     }
     let jobs = super::project::jobs(args.jobs);
     // Chaos runs publish apart from the workflow's own outputs.
@@ -169,6 +179,8 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     let json = serde_json::to_vec_pretty(&report).context("cannot encode the report")?;
     crate::journal::write_atomic(&path, &json)?;
+    let html_path = path.with_extension("html");
+    crate::journal::write_atomic(&html_path, crate::chaos::html::render(&report).as_bytes())?;
     let failed = report
         .seeds
         .iter()
@@ -176,13 +188,14 @@ pub fn exec(cli: &Cli, args: &ChaosArgs) -> anyhow::Result<ExitCode> {
         .count();
     eprintln!(
         "      Done {} seeds: {} succeeded, {} failed with the failure attributed to a fault, {} \
-         invariant violation{}; report in `{}`",
+         invariant violation{}; report in `{}` and `{}`",
         report.seeds.len(),
         report.seeds.len() - failed,
         failed,
         report.violations,
         if report.violations == 1 { "" } else { "s" },
-        path.display()
+        path.display(),
+        html_path.display()
     );
     Ok(ExitCode::from(if report.violations == 0 {
         0
