@@ -97,7 +97,9 @@ impl RemoteExec {
         cas.upload(blobs).await?;
         tracing::debug!(step = step.step, spec = ?spec.args, "executing remotely");
 
-        let result = self.execute(action_digest, timeout).await?;
+        let result = self
+            .execute(action_digest, timeout, step.invocation.heartbeat.as_deref())
+            .await?;
         let report = self.download(step, &result).await?;
         let outcome = report.outcome.outcome().ok_or_else(|| {
             "the worker reported an outcome this hermetic does not know".to_string()
@@ -130,11 +132,14 @@ impl RemoteExec {
         })
     }
 
-    /// `Execute`, followed to the end of its operation.
+    /// `Execute`, followed to the end of its operation. Each update of the operation beats
+    /// `heartbeat`: a remote step is "stuck" when the server has said nothing about it for a
+    /// while (the guest's own output and host calls stay on the worker).
     async fn execute(
         &self,
         action_digest: re::Digest,
         timeout: Duration,
+        heartbeat: Option<&crate::sandbox::Heartbeat>,
     ) -> Result<re::ActionResult, String> {
         let mut client = re::execution_client::ExecutionClient::new(self.store.channel())
             .max_decoding_message_size(64 << 20);
@@ -158,6 +163,9 @@ impl RemoteExec {
                     .await
                     .map_err(|e| format!("Execute at {url}: {}", e.message()))?
                     .ok_or_else(|| format!("Execute at {url}: the operation ended unfinished"))?;
+                if let Some(heartbeat) = heartbeat {
+                    heartbeat.beat();
+                }
                 if !op.done {
                     continue;
                 }

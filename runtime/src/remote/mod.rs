@@ -31,6 +31,10 @@
 //! result's. Actions are `do_not_cache`: hermetic's own verified action cache (local, and
 //! remote through [`hermetic_cache::RemoteStore`]) is the one cache.
 //!
+//! What stays on the worker: the guest's `hermetic_v1` progress and log calls are not streamed
+//! back (its stdout and stderr are, when it ends), and a remote step counts as stuck when the
+//! server has said nothing about it for `stuck_after`.
+//!
 //! * [`exec`]: the client side, in place of the local sandbox.
 //! * [`worker`]: the bot.
 //! * [`bots`]: the Remote Workers API, by hand.
