@@ -198,7 +198,13 @@ impl RemoteStore {
                 return Ok(Err(format!("the blob {digest} was found corrupt earlier")));
             }
         }
-        let bytes = match self.download(layout.entry, MAX_ENTRY).await? {
+        // The entry, and whether the server has the three blobs, in one round trip's time.
+        let referenced = [layout.archive, layout.stdout, layout.stderr];
+        let (fetched, missing) = tokio::join!(
+            self.download(layout.entry, MAX_ENTRY),
+            self.missing_on_server(&referenced)
+        );
+        let bytes = match fetched? {
             Fetched::Bytes(bytes) => bytes,
             Fetched::Missing => {
                 return Ok(Err(format!("its entry blob {} is missing", layout.entry)));
@@ -268,8 +274,7 @@ impl RemoteStore {
                 )));
             }
         }
-        let servers: Vec<ServerDigest> = pairs.iter().map(|p| p.2).collect();
-        let missing = self.missing_on_server(&servers).await?;
+        let missing = missing?;
         if let Some((name, _, server)) = pairs.iter().find(|p| missing.contains(&p.2)) {
             return Ok(Err(format!(
                 "its {name} blob {server} is missing on the server"
