@@ -94,7 +94,15 @@ impl Bench {
                 Command::new(hermetic)
                     .arg("--cache-dir")
                     .arg(&cache)
-                    .args(["worker", "--server", &exec_server.url, "--id", id])
+                    .args([
+                        "worker",
+                        "--server",
+                        &exec_server.url,
+                        "--id",
+                        id,
+                        "--jobs",
+                        "1",
+                    ])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()

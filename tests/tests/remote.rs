@@ -131,10 +131,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(url: &str, id: &str, dir: &Path) -> Self {
+    fn start(url: &str, id: &str, jobs: usize, dir: &Path) -> Self {
         let log = dir.join(format!("{id}.log"));
         let child = Command::new(hermetic_bin())
-            .args(["-v", "worker", "--server", url, "--id", id])
+            .args(["-v", "worker", "--server", url, "--id", id, "--jobs"])
+            .arg(jobs.to_string())
             .env("HERMETIC_CACHE_DIR", dir.join(format!("{id}-cache")))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -183,28 +184,31 @@ fn the_example_pipeline_runs_remotely_on_two_workers_with_the_same_bytes() {
     };
     run("local", &[]);
     let server = Server::start_mode(Mode::Exec);
+    let same_bytes = |out: &str| {
+        let remote = scratch.path().join(out).join("out");
+        let local = scratch.path().join("local/out");
+        assert_eq!(hermetic_tests::tree(&remote), hermetic_tests::tree(&local));
+        for file in walk(&local) {
+            let rel = file.strip_prefix(&local).unwrap();
+            assert_eq!(
+                std::fs::read(remote.join(rel)).unwrap(),
+                std::fs::read(&file).unwrap(),
+                "{}",
+                rel.display()
+            );
+        }
+    };
+    // Two workers of one step each: the pipeline's parallel steps spread over both.
     let workers = [
-        Worker::start(&server.url, "bot-a", scratch.path()),
-        Worker::start(&server.url, "bot-b", scratch.path()),
+        Worker::start(&server.url, "bot-a", 1, scratch.path()),
+        Worker::start(&server.url, "bot-b", 1, scratch.path()),
     ];
     let stderr = run("remote", &["--remote-exec", &server.url, "--jobs", "2"]);
     assert!(
         stderr.contains("Done 7 succeeded, 0 failed, 0 skipped"),
         "{stderr}"
     );
-    assert_eq!(
-        hermetic_tests::tree(&scratch.path().join("remote/out")),
-        hermetic_tests::tree(&scratch.path().join("local/out")),
-    );
-    for file in walk(&scratch.path().join("local/out")) {
-        let rel = file.strip_prefix(scratch.path().join("local/out")).unwrap();
-        assert_eq!(
-            std::fs::read(scratch.path().join("remote/out").join(rel)).unwrap(),
-            std::fs::read(&file).unwrap(),
-            "{}",
-            rel.display()
-        );
-    }
+    same_bytes("remote");
     let ran: Vec<usize> = workers.iter().map(Worker::ran).collect();
     assert_eq!(
         ran.iter().sum::<usize>(),
@@ -215,6 +219,12 @@ fn the_example_pipeline_runs_remotely_on_two_workers_with_the_same_bytes() {
         ran.iter().all(|&n| n > 0),
         "both workers took steps: {ran:?}"
     );
+    drop(workers);
+    // One worker taking two steps at once.
+    let worker = Worker::start(&server.url, "bot-c", 2, scratch.path());
+    run("remote-2", &["--remote-exec", &server.url, "--jobs", "2"]);
+    same_bytes("remote-2");
+    assert_eq!(worker.ran(), 7);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -27,6 +27,10 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
 
+    /// How many steps this worker runs at once. [default: the number of CPUs]
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+
     /// Where actions are unpacked while they run. [default: a temporary directory]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -34,7 +38,10 @@ pub struct WorkerArgs {
 
 /// Runs `hermetic worker` until interrupted.
 pub fn exec(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
-    let rt = super::runtime(2)?;
+    let jobs = super::project::jobs(args.jobs);
+    // A guest runs on a runtime thread while it computes: one thread per lease, and one for
+    // the session.
+    let rt = super::runtime(jobs + 1)?;
     let store = match rt.block_on(super::remote::connect(cli, &args.server, &args.instance)) {
         Ok(store) => Arc::new(store),
         Err(e) => {
@@ -42,7 +49,10 @@ pub fn exec(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let sandbox = Arc::new(Sandbox::new(1, super::cache_root(cli).as_deref())?);
+    let sandbox = Arc::new(Sandbox::new(
+        jobs as u32,
+        super::cache_root(cli).as_deref(),
+    )?);
     let id = args.id.clone().unwrap_or_else(|| {
         let host = rustix::system::uname()
             .nodename()
@@ -62,8 +72,12 @@ pub fn exec(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
             scratch.path().to_path_buf()
         }
     };
-    eprintln!("    Worker {id} serving {}", store.url());
-    let bot = Arc::new(Bot::new(store, sandbox, id, work_dir));
+    eprintln!(
+        "    Worker {id} serving {}, {jobs} step{} at a time",
+        store.url(),
+        if jobs == 1 { "" } else { "s" }
+    );
+    let bot = Arc::new(Bot::new(store, sandbox, id, work_dir, jobs));
     let stop = {
         let _guard = rt.enter();
         super::run::interrupted()?

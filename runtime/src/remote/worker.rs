@@ -10,8 +10,11 @@
 //! not in hermetic's layout fails with a status that says so; everything read from the server
 //! is checked before use.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinSet};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as re;
 use bazel_remote_apis::google::protobuf::Any;
@@ -21,8 +24,8 @@ use prost::Message;
 
 use super::bots::{
     ACTION_RESULT_TYPE_URL, ACTION_TYPE_URL, BOT_STATUS_OK, BotSession, BotsClient,
-    CreateBotSessionRequest, DIGEST_TYPE_URL, Device, Lease, UpdateBotSessionRequest, Worker,
-    lease_state,
+    CreateBotSessionRequest, DIGEST_TYPE_URL, Device, Lease, Property, UpdateBotSessionRequest,
+    Worker, lease_state,
 };
 use super::cas::{Cas, CasFetch};
 use super::exec::{MODULE_FILE, OUT_DIR, REPORT_FILE, SPEC_FILE};
@@ -79,24 +82,30 @@ pub struct Bot {
     bot_id: String,
     /// Scratch space for materialised actions.
     work_dir: std::path::PathBuf,
+    /// How many leases run at once.
+    capacity: usize,
 }
 
 impl Bot {
+    /// A bot called `bot_id` of `store`'s server, running up to `capacity` leases at once in
+    /// `sandbox`, unpacking them under `work_dir`.
     pub fn new(
         store: Arc<RemoteStore>,
         sandbox: Arc<Sandbox>,
         bot_id: String,
         work_dir: std::path::PathBuf,
+        capacity: usize,
     ) -> Self {
         Self {
             store,
             sandbox,
             bot_id,
             work_dir,
+            capacity: capacity.max(1),
         }
     }
 
-    /// Serves leases until `stop` resolves, one at a time, reopening the session whenever the
+    /// Serves leases until `stop` resolves, reopening the session whenever the
     /// server forgets it. `on_event` hears of each session and lease as it starts and ends.
     pub async fn serve(
         self: Arc<Self>,
@@ -129,56 +138,66 @@ impl Bot {
         }
     }
 
-    /// Keeps one session up: runs the lease the server gives (one at a time), reports it, and
-    /// heartbeats meanwhile. Returns why the session ended.
+    /// Keeps one session up: runs the leases the server gives (up to the bot's capacity at
+    /// once), reports each as it ends, and heartbeats meanwhile. Returns why the session ended.
     async fn keep(
         self: Arc<Self>,
         bots: &mut BotsClient,
         mut session: BotSession,
         on_event: &mut impl FnMut(&str),
     ) -> String {
-        let mut running: Option<(String, tokio::task::JoinHandle<LeaseEnd>)> = None;
+        let mut tasks: JoinSet<(String, LeaseEnd)> = JoinSet::new();
+        let mut running: HashMap<String, AbortHandle> = HashMap::new();
         loop {
             // A lease the server no longer lists was cancelled.
-            if let Some((id, task)) = &running
-                && !session.leases.iter().any(|l| &l.id == id)
-            {
-                task.abort();
-                on_event(&format!("lease {id} cancelled"));
-                running = None;
-            }
-            if running.is_none()
-                && let Some(lease) = session
-                    .leases
-                    .iter()
-                    .find(|l| l.state == lease_state::PENDING || l.state == lease_state::ACTIVE)
-            {
+            running.retain(|id, task| {
+                let listed = session.leases.iter().any(|l| &l.id == id);
+                if !listed {
+                    task.abort();
+                    on_event(&format!("lease {id} cancelled"));
+                }
+                listed
+            });
+            for lease in &mut session.leases {
+                let open =
+                    lease.state == lease_state::PENDING || lease.state == lease_state::ACTIVE;
+                if !open || running.contains_key(&lease.id) || running.len() >= self.capacity {
+                    continue;
+                }
                 on_event(&format!("lease {} started", lease.id));
+                lease.state = lease_state::ACTIVE;
                 let bot = self.clone();
                 let taken = lease.clone();
-                running = Some((
-                    lease.id.clone(),
-                    tokio::spawn(async move { bot.run_lease(&taken).await }),
-                ));
+                let task = tasks.spawn(async move {
+                    let end = bot.run_lease(&taken).await;
+                    (taken.id, end)
+                });
+                running.insert(lease.id.clone(), task);
             }
-            for lease in &mut session.leases {
-                if lease.state == lease_state::PENDING {
-                    lease.state = lease_state::ACTIVE;
+            // While leases run, report every few seconds (a heartbeat) or as soon as one ends.
+            let deadline = if running.is_empty() {
+                IDLE_DEADLINE
+            } else {
+                let mut ended = match tokio::time::timeout(HEARTBEAT, tasks.join_next()).await {
+                    Ok(Some(joined)) => vec![joined],
+                    _ => Vec::new(),
+                };
+                while let Some(joined) = tasks.try_join_next() {
+                    ended.push(joined);
                 }
-            }
-            // While a lease runs, report every few seconds (a heartbeat) or as soon as it ends.
-            let deadline = if let Some((id, task)) = &mut running {
-                if let Ok(end) = tokio::time::timeout(HEARTBEAT, &mut *task).await {
-                    let end = end.unwrap_or_else(|e| {
-                        Err((CODE_INTERNAL, format!("the lease's task failed: {e}")))
-                    });
-                    complete(&mut session, id, end);
-                    on_event(&format!("lease {id} completed"));
-                    running = None;
+                for joined in ended {
+                    match joined {
+                        Ok((id, end)) => {
+                            running.remove(&id);
+                            complete(&mut session, &id, end);
+                            on_event(&format!("lease {id} completed"));
+                        }
+                        // Aborted (cancelled above): nothing to report.
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => tracing::error!(error = %e, "a lease's task failed"),
+                    }
                 }
                 REPORT_DEADLINE
-            } else {
-                IDLE_DEADLINE
             };
             let mut request = tonic::Request::new(UpdateBotSessionRequest {
                 name: session.name.clone(),
@@ -190,9 +209,7 @@ impl Bot {
                 Ok(next) => session = next,
                 Err(e) if e.code() == tonic::Code::DeadlineExceeded => {}
                 Err(e) => {
-                    if let Some((_, task)) = running {
-                        task.abort();
-                    }
+                    tasks.abort_all();
                     return format!("UpdateBotSession at {}: {}", self.store.url(), e.message());
                 }
             }
@@ -211,7 +228,11 @@ impl Bot {
                         properties: Vec::new(),
                     }],
                     properties: Vec::new(),
-                    configs: Vec::new(),
+                    // How many leases BuildGrid may give this bot at once.
+                    configs: vec![Property {
+                        key: "capacity".into(),
+                        value: self.capacity.to_string(),
+                    }],
                 }),
                 ..Default::default()
             }),
