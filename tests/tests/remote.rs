@@ -301,3 +301,48 @@ fn a_server_that_dies_mid_run_costs_one_warning() {
         "{stderr}"
     );
 }
+
+/// With no worker running, a remote step waits in BuildGrid's queue; it does not count as alive
+/// there, so the usual stuck warning says it has been silent.
+#[test]
+fn a_remote_step_no_worker_takes_is_reported_stuck() {
+    use std::io::{BufRead, BufReader};
+
+    let server = Server::start_mode(Mode::Exec);
+    let project = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: queued\nsteps:\n  greet:\n    task: hello.wasm\n    stuck_after: 1s\n",
+        )
+        .guest("hello.wasm", guests::HELLO_P1);
+    let mut child = hermetic_tests::command(project.path(), &project.cache_dir())
+        .args(["run", "--remote-exec", &server.url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let stuck = line.contains("greet has shown no output or heartbeat for");
+        seen.push(line);
+        if stuck {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.last()
+            .is_some_and(|l| l.starts_with("   Warning greet has shown no output")),
+        "{seen:#?}"
+    );
+    // Once a worker is there, the step runs.
+    let _worker = Worker::start(&server.url, "late", 1, project.path());
+    let out = project
+        .args(["run", "--remote-exec", &server.url])
+        .expect_status(0)
+        .run();
+    assert!(out.stderr.contains("Finished greet"), "{}", out.stderr);
+}

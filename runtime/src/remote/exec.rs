@@ -26,6 +26,8 @@ pub const MODULE_FILE: &str = "module.wasm";
 pub const REPORT_FILE: &str = "report.json";
 /// The output directory: the guest's `/out`.
 pub const OUT_DIR: &str = "out";
+/// How often a step that a worker executes counts as alive while the server says nothing.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 /// What the server may add to a step's own timeout before it gives up on the action: queueing
 /// and transfers.
 const ACTION_GRACE: Duration = Duration::from_secs(300);
@@ -132,9 +134,10 @@ impl RemoteExec {
         })
     }
 
-    /// `Execute`, followed to the end of its operation. Each update of the operation beats
-    /// `heartbeat`: a remote step is "stuck" when the server has said nothing about it for a
-    /// while (the guest's own output and host calls stay on the worker).
+    /// `Execute`, followed to the end of its operation. While a worker executes the action,
+    /// `heartbeat` beats; while it waits in the server's queue it does not, so a step that no
+    /// worker takes (none is running) raises the usual stuck warning. The guest's own output
+    /// and host calls stay on the worker.
     async fn execute(
         &self,
         action_digest: re::Digest,
@@ -157,14 +160,30 @@ impl RemoteExec {
                 .await
                 .map_err(|e| format!("Execute at {url}: {}", e.message()))?
                 .into_inner();
+            let mut executing = false;
             loop {
-                let op = stream
-                    .message()
-                    .await
+                let beat = || {
+                    if let Some(heartbeat) = heartbeat {
+                        heartbeat.beat();
+                    }
+                };
+                let Ok(next) = tokio::time::timeout(HEARTBEAT, stream.message()).await else {
+                    if executing {
+                        beat();
+                    }
+                    continue;
+                };
+                let op = next
                     .map_err(|e| format!("Execute at {url}: {}", e.message()))?
                     .ok_or_else(|| format!("Execute at {url}: the operation ended unfinished"))?;
-                if let Some(heartbeat) = heartbeat {
-                    heartbeat.beat();
+                let stage = op
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| re::ExecuteOperationMetadata::decode(m.value.as_slice()).ok())
+                    .map(|m| m.stage);
+                executing = stage == Some(re::execution_stage::Value::Executing as i32);
+                if executing || op.done {
+                    beat();
                 }
                 if !op.done {
                     continue;
