@@ -12,28 +12,7 @@ use serde_json::Value;
 
 /// A small pipeline: a copy, a step reading its output, and an independent greeting.
 fn project() -> Test {
-    Test::new()
-        .file(
-            "hermetic.yaml",
-            "\
-name: chaos
-steps:
-  copy:
-    task: copy.wasm
-    inputs: [\"src/*.txt\"]
-    outputs: [src/a.txt]
-  list:
-    task: ls.wasm
-    args: [/deps]
-    depends_on: [copy]
-  greet:
-    task: hello.wasm
-",
-        )
-        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
-        .guest("ls.wasm", guests::LS_P1)
-        .guest("hello.wasm", guests::HELLO_P1)
-        .file("src/a.txt", "alpha\n")
+    hermetic_tests::copy_list_greet("chaos")
 }
 
 /// The planted bug of `chaos.rs`: a task whose output depends on the clock, under clock faults.
