@@ -144,12 +144,21 @@ impl Worker {
         Self { child, log }
     }
 
-    /// The steps this worker ran.
+    /// The steps this worker ran (its debug log names each step as it starts).
     fn ran(&self) -> usize {
+        self.lines(|l| l.contains("running"))
+    }
+
+    /// The leases it reported completed, on its status lines.
+    fn completed(&self) -> usize {
+        self.lines(|l| l.starts_with("    Worker lease ") && l.ends_with(" completed"))
+    }
+
+    fn lines(&self, wanted: impl Fn(&str) -> bool) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("running"))
+            .filter(|l| wanted(l))
             .count()
     }
 }
@@ -219,6 +228,8 @@ fn the_example_pipeline_runs_remotely_on_two_workers_with_the_same_bytes() {
         ran.iter().all(|&n| n > 0),
         "both workers took steps: {ran:?}"
     );
+    let completed: Vec<usize> = workers.iter().map(Worker::completed).collect();
+    assert_eq!(completed, ran, "each worker says so on its status lines");
     drop(workers);
     // One worker taking two steps at once.
     let worker = Worker::start(&server.url, "bot-c", 2, scratch.path());

@@ -88,7 +88,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    init_tracing(cli.verbose);
+    // A chaos suite's warnings (a quarantined cache entry, a lost worker) are the faults it
+    // injects, which its own lines report: only errors are logged, unless -v.
+    let quiet = matches!(cli.command, Command::Chaos(_));
+    init_tracing(cli.verbose, quiet);
     let result = match cli.command {
         Command::Run(ref args) => run::exec(&cli, args),
         Command::Check(ref args) => check::exec(&cli, args),
@@ -117,14 +120,15 @@ pub fn report_error(e: &anyhow::Error) {
     eprintln!("error: {e:#}");
 }
 
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "debug",
-        _ => "trace",
+fn init_tracing(verbose: u8, quiet: bool) {
+    let (level, others) = match verbose {
+        0 if quiet => ("error", "error"),
+        0 => ("warn", "warn"),
+        1 => ("debug", "warn"),
+        _ => ("trace", "warn"),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HERMETIC_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("hermetic_runtime={level},warn"))
+        tracing_subscriber::EnvFilter::new(format!("hermetic_runtime={level},{others}"))
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

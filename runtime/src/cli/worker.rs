@@ -82,7 +82,7 @@ pub fn exec(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<ExitCode> {
         let _guard = rt.enter();
         super::run::interrupted()?
     };
-    rt.block_on(bot.serve(stop, |what| tracing::info!("{what}")))
+    rt.block_on(bot.serve(stop, |what| eprintln!("    Worker {what}")))
         .map_err(anyhow::Error::msg)?;
     Ok(ExitCode::SUCCESS)
 }
