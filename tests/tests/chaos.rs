@@ -482,3 +482,55 @@ fn a_workflow_that_fails_without_faults_is_refused() {
         )
         .run();
 }
+
+/// Shrinking a seed that kills the process: the child processes inject exactly the faults of
+/// each trial, not the seed's whole plan (nor all that `--only` kept), so the clock fault that
+/// makes `stamp` lie is the one left.
+#[test]
+fn a_seed_that_kills_the_process_shrinks_to_the_fault_that_matters() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: planted\nsteps:\n  stamp:\n    task: stamp.wasm\n    outputs: [stamp.txt]\n  \
+             greet:\n    task: hello.wasm\n",
+        )
+        .guest("stamp.wasm", guests::STAMP_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .args([
+            "chaos",
+            "--seeds",
+            "1..20",
+            "--faults",
+            "clock,process_kill",
+            "--rate",
+            "1",
+            "--only",
+            "stamp:clock,greet:process_kill",
+        ])
+        .expect_status(1)
+        .run();
+    let report = report(&out);
+    let both: Vec<&Value> = report["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["faults"].as_array().unwrap().len() == 2)
+        .collect();
+    assert!(!both.is_empty(), "some seed planned both faults: {report}");
+    for seed in both {
+        assert_eq!(seed["resumed"], true, "{seed}");
+        // The replay names the suite's `--only`, which decided its faults.
+        assert_eq!(
+            seed["replay"],
+            format!(
+                "hermetic chaos hermetic.yaml --faults clock,process_kill --rate 1 --seeds {} \
+                 --only stamp:clock,greet:process_kill",
+                seed["seed"]
+            )
+        );
+        let shrunk = &seed["shrunk"]["faults"];
+        assert_eq!(shrunk.as_array().unwrap().len(), 1, "{seed}");
+        assert_eq!(shrunk[0]["step"], "stamp", "{seed}");
+        assert_eq!(shrunk[0]["kind"], "clock", "{seed}");
+    }
+}

@@ -48,8 +48,8 @@ pub struct SuiteConfig {
     /// Where the runs with cache faults keep their result stores (one per seed, removed
     /// after it).
     pub scratch: std::path::PathBuf,
-    /// The command line that runs this suite, without `--seeds`: a seed's replay command is
-    /// this plus `--seeds N`.
+    /// The command line that runs this suite, without `--seeds` and `--only`: a seed's replay
+    /// command is this plus `--seeds N`, and `--only` with the suite's or a shrunk list.
     pub command: String,
     /// What the suite expects beyond the invariants (the workflow's `chaos.expect`).
     pub expect: Expect,
@@ -263,13 +263,23 @@ struct Suite<'a, E> {
 
 impl<E: Fn(u64, Option<FaultPlan>) -> Executor> Suite<'_, E> {
     /// The command that replays `seed`, with only `faults` if given.
+    /// (Without `faults`, the suite's own `--only`, if it had one.)
     fn replay(&self, seed: u64, faults: Option<&[Fault]>) -> String {
         let mut command = format!("{} --seeds {seed}", self.config.command);
-        if let Some(faults) = faults {
-            let only: Vec<String> = faults
-                .iter()
-                .map(|f| format!("{}:{}", f.step, f.kind))
-                .collect();
+        let only: Option<Vec<String>> = match faults {
+            Some(faults) => Some(
+                faults
+                    .iter()
+                    .map(|f| format!("{}:{}", f.step, f.kind))
+                    .collect(),
+            ),
+            None => self.config.only.as_ref().map(|only| {
+                only.iter()
+                    .map(|(step, kind)| format!("{step}:{kind}"))
+                    .collect()
+            }),
+        };
+        if let Some(only) = only {
             command.push_str(" --only ");
             command.push_str(&if only.is_empty() {
                 "none".to_string()
@@ -343,21 +353,18 @@ impl<E: Fn(u64, Option<FaultPlan>) -> Executor> Suite<'_, E> {
             out_root: &self.plan.out_root,
             jobs: self.config.jobs,
         };
-        let only = self.config.only.clone().or_else(|| {
-            // The children derive the plan again: a shrunk plan must reach them whole.
-            Some(
-                faults
-                    .faults
-                    .values()
-                    .map(|f| (f.step.clone(), f.kind))
-                    .collect(),
-            )
-        });
+        // The children derive the plan again, kept to exactly this run's faults: a shrinking
+        // trial has fewer than the seed plans, or than `--only` keeps.
+        let only = faults
+            .faults
+            .values()
+            .map(|f| (f.step.clone(), f.kind))
+            .collect();
         let child_faults = ChildFaults {
             seed: faults.seed,
             rates: self.config.rates.clone(),
             steps: self.config.steps.clone(),
-            only,
+            only: Some(only),
             kill_after,
         };
         let dir = self.config.scratch.join(format!("seed-{}", faults.seed));
