@@ -18,6 +18,17 @@ pub async fn connect(cli: &Cli, url: &str, instance: &str) -> Result<RemoteStore
         .map_err(|e| e.to_string())
 }
 
+/// [`connect`] from synchronous code, on a runtime made for the call (the store's connection
+/// lives on a runtime of its own, so this one may end with the call). Only a run that names a
+/// server pays for it.
+pub fn connect_now(cli: &Cli, url: &str, instance: &str) -> Result<RemoteStore, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to connect to {url}: {e}"))?
+        .block_on(connect(cli, url, instance))
+}
+
 /// The result store of a run: the local cache, in front of the remote one if there is one
 /// (read-only with `--remote-cache-readonly`, for untrusted runs such as pull requests).
 pub fn layered(

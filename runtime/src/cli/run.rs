@@ -140,9 +140,8 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         project.open_store()
     };
-    let rt = super::runtime(1)?;
     let remote_cache = match args.remote_cache.as_deref().filter(|_| !args.no_cache) {
-        Some(url) => match rt.block_on(remote::connect(cli, url, &args.remote_instance)) {
+        Some(url) => match remote::connect_now(cli, url, &args.remote_instance) {
             Ok(store) => Some(Arc::new(store)),
             Err(e) => {
                 eprintln!("   Warning the remote cache is not used in this run: {e}");
@@ -156,7 +155,7 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
             let same = remote_cache.as_ref().filter(|r| r.url() == url).cloned();
             let store = match same {
                 Some(store) => store,
-                None => match rt.block_on(remote::connect(cli, url, &args.remote_instance)) {
+                None => match remote::connect_now(cli, url, &args.remote_instance) {
                     Ok(store) => Arc::new(store),
                     Err(e) => {
                         eprintln!("error: cannot use the execution server: {e}");

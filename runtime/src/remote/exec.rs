@@ -65,7 +65,7 @@ impl RemoteExec {
     pub async fn run(&self, step: &RemoteStep<'_>) -> Result<Report, String> {
         let started = Instant::now();
         let cas: &dyn Cas = self.store.as_ref();
-        let (root, spec) = input_root(step)?;
+        let root = input_root(step)?;
         let tree = root.build(&|b| cas.digest_of(b));
         let command = re::Command {
             arguments: vec![
@@ -97,7 +97,7 @@ impl RemoteExec {
         blobs.push((command_digest, command));
         blobs.push((action_digest.clone(), action));
         cas.upload(blobs).await?;
-        tracing::debug!(step = step.step, spec = ?spec.args, "executing remotely");
+        tracing::debug!(step = step.step, "executing remotely");
 
         let result = self
             .execute(action_digest, timeout, step.invocation.heartbeat.as_deref())
@@ -274,7 +274,7 @@ impl RemoteExec {
 }
 
 /// The input root of `step`: the module, the invocation, and each read-only mount's files.
-fn input_root(step: &RemoteStep<'_>) -> Result<(InputRoot, StepSpec), String> {
+fn input_root(step: &RemoteStep<'_>) -> Result<InputRoot, String> {
     let inv = step.invocation;
     let module = std::fs::read(step.module)
         .map_err(|e| format!("cannot read `{}`: {e}", step.module.display()))?;
@@ -318,7 +318,7 @@ fn input_root(step: &RemoteStep<'_>) -> Result<(InputRoot, StepSpec), String> {
     };
     let json = serde_json::to_vec_pretty(&spec).map_err(|e| e.to_string())?;
     root.add_file(SPEC_FILE, json);
-    Ok((root, spec))
+    Ok(root)
 }
 
 fn hex(bytes: &[u8]) -> String {

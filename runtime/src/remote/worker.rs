@@ -323,6 +323,17 @@ impl Bot {
             .run(&program, &invocation)
             .await
             .map_err(|e| internal(e.to_string()))?;
+        self.upload_result(&root.join(OUT_DIR), report)
+            .await
+            .map_err(internal)
+    }
+
+    /// Uploads the outputs, `report.json` and the streams, and builds the action's result.
+    async fn upload_result(
+        &self,
+        out: &std::path::Path,
+        report: crate::sandbox::Report,
+    ) -> Result<re::ActionResult, String> {
         let remote = RemoteReport {
             version: SPEC_VERSION,
             outcome: OutcomeRecord::from(&report.outcome),
@@ -330,19 +341,7 @@ impl Bot {
             peak_memory: report.peak_memory,
             duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
         };
-        self.upload_result(&root.join(OUT_DIR), &remote, report.stdout, report.stderr)
-            .await
-            .map_err(internal)
-    }
-
-    /// Uploads the outputs and builds the action's result.
-    async fn upload_result(
-        &self,
-        out: &std::path::Path,
-        report: &RemoteReport,
-        stdout: Vec<u8>,
-        stderr: Vec<u8>,
-    ) -> Result<re::ActionResult, String> {
+        let (stdout, stderr) = (report.stdout, report.stderr);
         let cas: &dyn Cas = self.store.as_ref();
         let mut blobs = Vec::new();
         let mut output_files = Vec::new();
@@ -355,7 +354,7 @@ impl Bot {
             });
             blobs.push((digest, bytes));
         }
-        let json = serde_json::to_vec(report).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&remote).map_err(|e| e.to_string())?;
         let digest = cas.digest_of(&json);
         output_files.push(re::OutputFile {
             path: REPORT_FILE.into(),
@@ -370,7 +369,7 @@ impl Bot {
         cas.upload(blobs).await?;
         Ok(re::ActionResult {
             output_files,
-            exit_code: report_exit_code(&report.outcome),
+            exit_code: report.outcome.exec_exit_code(),
             stdout_digest: Some(stdout_digest),
             stderr_digest: Some(stderr_digest),
             execution_metadata: Some(re::ExecutedActionMetadata {
@@ -380,11 +379,6 @@ impl Bot {
             ..Default::default()
         })
     }
-}
-
-/// The exit code of the action, as `hermetic exec` gives it.
-fn report_exit_code(outcome: &OutcomeRecord) -> i32 {
-    outcome.outcome().map_or(1, |o| o.exec_exit_code())
 }
 
 /// The invocation a spec describes, its mounts under the materialised `root` (scratch mounts
