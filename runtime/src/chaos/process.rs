@@ -153,16 +153,15 @@ impl Children<'_> {
             return resumed;
         }
         let resumed_run = newest_run(self.state_dir).filter(|r| Some(r) != killed_run.as_ref());
-        for run in killed_run.iter().chain(&resumed_run) {
-            resumed
-                .events
-                .extend(read_events(&run.join("events.jsonl")));
+        if let Some(run) = &killed_run {
+            resumed.events = read_events(&run.join("events.jsonl"));
         }
         let Some(run) = resumed_run else {
             resumed.problem = Some("the resumed run left no journal".into());
             return resumed;
         };
-        for line in read_events(&run.join("events.jsonl")) {
+        let second = read_events(&run.join("events.jsonl"));
+        for line in &second {
             if line["event"] != "step_finished" {
                 continue;
             }
@@ -183,6 +182,7 @@ impl Children<'_> {
                 }
             }
         }
+        resumed.events.extend(second);
         resumed.retries = resumed
             .events
             .iter()
