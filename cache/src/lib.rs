@@ -46,11 +46,14 @@
 //!   into place (atomic on POSIX filesystems), and the containing directory is fsynced. After a
 //!   crash a path holds either nothing, its old content, or its complete new content; leftover
 //!   temporaries belong to a dead process (its lock is free) and are swept by the next open.
-//!   A batch of results ([`DiskStore::store_results`]) shares its syncs: all temporaries are
-//!   written, one `syncfs` makes them durable, the blobs are renamed into place and made
-//!   durable by a second `syncfs`, and only then are the entries renamed, with a third.
-//! - **Ordering.** Blobs are committed before the entry that references them, so an entry's
-//!   presence implies its blobs were committed; a lookup also checks that they still exist.
+//!   A batch of results ([`DiskStore::store_results`]) shares one sync: all temporaries are
+//!   written, one `syncfs` makes their bytes durable, and then the blobs and after them the
+//!   entries are renamed into place. The renames become durable with the kernel's writeback
+//!   or at [`Store::flush`], which a run calls once before it ends; a power loss before that
+//!   can lose entries (misses), never corrupt one.
+//! - **Ordering.** Blobs are renamed into place before the entry that references them, so a
+//!   reader that sees an entry finds its blobs; after a power loss the renames may have
+//!   reached the disk in any order, so a lookup also checks that the blobs exist.
 //! - **Verified reads.** Every blob read is re-hashed; every entry read checks the header
 //!   checksum, the JSON, and that `output_tree` matches `output_files`. Failures quarantine
 //!   the file and read as a miss.

@@ -112,6 +112,7 @@ impl MultiLevel {
                 Put::Action(key, entry) => level.put_action(key, entry).await,
                 Put::Blob(digest, bytes) => level.put_blob(digest, bytes).await,
                 Put::Results(results) => level.put_results(results).await,
+                Put::Flush => level.flush().await,
             };
             if let Err(e) = result {
                 if index == 0 {
@@ -121,6 +122,7 @@ impl MultiLevel {
                         Put::Action(..) => "an action entry",
                         Put::Blob(..) => "a blob",
                         Put::Results(..) => "results",
+                        Put::Flush => "what was stored durably",
                     };
                     if !self.quiet(&e) {
                         tracing::warn!(store = %level.describe(), error = %e, "cannot store {what}");
@@ -138,6 +140,8 @@ enum Put<'a> {
     Action(&'a Digest, &'a ActionEntry),
     Blob(&'a Digest, &'a [u8]),
     Results(&'a [NewResult]),
+    /// [`Store::flush`].
+    Flush,
 }
 
 fn backfill_warning(multi: &MultiLevel, store: &dyn Store, key: &Digest, error: &CacheError) {
@@ -220,6 +224,10 @@ impl Store for MultiLevel {
 
     async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
         self.put_everywhere(Put::Results(results)).await
+    }
+
+    async fn flush(&self) -> Result<(), CacheError> {
+        self.put_everywhere(Put::Flush).await
     }
 
     async fn find_missing(&self, digests: &[Digest]) -> Result<Vec<Digest>, CacheError> {

@@ -72,6 +72,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Makes everything stored so far durable: it survives a power loss, not just a killed
+    /// process. A store may defer part of that work from its puts to here
+    /// ([`DiskStore`](crate::DiskStore) syncs the bytes of a batch before naming them, so
+    /// a crash never leaves a partial or wrong item, but not the names); a run calls it once,
+    /// before it ends. The default does nothing.
+    async fn flush(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
+
     /// A human-readable description, e.g. "local cache at /path".
     fn describe(&self) -> String;
 
@@ -104,6 +113,9 @@ macro_rules! forward_store {
             }
             async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
                 (**self).put_results(results).await
+            }
+            async fn flush(&self) -> Result<(), CacheError> {
+                (**self).flush().await
             }
             fn describe(&self) -> String {
                 (**self).describe()

@@ -63,9 +63,13 @@ fn cached_project() -> (Output, Digest) {
         .args(["run"])
         .expect_status(0)
         .run();
-    let record: serde_json::Value =
-        serde_json::from_str(&out.read(".hermetic/keys/a.json")).unwrap();
-    let key = record["last"]["key"].as_str().unwrap().parse().unwrap();
+    let records: serde_json::Value =
+        serde_json::from_str(&out.read(".hermetic/keys.json")).unwrap();
+    let key = records["steps"]["a"]["last"]["key"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     (out, key)
 }
 

@@ -401,9 +401,9 @@ fn escape_symlink_in_a_workflow() {
     assert_eq!(
         format!("{before_runs}tmp/\n{rest}"),
         format!(
-            "durations.json ({} bytes)\nkeys/\n  .last-hits.json (23 bytes)\n  attack.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
+            "durations.json ({} bytes)\nkeys.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
             out.read(".hermetic/durations.json").len(),
-            out.read(".hermetic/keys/attack.json").len(),
+            out.read(".hermetic/keys.json").len(),
             ESCAPE_SYMLINK_STDOUT.len()
         )
     );

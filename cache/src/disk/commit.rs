@@ -1,5 +1,5 @@
 //! Crash-safe publication of files: temp file, fsync, rename, fsync of the directory; one file
-//! at a time ([`publish`]) or a whole batch behind shared durability barriers
+//! at a time ([`publish`]) or a whole batch behind one shared durability barrier
 //! ([`publish_batch`]).
 
 use std::collections::BTreeSet;
@@ -37,21 +37,27 @@ pub(crate) fn publish(scratch: &Scratch, dest: &Path, bytes: &[u8]) -> Result<()
     result
 }
 
-/// Publishes every `(dest, bytes)` of each stage with the guarantees of [`publish`], and every
-/// file of a stage only after every file of the stages before it is durable: stage 0 holds
-/// blobs, stage 1 the entries that name them.
+/// Publishes every `(dest, bytes)` of each stage, in stage order (stage 0 holds blobs, stage
+/// 1 the entries that name them), such that after a crash each destination is absent, old, or
+/// complete, never partial.
 ///
-/// The cost of durability is paid per batch instead of per file. Every temporary of every
-/// stage is written first; one [`barrier`] makes them all durable; then each stage is renamed
-/// into place and followed by one barrier that makes its renames durable before the next
-/// stage starts. So a crash leaves each destination absent, old, or complete, and never a
-/// stage-1 file whose stage-0 files are not durable.
+/// The cost of durability is paid once per batch instead of once per file: every temporary
+/// of every stage is written first, one [`barrier`] makes their bytes durable, and then each
+/// stage is renamed into place. The renames themselves are not waited for: they reach the disk
+/// with the kernel's writeback, or at the next [`barrier`] ([`DiskStore::flush`] at the end of
+/// a run). Until then a power loss may lose some of them, in any order, which loses cache
+/// entries but never serves a wrong one: a renamed file's bytes were durable before its name
+/// was, and a lookup checks that an entry's blobs exist. Returns the directories whose
+/// entries changed, for [`barrier`] to make durable later (on systems without `syncfs`).
+///
+/// [`DiskStore::flush`]: super::DiskStore::flush
 pub(crate) fn publish_batch(
     scratch: &Scratch,
     root: &Path,
     stages: &[Vec<(PathBuf, &[u8])>],
-) -> Result<(), CacheError> {
+) -> Result<BTreeSet<PathBuf>, CacheError> {
     let mut temps: Vec<Vec<PathBuf>> = Vec::with_capacity(stages.len());
+    let mut renamed = 0;
     let result = (|| {
         let mut written = Vec::new();
         for stage in stages {
@@ -63,20 +69,23 @@ pub(crate) fn publish_batch(
             }
             temps.push(names);
         }
+        if written.is_empty() {
+            return Ok(BTreeSet::new());
+        }
         barrier(root, &written, &BTreeSet::new())?;
         drop(written);
+        let mut dirs = BTreeSet::new();
         for (stage, names) in stages.iter().zip(&temps) {
-            let mut dirs = BTreeSet::new();
             for ((dest, _), temp) in stage.iter().zip(names) {
                 rename_into_place(temp, dest, &mut dirs)?;
                 dirs.insert(parent(dest));
+                renamed += 1;
             }
-            barrier(root, &[], &dirs)?;
         }
-        Ok(())
+        Ok(dirs)
     })();
     if result.is_err() {
-        for temp in temps.iter().flatten() {
+        for temp in temps.iter().flatten().skip(renamed) {
             let _ = fs::remove_file(temp);
         }
     }
@@ -85,9 +94,16 @@ pub(crate) fn publish_batch(
 
 /// Makes `files` (written, not yet synced) and the entries of `dirs` durable.
 ///
+/// Durable means: on the disk, surviving a power loss. A process that is killed loses nothing
+/// the kernel has accepted, synced or not.
+///
 /// On Linux one `syncfs` on the filesystem of `root` does it all, whatever the number of
 /// files. Elsewhere each file and directory is fsynced in turn.
-fn barrier(root: &Path, files: &[fs::File], dirs: &BTreeSet<PathBuf>) -> Result<(), CacheError> {
+pub(crate) fn barrier(
+    root: &Path,
+    files: &[fs::File],
+    dirs: &BTreeSet<PathBuf>,
+) -> Result<(), CacheError> {
     #[cfg(target_os = "linux")]
     {
         let _ = (files, dirs);

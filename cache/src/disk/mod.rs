@@ -14,10 +14,11 @@ mod stats;
 mod verify;
 mod version;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 pub use gc::{GcOptions, GcReport};
@@ -46,6 +47,9 @@ pub use layout::FORMAT_VERSION;
 pub struct DiskStore {
     layout: Layout,
     scratch: Scratch,
+    /// Directories whose entries batches renamed since the last [`DiskStore::flush`]: their
+    /// files' bytes are durable, their names not yet.
+    unflushed: Mutex<BTreeSet<PathBuf>>,
 }
 
 impl DiskStore {
@@ -72,7 +76,11 @@ impl DiskStore {
             tracing::debug!(swept, "removed temporaries of dead processes");
         }
         let scratch = Scratch::claim(&layout.tmp())?;
-        Ok(Self { layout, scratch })
+        Ok(Self {
+            layout,
+            scratch,
+            unflushed: Mutex::new(BTreeSet::new()),
+        })
     }
 
     /// The store's root directory.
@@ -158,7 +166,7 @@ impl DiskStore {
     }
 
     /// Stores a batch of results, each one's blobs before its entry, with one durability
-    /// barrier per stage for the whole batch (see [`Store::put_results`]). Checks everything
+    /// barrier for the whole batch (see [`Store::put_results`]). Checks everything
     /// first: a blob whose bytes do not hash to its digest, or an entry naming a blob that is
     /// neither in the batch nor in the store, fails the batch before anything is written.
     pub fn store_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
@@ -195,7 +203,31 @@ impl DiskStore {
             .iter()
             .map(|(p, b)| (p.clone(), b.as_slice()))
             .collect();
-        commit::publish_batch(&self.scratch, self.layout.root(), &[blobs, entries])
+        let renamed = commit::publish_batch(&self.scratch, self.layout.root(), &[blobs, entries])?;
+        self.unflushed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(renamed);
+        Ok(())
+    }
+
+    /// Makes every result stored by [`DiskStore::store_results`] so far durable (see
+    /// [`Store::flush`]): one `syncfs` on Linux, an fsync of each changed directory elsewhere.
+    /// Nothing to do, and no system call, when no batch was stored since the last flush.
+    pub fn flush_results(&self) -> Result<(), CacheError> {
+        let dirs = std::mem::take(&mut *self.unflushed.lock().unwrap_or_else(|e| e.into_inner()));
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let flushed = commit::barrier(self.layout.root(), &[], &dirs);
+        if flushed.is_err() {
+            // Try again at the next flush.
+            self.unflushed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(dirs);
+        }
+        flushed
     }
 
     /// Whether `bytes` (checked to hash to `digest`) must be written: true unless a sound copy
@@ -352,6 +384,10 @@ impl Store for DiskStore {
 
     async fn put_results(&self, results: &[NewResult]) -> Result<(), CacheError> {
         self.store_results(results)
+    }
+
+    async fn flush(&self) -> Result<(), CacheError> {
+        self.flush_results()
     }
 
     fn describe(&self) -> String {

@@ -833,3 +833,32 @@ fn a_batch_may_name_blobs_already_stored() {
     store.store_results(std::slice::from_ref(&again)).unwrap();
     assert_eq!(store.load_action(&again.key).unwrap(), Some(first.entry));
 }
+
+#[test]
+fn a_flush_syncs_what_batches_renamed_since_the_last_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path());
+    let unflushed = |s: &DiskStore| s.unflushed.lock().unwrap().len();
+    store.flush_results().unwrap();
+    assert_eq!(unflushed(&store), 0, "nothing stored, nothing to sync");
+
+    let result = new_result("a", b"archive", b"out", b"err");
+    store.store_results(std::slice::from_ref(&result)).unwrap();
+    // The batch is readable at once; only the durability of its names waits for the flush.
+    assert_eq!(
+        store.load_action(&result.key).unwrap(),
+        Some(result.entry.clone())
+    );
+    let dirs = unflushed(&store);
+    assert!(
+        dirs >= 2,
+        "the blobs' and the entry's shard directories: {dirs}"
+    );
+    store.flush_results().unwrap();
+    assert_eq!(unflushed(&store), 0);
+
+    // After a power loss that kept the entry's rename but lost a blob's, the entry is a miss.
+    let (digest, _) = &result.blobs[0];
+    fs::remove_file(store.blob_path(digest)).unwrap();
+    assert_eq!(store.load_action(&result.key).unwrap(), None);
+}

@@ -42,10 +42,10 @@ pub fn exec(args: &WhyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let state_dir = workflow.dir.join(".hermetic");
-    match keys::load(&state_dir, &args.step) {
+    let records = keys::load(&state_dir);
+    match records.steps.get(&args.step) {
         Some(history) => {
-            let hits = keys::load_hits(&state_dir);
-            for line in keys::explain(&args.step, &history, hits.hits.get(&args.step)) {
+            for line in keys::explain(&args.step, history, records.last_hits.get(&args.step)) {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)

@@ -1,12 +1,13 @@
-//! Each step's action key and what it was computed from, kept under `.hermetic/keys/<step>.json`
-//! so that `hermetic why STEP` can say exactly what changed since the run before.
+//! Each step's action key and what it was computed from, kept in `.hermetic/keys.json` so
+//! that `hermetic why STEP` can say exactly what changed since the run before.
 //!
-//! A record keeps the step's last run and the run before it, and is rewritten only when one of
-//! them changes: a hit under the key it already records changes nothing there. Which steps the
-//! last run served from the cache is kept apart, in one file for the whole run,
-//! `.hermetic/keys/.last-hits.json`, so that a fully cached run writes one file instead of one
-//! per step. Files are written atomically (temporary file and rename); an unreadable one is
-//! treated as absent, since it only explains.
+//! The file holds, for every step of the workflow that has run, its last run and the run
+//! before it, plus which steps the last run served from the cache ([`KeyRecords::last_hits`]).
+//! It is one file, not one per step, because creating a file per step was a measurable part
+//! of a cold run; it is read once and written once per run, atomically (temporary file and
+//! rename), and not written at all when nothing in it changed (a fully cached run that hit
+//! the same keys as the run before). Records of steps no longer in the workflow are dropped.
+//! An unreadable file is treated as absent, since it only explains.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -19,8 +20,9 @@ use super::write_atomic;
 use crate::plan::{KeyComponents, Plan};
 use crate::pool::{RunSummary, StepKey};
 
-/// Version of the record format; a record of another version is ignored.
-const RECORD_VERSION: u32 = 1;
+/// Version of the file's format; a file of another version is ignored. Version 1 was one
+/// file per step under `.hermetic/keys/`.
+const RECORD_VERSION: u32 = 2;
 
 /// One run of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,95 +37,96 @@ pub struct KeyRun {
 /// A step's last two runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyHistory {
-    pub version: u32,
     pub last: KeyRun,
     pub before: Option<KeyRun>,
 }
 
-/// The steps the last run served from the cache, each with the key it hit.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LastHits {
+/// Everything `.hermetic/keys.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecords {
     pub version: u32,
-    pub hits: BTreeMap<String, Digest>,
+    /// Each step's history, by step name.
+    pub steps: BTreeMap<String, KeyHistory>,
+    /// The steps the last run served from the cache, each with the key it hit.
+    pub last_hits: BTreeMap<String, Digest>,
 }
 
-/// Where the record of `step` lives.
-pub fn path(state_dir: &Path, step: &str) -> PathBuf {
-    state_dir.join("keys").join(format!("{step}.json"))
+impl Default for KeyRecords {
+    fn default() -> Self {
+        Self {
+            version: RECORD_VERSION,
+            steps: BTreeMap::new(),
+            last_hits: BTreeMap::new(),
+        }
+    }
 }
 
-/// Where the [`LastHits`] live: a name no step record can have, since step names cannot start
-/// with a dot.
-fn hits_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("keys").join(".last-hits.json")
+/// Where the records live.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("keys.json")
 }
 
-/// The hits of the last run; empty if unknown.
-pub fn load_hits(state_dir: &Path) -> LastHits {
-    std::fs::read(hits_path(state_dir))
+/// Reads the records; empty if there are none or they cannot be read.
+pub fn load(state_dir: &Path) -> KeyRecords {
+    std::fs::read(path(state_dir))
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<LastHits>(&bytes).ok())
-        .filter(|h| h.version == RECORD_VERSION)
+        .and_then(|bytes| serde_json::from_slice::<KeyRecords>(&bytes).ok())
+        .filter(|r| r.version == RECORD_VERSION)
         .unwrap_or_default()
-}
-
-/// Reads the record of `step`; `None` if there is none or it cannot be read.
-pub fn load(state_dir: &Path, step: &str) -> Option<KeyHistory> {
-    let bytes = std::fs::read(path(state_dir, step)).ok()?;
-    let history: KeyHistory = serde_json::from_slice(&bytes).ok()?;
-    (history.version == RECORD_VERSION).then_some(history)
 }
 
 /// Records every step of `summary` that computed a key.
 pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
-    let dir = plan.state_dir.join("keys");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot create `{}`: {e}", dir.display())))?;
-    let mut hits = LastHits {
-        version: RECORD_VERSION,
-        hits: BTreeMap::new(),
-    };
+    let old = load(&plan.state_dir);
+    let mut new = old.clone();
+    new.last_hits.clear();
     for (step, key) in plan.steps.iter().zip(&summary.keys) {
         if let Some(key) = key {
-            record(&plan.state_dir, &step.name, key)?;
+            record(&mut new.steps, &step.name, key);
             if key.cached {
-                hits.hits.insert(step.name.clone(), key.key);
+                new.last_hits.insert(step.name.clone(), key.key);
             }
         }
     }
-    let json = serde_json::to_vec(&hits).map_err(io::Error::other)?;
-    write_atomic(&hits_path(&plan.state_dir), &json)
+    new.steps
+        .retain(|name, _| plan.workflow.steps.iter().any(|s| &s.name == name));
+    if new == old {
+        return Ok(());
+    }
+    let json = serde_json::to_vec(&new).map_err(io::Error::other)?;
+    write_atomic(&path(&plan.state_dir), &json)?;
+    // The records of version 1, one file per step, are replaced by this file.
+    let _ = std::fs::remove_dir_all(plan.state_dir.join("keys"));
+    Ok(())
 }
 
-fn record(state_dir: &Path, step: &str, key: &StepKey) -> io::Result<()> {
+/// Records one run of `step` in `steps`.
+fn record(steps: &mut BTreeMap<String, KeyHistory>, step: &str, key: &StepKey) {
     let run = KeyRun {
         key: key.key,
         cached: key.cached,
         succeeded: key.succeeded,
         components: key.components.clone(),
     };
-    let existing = load(state_dir, step);
-    // A hit under the key last recorded changes nothing here (that it was a hit goes to the
-    // run's `LastHits`): skip the write, which would be most of a fully cached run's
-    // filesystem work.
+    let existing = steps.get(step);
+    // A hit under the key last recorded changes nothing here (that it was a hit goes to
+    // `last_hits`).
     if run.cached
-        && let Some(old) = &existing
+        && let Some(old) = existing
         && old.last.key == run.key
         && old.last.components == run.components
     {
-        return Ok(());
+        return;
     }
     let history = KeyHistory {
-        version: RECORD_VERSION,
-        before: existing.as_ref().map(|h| h.last.clone()),
+        before: existing.map(|h| h.last.clone()),
         last: run,
     };
-    // The same run again (an unchanged step run with `--no-cache`, say): nothing to write.
-    if existing.as_ref() == Some(&history) {
-        return Ok(());
+    // The same run again (an unchanged step run with `--no-cache`, say): keep the history.
+    if existing == Some(&history) {
+        return;
     }
-    let json = serde_json::to_vec_pretty(&history).map_err(io::Error::other)?;
-    write_atomic(&path(state_dir, step), &json)
+    steps.insert(step.to_string(), history);
 }
 
 /// What `hermetic why` says about a step's last run, one line per item. `hit` is the key the

@@ -2,12 +2,15 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use hermetic_cache::FileEntry;
 use walkdir::WalkDir;
 
-use super::fsx::{PathContext, PathError, copy_file_hashed, create_dir_all, remove_all};
+use super::fsx::{
+    PathContext, PathError, copy_file_nofollow, create_dir_all, hash_nofollow, remove_all,
+};
 
 /// Why a step's outputs could not be collected. Each is the step's fault except [`Io`].
 ///
@@ -28,9 +31,21 @@ pub enum OutputError {
     Io(#[from] PathError),
 }
 
-/// Copies the `declared` outputs out of `out_dir` into `publish_root/<step>/`, replacing what
-/// was there. The new directory is assembled beside the old one and renamed into place, so the
+/// Publishes the `declared` outputs in `out_dir` as `publish_root/<step>/`, replacing what was
+/// there, and returns their files with their digests, sorted by path.
+///
+/// Each declared output is checked where the guest left it (no symlink on the way or inside,
+/// nothing but regular files and directories) and hashed in place. Everything else is removed
+/// from `out_dir`, and then `out_dir` itself is renamed into place: no output is copied, and
+/// no new file is created, which on a busy filesystem is most of what publishing would cost.
+/// `out_dir` is gone afterwards (its owner makes a new one). When it is on another filesystem
+/// than `publish_root`, its outputs are copied into a new directory instead. Either way the
 /// published directory is always complete: the old outputs or the new ones, never a mixture.
+///
+/// Moving is safe because the guest is gone: nothing can change `out_dir` any more. A file
+/// the guest hard-linked into `/out` keeps its other names, but every host-side writer of
+/// those (staging, the scratch directories, publishing) creates new files and never writes
+/// into an existing one.
 pub fn collect_and_publish(
     out_dir: &Path,
     declared: &[String],
@@ -42,29 +57,40 @@ pub fn collect_and_publish(
         remove_all(&publish_root.join(step))?;
         return Ok(Vec::new());
     }
-    create_dir_all(publish_root)?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!(".tmp-{step}-"))
-        .tempdir_in(publish_root)
-        .at("cannot create a directory in", publish_root)?;
     let mut files = Vec::new();
+    let mut roots = Vec::with_capacity(declared.len());
     for output in declared {
-        collect_one(
+        roots.push(check_one(
             out_dir,
             output.trim_end_matches('/'),
-            staging.path(),
             &mut files,
-        )?;
+        )?);
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);
+    prune(out_dir, Path::new(""), &roots)?;
 
-    publish_staged(&staging.keep(), publish_root, step)?;
+    create_dir_all(publish_root)?;
+    let same_filesystem = |a: &Path, b: &Path| -> Result<bool, PathError> {
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).at("cannot inspect", p);
+        Ok(dev(a)? == dev(b)?)
+    };
+    if same_filesystem(out_dir, publish_root)? {
+        publish_staged(out_dir, publish_root, step)?;
+    } else {
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{step}-"))
+            .tempdir_in(publish_root)
+            .at("cannot create a directory in", publish_root)?;
+        copy_tree(out_dir, staging.path())?;
+        publish_staged(&staging.keep(), publish_root, step)?;
+    }
     Ok(files)
 }
 
-/// Renames the complete directory `staged` (inside `publish_root`) to `publish_root/<step>`,
-/// replacing what was there: readers see the old outputs or the new ones, never a mixture.
+/// Renames the complete directory `staged` to `publish_root/<step>`, replacing what was there:
+/// readers see the old outputs or the new ones, never a mixture. `staged` must be on the same
+/// filesystem as `publish_root`.
 pub fn publish_staged(staged: &Path, publish_root: &Path, step: &str) -> Result<(), PathError> {
     let target = publish_root.join(step);
     let old = publish_root.join(format!(".old-{step}-{}", std::process::id()));
@@ -76,12 +102,13 @@ pub fn publish_staged(staged: &Path, publish_root: &Path, step: &str) -> Result<
     remove_all(&old)
 }
 
-fn collect_one(
+/// Checks the declared output `output` in `out_dir` and hashes its files into `files`;
+/// returns its path relative to `out_dir`.
+fn check_one(
     out_dir: &Path,
     output: &str,
-    staging: &Path,
     files: &mut Vec<FileEntry>,
-) -> Result<(), OutputError> {
+) -> Result<PathBuf, OutputError> {
     // Walk the declared path one component at a time, so that a symlinked directory on the way
     // (`/out/a -> /etc`, declared output `a/passwd`) is caught before anything is opened.
     let mut host = out_dir.to_path_buf();
@@ -117,8 +144,8 @@ fn collect_one(
     }
     let meta = fs::symlink_metadata(&host).at("cannot inspect", &host)?;
     if meta.is_file() {
-        files.push(copy_out(&host, staging, &rel)?);
-        return Ok(());
+        files.push(hashed(&host, &rel)?);
+        return Ok(rel);
     }
     if !meta.is_dir() {
         return Err(OutputError::NotRegular(slash(&rel)));
@@ -136,32 +163,62 @@ fn collect_one(
         let ft = entry.file_type();
         if ft.is_symlink() {
             return Err(OutputError::Symlink(slash(&sub)));
-        } else if ft.is_dir() {
-            create_dir_all(&staging.join(&sub))?;
         } else if ft.is_file() {
-            files.push(copy_out(entry.path(), staging, &sub)?);
-        } else {
+            files.push(hashed(entry.path(), &sub)?);
+        } else if !ft.is_dir() {
             return Err(OutputError::NotRegular(slash(&sub)));
         }
     }
-    Ok(())
+    Ok(rel)
 }
 
-fn copy_out(from: &Path, staging: &Path, rel: &Path) -> Result<FileEntry, OutputError> {
-    let to = staging.join(rel);
-    if let Some(parent) = to.parent() {
-        create_dir_all(parent)?;
-    }
-    if fs::symlink_metadata(&to).is_ok() {
-        // Declared twice (`a/` and `a/b.txt`): the first copy stands.
-        fs::remove_file(&to).at("cannot replace", &to)?;
-    }
-    let (size, digest) = copy_file_hashed(from, &to)?;
+/// The entry of the output file `host`, at `rel` below `/out`.
+fn hashed(host: &Path, rel: &Path) -> Result<FileEntry, OutputError> {
+    let (size, digest) = hash_nofollow(host)?;
     Ok(FileEntry {
         path: slash(rel),
         size,
         digest,
     })
+}
+
+/// Removes every entry below `dir` (at `rel` below `/out`) that is neither one of the declared
+/// outputs `roots`, nor inside one, nor a directory on the way to one. Never follows a
+/// symlink: a directory entry's type is its own.
+fn prune(dir: &Path, rel: &Path, roots: &[PathBuf]) -> Result<(), PathError> {
+    for entry in fs::read_dir(dir).at("cannot read", dir)? {
+        let entry = entry.at("cannot read", dir)?;
+        let sub = rel.join(entry.file_name());
+        if roots.iter().any(|r| sub.starts_with(r)) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = entry.file_type().at("cannot inspect", &path)?.is_dir();
+        if is_dir && roots.iter().any(|r| r.starts_with(&sub)) {
+            prune(&path, &sub, roots)?;
+        } else {
+            remove_all(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the checked tree `from` into the existing directory `to`.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), PathError> {
+    for entry in WalkDir::new(from).min_depth(1).follow_links(false) {
+        let entry = entry.map_err(|e| PathError {
+            action: "cannot read",
+            path: e.path().unwrap_or(from).to_path_buf(),
+            source: e.into(),
+        })?;
+        let dest = to.join(entry.path().strip_prefix(from).unwrap_or(entry.path()));
+        if entry.file_type().is_dir() {
+            fs::create_dir(&dest).at("cannot create directory", &dest)?;
+        } else {
+            copy_file_nofollow(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
 }
 
 fn slash(p: &Path) -> String {
@@ -186,23 +243,71 @@ mod tests {
         (t, out, publish)
     }
 
-    #[test]
-    fn publishes_declared_files_and_trees() {
-        let (_t, out, publish) = setup();
-        let files =
-            collect_and_publish(&out, &["a.txt".into(), "dir/".into()], &publish, "s").unwrap();
-        let names: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
-        assert_eq!(names, [("a.txt", 1), ("dir/sub/b.txt", 2)]);
-        assert_eq!(fs::read(publish.join("s/dir/sub/b.txt")).unwrap(), b"BB");
-        // Re-publishing replaces the old outputs completely.
-        fs::remove_file(out.join("a.txt")).unwrap();
-        collect_and_publish(&out, &["dir".into()], &publish, "s").unwrap();
-        assert!(!publish.join("s/a.txt").exists());
-        let leftovers: Vec<_> = fs::read_dir(&publish)
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(leftovers, ["s"]);
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn publishes_declared_files_and_trees_and_nothing_else() {
+        let (_t, out, publish) = setup();
+        fs::write(out.join("undeclared.txt"), "junk").unwrap();
+        fs::create_dir_all(out.join("dir/other")).unwrap();
+        fs::write(out.join("dir/sub/b.txt.tmp"), "junk").unwrap();
+        let files = collect_and_publish(
+            &out,
+            &["a.txt".into(), "dir/sub/b.txt".into()],
+            &publish,
+            "s",
+        )
+        .unwrap();
+        let entries: Vec<_> = files.iter().map(|f| (f.path.as_str(), f.size)).collect();
+        assert_eq!(entries, [("a.txt", 1), ("dir/sub/b.txt", 2)]);
+        assert_eq!(files[1].digest, hermetic_cache::Digest::of(b"BB"));
+        assert_eq!(fs::read(publish.join("s/dir/sub/b.txt")).unwrap(), b"BB");
+        assert_eq!(names(&publish.join("s")), ["a.txt", "dir"]);
+        assert_eq!(names(&publish.join("s/dir")), ["sub"]);
+        assert_eq!(names(&publish.join("s/dir/sub")), ["b.txt"]);
+        assert!(!out.exists(), "the outputs were moved, not copied");
+
+        // Re-publishing replaces the old outputs completely; a declared tree comes whole.
+        fs::create_dir_all(out.join("dir/sub")).unwrap();
+        fs::create_dir_all(out.join("dir/empty")).unwrap();
+        fs::write(out.join("dir/sub/c.txt"), "C").unwrap();
+        fs::write(out.join("a.txt"), "not declared this time").unwrap();
+        collect_and_publish(&out, &["dir/".into()], &publish, "s").unwrap();
+        assert_eq!(names(&publish.join("s")), ["dir"]);
+        assert_eq!(names(&publish.join("s/dir")), ["empty", "sub"]);
+        assert_eq!(names(&publish), ["s"], "nothing left beside it");
+    }
+
+    #[test]
+    fn copies_when_the_outputs_are_on_another_filesystem() {
+        // `/dev/shm` is a tmpfs on Linux, and the test's temporary directory is not.
+        let shm = Path::new("/dev/shm");
+        let t = tempfile::tempdir().unwrap();
+        if !shm.is_dir()
+            || fs::metadata(shm).unwrap().dev() == fs::metadata(t.path()).unwrap().dev()
+        {
+            eprintln!("skipped: no second filesystem at /dev/shm");
+            return;
+        }
+        let other = tempfile::tempdir_in(shm).unwrap();
+        let out = other.path().join("out");
+        fs::create_dir_all(out.join("d")).unwrap();
+        fs::write(out.join("d/x.txt"), "X").unwrap();
+        fs::write(out.join("junk"), "junk").unwrap();
+        let publish = t.path().join("publish");
+        let files = collect_and_publish(&out, &["d".into()], &publish, "s").unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(fs::read(publish.join("s/d/x.txt")).unwrap(), b"X");
+        assert_eq!(names(&publish), ["s"]);
+        assert_eq!(names(&publish.join("s")), ["d"]);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! * [`stage`]: copies a step's declared inputs and its dependencies' outputs into a fresh
 //!   per-attempt directory, so no sandbox bug can touch a user's source files.
-//! * [`collect`]: copies the declared outputs out of `/out`, refusing symlinks anywhere on the
-//!   way, and publishes them atomically to `.hermetic/out/<step>/`.
+//! * [`collect`]: checks the declared outputs in `/out`, refusing symlinks anywhere on the
+//!   way, and publishes them atomically to `.hermetic/out/<step>/` by moving them there.
 
 pub mod collect;
 pub mod fsx;

@@ -6,7 +6,8 @@
 //! durable, the next accumulates, so the cost of durability (a few filesystem syncs per
 //! batch, see `DiskStore::store_results`) is shared by every step that finished meanwhile
 //! instead of paid by each. The run waits for the committer before it ends
-//! ([`Committer::finish`]), so a finished run has stored everything it could.
+//! ([`Committer::finish`]), which flushes the store once ([`Store::flush`]), so a finished
+//! run has stored everything it could, durably.
 //!
 //! A crash before a result is committed loses only that cache entry: the next run misses and
 //! runs the step again. A store that cannot write never fails a step; each failed batch is one
@@ -81,6 +82,9 @@ impl Committer {
                     events.send(warning);
                 }
             }
+            if let Some(warning) = flush(store).await {
+                events.send(warning);
+            }
         });
         let queue = CommitQueue(queue);
         (
@@ -92,8 +96,8 @@ impl Committer {
         )
     }
 
-    /// Stores everything submitted so far, then returns. Call it once no step can submit
-    /// any more.
+    /// Stores everything submitted so far and makes it durable ([`Store::flush`]), then
+    /// returns. Call it once no step can submit any more.
     pub(crate) async fn finish(self) {
         let _ = self.queue.0.send(Message::Close);
         if let Err(e) = self.task.await {
@@ -142,6 +146,21 @@ async fn commit(store: Arc<dyn Store>, batch: Vec<Pending>) -> Option<Event> {
         ),
     };
     Some(Event::Warning { step, message })
+}
+
+/// Makes the stored results durable, on a blocking thread; a warning event if that failed.
+async fn flush(store: Arc<dyn Store>) -> Option<Event> {
+    let handle = tokio::runtime::Handle::current();
+    let flushed = tokio::task::spawn_blocking(move || {
+        handle.block_on(store.flush()).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("flushing panicked: {e}")));
+    let error = flushed.err()?;
+    Some(Event::Warning {
+        step: None,
+        message: format!("the cache may lose this run's results on a power loss: {error}"),
+    })
 }
 
 /// The first few of `steps`, for a message.

@@ -5,7 +5,10 @@
 //! `.hermetic/views/`; see [`crate::outputs::dependency_view`].) Creating and removing those directories cost
 //! about 260 µs per attempt on a 2-core CI machine, more than everything else a no-op step
 //! does. So a finished attempt hands its directories back, and the next attempt reuses them once
-//! they are proven empty: an empty `/out` and `/tmp` cost one `readdir` each to check.
+//! they are emptied: an empty directory costs one `readdir` to check, and a used one keeps its
+//! own inode (only what is inside goes), because on ext4 a new inode is the dearest part of
+//! creating a directory. Publishing a step's outputs moves its `/out` away; the next lease
+//! makes a new one.
 //!
 //! The reuse is safe because a directory goes back to the pool only through
 //! [`Lease::recycle`], which empties it first, and an attempt that ends any other way (an error,
@@ -39,7 +42,7 @@ pub struct Scratch {
     pub out: PathBuf,
     /// Mounted read-write at `/tmp`. Empty when leased.
     pub tmp: PathBuf,
-    /// Where inputs are staged for `/in`. Absent when leased; staging creates it.
+    /// Where inputs are staged for `/in`. Empty when leased.
     pub inputs: PathBuf,
 }
 
@@ -89,21 +92,17 @@ impl Scratch {
             inputs: p.join("in"),
             _dir: dir,
         };
-        for d in [&scratch.out, &scratch.tmp] {
+        for d in [&scratch.out, &scratch.tmp, &scratch.inputs] {
             fs::create_dir(d).at("cannot create", d)?;
         }
         Ok(scratch)
     }
 
-    /// Brings the directories back to their leased state: `out/` and `tmp/` empty, `in/`
-    /// gone. Never follows a symlink the guest left behind.
+    /// Brings the directories back to their leased state: `out/`, `tmp/` and `in/` empty
+    /// (made again if they are gone). Never follows a symlink the guest left behind.
     fn clean(&self) -> Result<(), PathError> {
-        remove_all(&self.inputs)?;
-        for d in [&self.out, &self.tmp] {
-            if !is_empty_dir(d)? {
-                remove_all(d)?;
-                fs::create_dir(d).at("cannot create", d)?;
-            }
+        for d in [&self.out, &self.tmp, &self.inputs] {
+            empty_dir(d)?;
         }
         Ok(())
     }
@@ -132,19 +131,27 @@ impl Lease<'_> {
     }
 }
 
-/// Whether `dir` is a real directory (not a symlink to one) with no entries.
-fn is_empty_dir(dir: &Path) -> Result<bool, PathError> {
-    let meta = fs::symlink_metadata(dir).at("cannot inspect", dir)?;
-    if !meta.is_dir() {
-        return Ok(false);
+/// Makes `dir` an empty real directory: removes what is inside, keeping the directory itself,
+/// or makes it if it is gone. Anything else at `dir` (a symlink) is removed first.
+fn empty_dir(dir: &Path) -> Result<(), PathError> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => {
+            for entry in fs::read_dir(dir).at("cannot read", dir)? {
+                remove_all(&entry.at("cannot read", dir)?.path())?;
+            }
+            return Ok(());
+        }
+        Ok(_) => remove_all(dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).at("cannot inspect", dir),
     }
-    let mut entries = fs::read_dir(dir).at("cannot read", dir)?;
-    Ok(entries.next().is_none())
+    fs::create_dir(dir).at("cannot create", dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn a_recycled_scratch_comes_back_empty_and_is_reused() {
@@ -154,8 +161,12 @@ mod tests {
         let first = lease.get().out.clone();
         fs::write(lease.get().out.join("left-behind"), "x").unwrap();
         fs::create_dir_all(lease.get().tmp.join("d/e")).unwrap();
-        fs::create_dir(&lease.get().inputs).unwrap();
-        std::os::unix::fs::symlink("/", lease.get().out.join("escape")).unwrap();
+        fs::create_dir(lease.get().inputs.join("in")).unwrap();
+        fs::write(lease.get().inputs.join("in/staged.txt"), "x").unwrap();
+        let canary = tempfile::tempdir().unwrap();
+        fs::write(canary.path().join("keep"), "x").unwrap();
+        std::os::unix::fs::symlink(canary.path(), lease.get().out.join("escape")).unwrap();
+        let tmp_inode = fs::metadata(&lease.get().tmp).unwrap().ino();
         lease.recycle();
 
         let lease = pool.lease("b").unwrap();
@@ -163,7 +174,22 @@ mod tests {
         assert_eq!(s.out, first, "the scratch is reused");
         assert_eq!(fs::read_dir(&s.out).unwrap().count(), 0);
         assert_eq!(fs::read_dir(&s.tmp).unwrap().count(), 0);
-        assert!(!s.inputs.exists());
+        assert_eq!(fs::read_dir(&s.inputs).unwrap().count(), 0);
+        assert_eq!(
+            fs::metadata(&s.tmp).unwrap().ino(),
+            tmp_inode,
+            "kept, not made again"
+        );
+        assert!(
+            canary.path().join("keep").exists(),
+            "the symlink was not followed"
+        );
+        // An `out/` moved away by publishing is made again.
+        let out = s.out.clone();
+        fs::rename(&out, out.with_extension("published")).unwrap();
+        lease.recycle();
+        let lease = pool.lease("c").unwrap();
+        assert_eq!(fs::read_dir(&lease.get().out).unwrap().count(), 0);
     }
 
     #[test]
