@@ -294,15 +294,16 @@ pub fn attempt_dirs(root: &Path, iters: usize) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// `iters` × leasing a scratch directory from a [`ScratchPool`] and recycling it unused: what
-/// an attempt pays for its directories since they are reused.
+/// `iters` × leasing a scratch directory from a [`ScratchPool`] and recycling it unused, with
+/// each of its directories checked (no directory passed as known to be empty): what an
+/// attempt whose guest wrote something pays for its directories since they are reused.
 pub fn scratch_cycles(root: &Path, iters: usize) -> anyhow::Result<Duration> {
     std::fs::create_dir_all(root)?;
     let pool = ScratchPool::new(root.to_path_buf());
-    pool.lease("warm")?.recycle();
+    pool.lease("warm")?.recycle(&[]);
     let started = Instant::now();
     for _ in 0..iters {
-        pool.lease("s")?.recycle();
+        pool.lease("s")?.recycle(&[]);
     }
     Ok(started.elapsed())
 }

@@ -528,3 +528,44 @@ fn output_flood_is_stopped_at_the_limit() {
         "the guest wrote all 5 GiB: the output limit is not enforced while it runs"
     );
 }
+
+/// Scratch directories are reused from step to step: one that a step littered (files, a tree,
+/// a symlink pointing out, undeclared outputs) comes to the next step empty, and only the declared
+/// output is published.
+#[test]
+fn a_step_after_a_littering_step_starts_with_empty_directories() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: reuse
+steps:
+  litter:
+    task: litter.wasm
+    inputs: [input.txt]
+    outputs: [kept.txt]
+  look:
+    task: ls.wasm
+    inputs: [other.txt]
+    args: [/in, /out, /tmp]
+    depends_on: [litter]
+",
+        )
+        .guest("litter.wasm", guests::LITTER_P1)
+        .guest("ls.wasm", guests::LS_P1)
+        .file("input.txt", INPUT)
+        .file("other.txt", "other\n")
+        .args(["run", "--jobs", "1", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(
+        out.read(".hermetic/logs/litter/stdout"),
+        "littered /out and /tmp\n"
+    );
+    assert_eq!(
+        out.read(".hermetic/logs/look/stdout"),
+        "/in\n  other.txt (6 bytes)\n/out\n/tmp\n"
+    );
+    assert_eq!(out.tree(".hermetic/out/litter"), "kept.txt (5 bytes)\n");
+    assert_eq!(out.read(".hermetic/out/litter/kept.txt"), "kept\n");
+}

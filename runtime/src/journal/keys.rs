@@ -9,7 +9,7 @@
 //! the same keys as the run before). Records of steps no longer in the workflow are dropped.
 //! An unreadable file is treated as absent, since it only explains.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -88,8 +88,13 @@ pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
             }
         }
     }
-    new.steps
-        .retain(|name, _| plan.workflow.steps.iter().any(|s| &s.name == name));
+    let defined: HashSet<&str> = plan
+        .workflow
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    new.steps.retain(|name, _| defined.contains(name.as_str()));
     if new == old {
         return Ok(());
     }

@@ -1,6 +1,6 @@
 //! One attempt of one step: stage its files, run its guest, collect its outputs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,8 +181,9 @@ pub async fn run_attempt(
     let mut result = match scratch.lease(&step.name) {
         Ok(lease) => {
             match attempt_inner(plan, runner, lease.get(), step, observers).await {
-                Ok(r) => {
-                    lease.recycle();
+                Ok((r, known_empty)) => {
+                    let known_empty: Vec<&Path> = known_empty.iter().map(|p| p.as_path()).collect();
+                    lease.recycle(&known_empty);
                     r
                 }
                 // The lease is dropped, which removes its directories.
@@ -195,13 +196,15 @@ pub async fn run_attempt(
     result
 }
 
+/// One attempt in the leased directories `work`; also returns those of them known to be empty
+/// afterwards, which the lease need not look at again.
 async fn attempt_inner(
     plan: &Plan,
     runner: Runner<'_>,
     work: &Scratch,
     step: &PlannedStep,
     observers: Observers,
-) -> Result<AttemptResult, String> {
+) -> Result<(AttemptResult, Vec<PathBuf>), String> {
     let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
     // filesystem work on every such step.
@@ -309,6 +312,12 @@ async fn attempt_inner(
     };
     save_log(&logs, "stdout", &report.stdout)?;
     save_log(&logs, "stderr", &report.stderr)?;
+    // Seen empty after the guest ended; collecting the outputs below changes only a `/out`
+    // that holds something. `in/` is untouched when nothing was staged.
+    let mut known_empty = report.empty_mounts;
+    if step.inputs.is_empty() {
+        known_empty.push(work.inputs.clone());
+    }
     let stderr_tail = tail(&report.stderr, 10);
 
     let mut result = AttemptResult {
@@ -324,7 +333,7 @@ async fn attempt_inner(
     if !report.outcome.is_success() {
         result.message = Some(report.outcome.to_string());
         result.stderr_tail = stderr_tail;
-        return Ok(result);
+        return Ok((result, known_empty));
     }
 
     match collect_and_publish(&out_dir, &def.outputs, &plan.out_root, &step.name) {
@@ -349,7 +358,7 @@ async fn attempt_inner(
             result.message = Some(format!("{e}{}", at.unwrap_or_default()));
         }
     }
-    Ok(result)
+    Ok((result, known_empty))
 }
 
 /// Writes a captured stream to `logs/<name>` as a new file, or removes a stale log when the

@@ -100,9 +100,11 @@ impl Scratch {
 
     /// Brings the directories back to their leased state: `out/`, `tmp/` and `in/` empty
     /// (made again if they are gone). Never follows a symlink the guest left behind.
-    fn clean(&self) -> Result<(), PathError> {
+    fn clean(&self, known_empty: &[&Path]) -> Result<(), PathError> {
         for d in [&self.out, &self.tmp, &self.inputs] {
-            empty_dir(d)?;
+            if !known_empty.contains(&d.as_path()) {
+                empty_dir(d)?;
+            }
         }
         Ok(())
     }
@@ -117,10 +119,12 @@ impl Lease<'_> {
     }
 
     /// Empties the directories and returns them to the pool. If they cannot be emptied, they
-    /// are removed instead, so a dirty directory is never leased again.
-    pub fn recycle(mut self) {
+    /// are removed instead, so a dirty directory is never leased again. The directories in
+    /// `known_empty` are taken at their word and not looked at: pass only directories that
+    /// were seen empty after anything that could write into them had ended.
+    pub fn recycle(mut self, known_empty: &[&Path]) {
         let scratch = self.scratch.take().expect("a lease is recycled once");
-        if scratch.clean().is_ok() {
+        if scratch.clean(known_empty).is_ok() {
             self.pool
                 .free
                 .lock()
@@ -167,7 +171,7 @@ mod tests {
         fs::write(canary.path().join("keep"), "x").unwrap();
         std::os::unix::fs::symlink(canary.path(), lease.get().out.join("escape")).unwrap();
         let tmp_inode = fs::metadata(&lease.get().tmp).unwrap().ino();
-        lease.recycle();
+        lease.recycle(&[]);
 
         let lease = pool.lease("b").unwrap();
         let s = lease.get();
@@ -187,7 +191,7 @@ mod tests {
         // An `out/` moved away by publishing is made again.
         let out = s.out.clone();
         fs::rename(&out, out.with_extension("published")).unwrap();
-        lease.recycle();
+        lease.recycle(&[]);
         let lease = pool.lease("c").unwrap();
         assert_eq!(fs::read_dir(&lease.get().out).unwrap().count(), 0);
     }
@@ -211,8 +215,8 @@ mod tests {
         let pool = ScratchPool::new(root.path().to_path_buf());
         let (a, b) = (pool.lease("a").unwrap(), pool.lease("b").unwrap());
         assert_ne!(a.get().out, b.get().out);
-        a.recycle();
-        b.recycle();
+        a.recycle(&[]);
+        b.recycle(&[]);
         assert_eq!(pool.free.lock().unwrap().len(), 2);
     }
 }

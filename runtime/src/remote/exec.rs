@@ -131,6 +131,7 @@ impl RemoteExec {
             duration: started.elapsed(),
             stdout: stream(&result.stdout_digest, limits.stdout).await?,
             stderr: stream(&result.stderr_digest, limits.stderr).await?,
+            empty_mounts: Vec::new(),
         })
     }
 

@@ -83,6 +83,10 @@ pub struct Report {
     pub stdout: Vec<u8>,
     /// Captured stderr, for [`CaptureTo::Memory`].
     pub stderr: Vec<u8>,
+    /// The writable mounts that held nothing once the guest had ended (measured anyway for
+    /// [`Limits::output`]), so that their owner need not look again before reusing them.
+    /// Possibly incomplete: a mount missing here may be empty too.
+    pub empty_mounts: Vec<PathBuf>,
 }
 
 impl Sandbox {
@@ -198,7 +202,9 @@ impl Sandbox {
             }
         };
 
-        if over_output.load(Ordering::Relaxed) || total_size(&writable) > inv.limits.output {
+        let (size, empty) = measure(&writable);
+        report.empty_mounts = empty;
+        if over_output.load(Ordering::Relaxed) || size > inv.limits.output {
             report.outcome = Outcome::OutputLimit {
                 stream: "output",
                 limit: inv.limits.output,
@@ -321,6 +327,7 @@ fn finish<T: GuestState>(
         duration: Duration::ZERO,
         stdout: Vec::new(),
         stderr: Vec::new(),
+        empty_mounts: Vec::new(),
     }
 }
 
@@ -356,6 +363,22 @@ async fn watch_output(dirs: Vec<PathBuf>, limit: u64, over: Arc<AtomicBool>) {
         }
     }
     std::future::pending().await
+}
+
+/// [`total_size`] of `dirs`, and which of them hold no entry at all (the common case, checked
+/// first with one `readdir`).
+fn measure(dirs: &[PathBuf]) -> (u64, Vec<PathBuf>) {
+    let mut size = 0;
+    let mut empty = Vec::new();
+    for dir in dirs {
+        let is_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+        if is_empty {
+            empty.push(dir.clone());
+        } else {
+            size += total_size(std::slice::from_ref(dir));
+        }
+    }
+    (size, empty)
 }
 
 /// Apparent size of the regular files under `dirs`, never following symlinks. (A guest cannot
