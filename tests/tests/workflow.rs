@@ -361,3 +361,43 @@ fn graph_dot_and_mermaid() {
         .expect_stderr("")
         .run();
 }
+
+/// A step that prints nothing leaves no log, and removes the one an earlier run of it left.
+#[test]
+fn a_silent_run_removes_the_log_of_a_talkative_one() {
+    let talk = Test::new()
+        .file(
+            "hermetic.yaml",
+            "name: logs\nsteps:\n  s: { task: hello.wasm }\n",
+        )
+        .guest("hello.wasm", guests::HELLO_P1)
+        .guest("stamp.wasm", guests::STAMP_P1)
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(
+        talk.read(".hermetic/logs/s/stdout")
+            .starts_with("hello from wasm\n")
+    );
+    let silent = talk
+        .again()
+        .file(
+            "hermetic.yaml",
+            "name: logs\nsteps:\n  s: { task: stamp.wasm, outputs: [stamp.txt] }\n",
+        )
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(!silent.exists(".hermetic/logs/s/stdout"));
+    assert!(!silent.exists(".hermetic/logs/s/stderr"));
+    // The first run's journal keeps its own copy.
+    let runs: Vec<_> = std::fs::read_dir(silent.path().join(".hermetic/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let kept = runs
+        .iter()
+        .filter(|r| r.join("logs/s/stdout").exists())
+        .count();
+    assert_eq!((runs.len(), kept), (2, 1));
+}

@@ -92,6 +92,22 @@ fn open_copy_pair(from: &Path, to: &Path) -> Result<(File, File), PathError> {
     Ok((src, dst))
 }
 
+/// Whether `dir` is a directory (not a symlink to one) with no entries. Costs `open`, two
+/// `getdents` and `close`, without the `fstat` of `std::fs::read_dir`: it runs twice per step.
+pub fn is_empty_dir(dir: &Path) -> io::Result<bool> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
+    for entry in rustix::fs::Dir::new(fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Creates `dir` and its parents.
 pub fn create_dir_all(dir: &Path) -> Result<(), PathError> {
     fs::create_dir_all(dir).at("cannot create directory", dir)

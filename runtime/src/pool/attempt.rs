@@ -310,8 +310,7 @@ async fn attempt_inner(
             remote.run(&remote_step).await?
         }
     };
-    save_log(&logs, "stdout", &report.stdout)?;
-    save_log(&logs, "stderr", &report.stderr)?;
+    save_logs(&logs, &report.stdout, &report.stderr)?;
     // Seen empty after the guest ended; collecting the outputs below changes only a `/out`
     // that holds something. `in/` is untouched when nothing was staged.
     let mut known_empty = report.empty_mounts;
@@ -361,29 +360,34 @@ async fn attempt_inner(
     Ok((result, known_empty))
 }
 
-/// Writes a captured stream to `logs/<name>` as a new file, or removes a stale log when the
-/// stream is empty (most steps print nothing, and creating two empty files per step is
-/// measurable).
-pub(crate) fn save_log(logs: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    let path = logs.join(name);
-    if bytes.is_empty() {
-        return match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("cannot remove `{}`: {e}", path.display()))
-            }
-            _ => Ok(()),
-        };
+/// Writes the captured streams to `logs/stdout` and `logs/stderr` as new files; a stream that
+/// is empty has no file (most steps print nothing, and creating two empty files per step is
+/// measurable), so a stale one is removed.
+pub(crate) fn save_logs(logs: &Path, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
+    // Most steps print nothing and never did: one look at their log directory instead of two
+    // failed unlinks.
+    if stdout.is_empty() && stderr.is_empty() && std::fs::symlink_metadata(logs).is_err() {
+        return Ok(());
     }
-    std::fs::create_dir_all(logs)
-        .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
-    // A new file, not the old one truncated: the run journal may hold a hard link to it.
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("cannot remove `{}`: {e}", path.display()));
+    for (name, bytes) in [("stdout", stdout), ("stderr", stderr)] {
+        let path = logs.join(name);
+        if !bytes.is_empty() {
+            std::fs::create_dir_all(logs)
+                .map_err(|e| format!("cannot create `{}`: {e}", logs.display()))?;
         }
-        _ => {}
+        // A new file, not the old one truncated: the run journal may hold a hard link to it.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove `{}`: {e}", path.display()));
+            }
+            _ => {}
+        }
+        if !bytes.is_empty() {
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        }
     }
-    std::fs::write(&path, bytes).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    Ok(())
 }
 
 /// The last `n` lines of captured output, lossily decoded.

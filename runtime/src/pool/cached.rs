@@ -17,7 +17,7 @@ use hermetic_cache::archive::{ArchiveLimits, pack_dir, unpack};
 use hermetic_cache::{ActionEntry, Digest, FileEntry, NewResult, Store, hash_file, tree_digest};
 use walkdir::WalkDir;
 
-use super::attempt::{AttemptResult, Observers, Runner, run_attempt, save_log};
+use super::attempt::{AttemptResult, Observers, Runner, run_attempt, save_logs};
 use super::calls::StepCalls;
 use super::commit::CommitQueue;
 use super::outbox::Outbox;
@@ -279,17 +279,17 @@ async fn lookup_and_restore(
         }
     }
     let logs = plan.state_dir.join("logs").join(&step.name);
-    for (name, digest) in [("stdout", entry.stdout), ("stderr", entry.stderr)] {
-        let bytes = if digest == Digest::of(b"") {
-            Vec::new()
-        } else {
+    let mut streams = [Vec::new(), Vec::new()];
+    for (bytes, digest) in streams.iter_mut().zip([entry.stdout, entry.stderr]) {
+        if digest != Digest::of(b"") {
             match fetch(store, &digest).await? {
-                Some(b) => b,
+                Some(b) => *bytes = b,
                 None => return Ok(None),
             }
-        };
-        save_log(&logs, name, &bytes)?;
+        }
     }
+    let [stdout, stderr] = &streams;
+    save_logs(&logs, stdout, stderr)?;
     Ok(Some(AttemptResult::cached(&entry)))
 }
 

@@ -371,7 +371,7 @@ fn measure(dirs: &[PathBuf]) -> (u64, Vec<PathBuf>) {
     let mut size = 0;
     let mut empty = Vec::new();
     for dir in dirs {
-        let is_empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+        let is_empty = crate::outputs::fsx::is_empty_dir(dir).unwrap_or(false);
         if is_empty {
             empty.push(dir.clone());
         } else {
