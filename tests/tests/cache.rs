@@ -317,6 +317,45 @@ fn why_names_what_changed() {
         .run();
 }
 
+/// `.hermetic/keys.json` is rewritten only when a run changes what it records.
+#[test]
+fn key_records_are_rewritten_only_when_they_change() {
+    use std::os::unix::fs::MetadataExt;
+    let first = project().args(["run"]).expect_status(0).run();
+    let inode = || {
+        std::fs::metadata(first.join(".hermetic/keys.json"))
+            .unwrap()
+            .ino()
+    };
+    let cold = inode();
+    // Fully cached: the last run's hits change, the steps' records do not.
+    first.again().args(["run"]).expect_status(0).run();
+    let hits = inode();
+    assert_ne!(hits, cold);
+    first.again().args(["run"]).expect_status(0).run();
+    assert_eq!(inode(), hits, "the same hits again");
+    // Run again under the same keys: recorded once; the same runs again change nothing.
+    first
+        .again()
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    let ran = inode();
+    assert_ne!(ran, hits);
+    first
+        .again()
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(inode(), ran, "the same runs again");
+    first
+        .again()
+        .args(["why", "a"])
+        .expect_status(0)
+        .expect_stdout_contains("`a` ran with the same key as the run before")
+        .run();
+}
+
 #[test]
 fn verify_reruns_and_finds_the_outputs_reproducible() {
     let first = project().args(["run"]).expect_status(0).run();

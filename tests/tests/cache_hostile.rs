@@ -65,7 +65,7 @@ fn cached_project() -> (Output, Digest) {
         .run();
     let records: serde_json::Value =
         serde_json::from_str(&out.read(".hermetic/keys.json")).unwrap();
-    let key = records["steps"]["a"]["last"]["key"]
+    let key = records["steps"]["a"]["key"]
         .as_str()
         .unwrap()
         .parse()

@@ -43,9 +43,9 @@ pub fn exec(args: &WhyArgs) -> anyhow::Result<ExitCode> {
     }
     let state_dir = workflow.dir.join(".hermetic");
     let records = keys::load(&state_dir);
-    match records.steps.get(&args.step) {
+    match records.history(&args.step) {
         Some(history) => {
-            for line in keys::explain(&args.step, history, records.last_hits.get(&args.step)) {
+            for line in keys::explain(&args.step, &history, records.last_hit(&args.step)) {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)

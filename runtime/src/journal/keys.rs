@@ -2,12 +2,17 @@
 //! that `hermetic why STEP` can say exactly what changed since the run before.
 //!
 //! The file holds, for every step of the workflow that has run, its last run and the run
-//! before it, plus which steps the last run served from the cache ([`KeyRecords::last_hits`]).
-//! It is one file, not one per step, because creating a file per step was a measurable part
-//! of a cold run; it is read once and written once per run, atomically (temporary file and
-//! rename), and not written at all when nothing in it changed (a fully cached run that hit
-//! the same keys as the run before). Records of steps no longer in the workflow are dropped.
-//! An unreadable file is treated as absent, since it only explains.
+//! before it, plus which steps the last run served from the cache. It is one file, not one
+//! per step, because creating a file per step was a measurable part of a cold run; it is read
+//! once and written once per run, atomically (temporary file and rename), and not written at
+//! all when nothing in it changed (a fully cached run that hit the same keys as the run
+//! before). Records of steps no longer in the workflow are dropped. An unreadable file is
+//! treated as absent, since it only explains.
+//!
+//! A run reads only each step's last key and outcome: what the keys were computed from is
+//! kept as raw JSON, copied from run to run, and parsed only by `hermetic why`. (A key is the
+//! digest of its components, so the same key means the same components.) Parsing every
+//! step's components was most of the cost of a run of thousands of no-op steps.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -15,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use hermetic_cache::Digest;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::write_atomic;
 use crate::plan::{KeyComponents, Plan};
@@ -34,21 +40,49 @@ pub struct KeyRun {
     pub components: KeyComponents,
 }
 
-/// A step's last two runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A step's last two runs, as `hermetic why` reads them.
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeyHistory {
     pub last: KeyRun,
     pub before: Option<KeyRun>,
 }
 
+/// A step's last two runs as stored: the last run's key and outcome in the clear, its
+/// components and the run before it as raw JSON ([`KeyRun`] for `before`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    key: Digest,
+    cached: bool,
+    succeeded: bool,
+    components: Box<RawValue>,
+    before: Option<Box<RawValue>>,
+}
+
+/// The key and outcome of a stored [`KeyRun`], without its components.
+#[derive(Debug, PartialEq, Deserialize)]
+struct RunHead {
+    key: Digest,
+    cached: bool,
+    succeeded: bool,
+}
+
+/// A [`KeyRun`] to store, with its components already in JSON.
+#[derive(Serialize)]
+struct RawRun<'a> {
+    key: Digest,
+    cached: bool,
+    succeeded: bool,
+    components: &'a RawValue,
+}
+
 /// Everything `.hermetic/keys.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct KeyRecords {
-    pub version: u32,
+    version: u32,
     /// Each step's history, by step name.
-    pub steps: BTreeMap<String, KeyHistory>,
+    steps: BTreeMap<String, Entry>,
     /// The steps the last run served from the cache, each with the key it hit.
-    pub last_hits: BTreeMap<String, Digest>,
+    last_hits: BTreeMap<String, Digest>,
 }
 
 impl Default for KeyRecords {
@@ -58,6 +92,30 @@ impl Default for KeyRecords {
             steps: BTreeMap::new(),
             last_hits: BTreeMap::new(),
         }
+    }
+}
+
+impl KeyRecords {
+    /// The history of `step`, parsed in full; `None` if it has not run or its record cannot
+    /// be read.
+    pub fn history(&self, step: &str) -> Option<KeyHistory> {
+        let entry = self.steps.get(step)?;
+        let last = KeyRun {
+            key: entry.key,
+            cached: entry.cached,
+            succeeded: entry.succeeded,
+            components: serde_json::from_str(entry.components.get()).ok()?,
+        };
+        let before = match &entry.before {
+            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            None => None,
+        };
+        Some(KeyHistory { last, before })
+    }
+
+    /// The key `step` hit in the last run, if it was served from the cache then.
+    pub fn last_hit(&self, step: &str) -> Option<&Digest> {
+        self.last_hits.get(step)
     }
 }
 
@@ -77,14 +135,14 @@ pub fn load(state_dir: &Path) -> KeyRecords {
 
 /// Records every step of `summary` that computed a key.
 pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
-    let old = load(&plan.state_dir);
-    let mut new = old.clone();
-    new.last_hits.clear();
+    let mut records = load(&plan.state_dir);
+    let mut changed = false;
+    let mut hits = BTreeMap::new();
     for (step, key) in plan.steps.iter().zip(&summary.keys) {
         if let Some(key) = key {
-            record(&mut new.steps, &step.name, key);
+            changed |= record(&mut records.steps, &step.name, key)?;
             if key.cached {
-                new.last_hits.insert(step.name.clone(), key.key);
+                hits.insert(step.name.clone(), key.key);
             }
         }
     }
@@ -94,44 +152,79 @@ pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
         .iter()
         .map(|s| s.name.as_str())
         .collect();
-    new.steps.retain(|name, _| defined.contains(name.as_str()));
-    if new == old {
+    let count = records.steps.len();
+    records
+        .steps
+        .retain(|name, _| defined.contains(name.as_str()));
+    changed |= records.steps.len() != count || hits != records.last_hits;
+    if !changed {
         return Ok(());
     }
-    let json = serde_json::to_vec(&new).map_err(io::Error::other)?;
+    records.last_hits = hits;
+    let json = serde_json::to_vec(&records).map_err(io::Error::other)?;
     write_atomic(&path(&plan.state_dir), &json)?;
     // The records of version 1, one file per step, are replaced by this file.
     let _ = std::fs::remove_dir_all(plan.state_dir.join("keys"));
     Ok(())
 }
 
-/// Records one run of `step` in `steps`.
-fn record(steps: &mut BTreeMap<String, KeyHistory>, step: &str, key: &StepKey) {
-    let run = KeyRun {
-        key: key.key,
-        cached: key.cached,
-        succeeded: key.succeeded,
-        components: key.components.clone(),
+/// Records one run of `step` in `steps`; whether that changed anything.
+fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io::Result<bool> {
+    let head = RunHead {
+        key: run.key,
+        cached: run.cached,
+        succeeded: run.succeeded,
     };
     let existing = steps.get(step);
-    // A hit under the key last recorded changes nothing here (that it was a hit goes to
-    // `last_hits`).
-    if run.cached
-        && let Some(old) = existing
-        && old.last.key == run.key
-        && old.last.components == run.components
-    {
-        return;
+    if let Some(old) = existing {
+        // A hit under the key last recorded changes nothing here (that it was a hit goes to
+        // `last_hits`).
+        if run.cached && old.key == run.key {
+            return Ok(false);
+        }
+        // The same run again (an unchanged step run with `--no-cache`, say), after the same
+        // run before: nothing to change.
+        let old_head = RunHead {
+            key: old.key,
+            cached: old.cached,
+            succeeded: old.succeeded,
+        };
+        let before_head = old
+            .before
+            .as_ref()
+            .and_then(|raw| serde_json::from_str::<RunHead>(raw.get()).ok());
+        if old_head == head && before_head.as_ref() == Some(&head) {
+            return Ok(false);
+        }
     }
-    let history = KeyHistory {
-        before: existing.map(|h| h.last.clone()),
-        last: run,
+    let components = match existing {
+        // The same key: the same components, already in JSON.
+        Some(old) if old.key == run.key => old.components.clone(),
+        _ => serde_json::value::to_raw_value(&run.components).map_err(io::Error::other)?,
     };
-    // The same run again (an unchanged step run with `--no-cache`, say): keep the history.
-    if existing == Some(&history) {
-        return;
-    }
-    steps.insert(step.to_string(), history);
+    let before = match existing {
+        Some(old) => Some(
+            serde_json::value::to_raw_value(&RawRun {
+                key: old.key,
+                cached: old.cached,
+                succeeded: old.succeeded,
+                components: &old.components,
+            })
+            .map_err(io::Error::other)?,
+        ),
+        None => None,
+    };
+    steps.insert(
+        step.to_string(),
+        Entry {
+            key: run.key,
+            cached: run.cached,
+            succeeded: run.succeeded,
+            components,
+            before,
+        },
+    );
+    Ok(true)
 }
 
 /// What `hermetic why` says about a step's last run, one line per item. `hit` is the key the
