@@ -136,3 +136,33 @@ pub fn remove_all(path: &Path) -> Result<(), PathError> {
         Ok(_) => fs::remove_file(path).at("cannot remove", path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_directory_is_told_from_a_used_one_and_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        assert!(is_empty_dir(&dir).unwrap());
+        fs::create_dir(dir.join("sub")).unwrap();
+        assert!(!is_empty_dir(&dir).unwrap());
+        fs::remove_dir(dir.join("sub")).unwrap();
+        fs::write(dir.join(".hidden"), "x").unwrap();
+        assert!(!is_empty_dir(&dir).unwrap());
+        // Many entries, more than one read's worth.
+        fs::remove_file(dir.join(".hidden")).unwrap();
+        for i in 0..300 {
+            fs::write(dir.join(format!("file-with-a-long-name-{i:04}")), "").unwrap();
+        }
+        assert!(!is_empty_dir(&dir).unwrap());
+        // A symlink to an empty directory is not one.
+        let empty = t.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        std::os::unix::fs::symlink(&empty, t.path().join("link")).unwrap();
+        assert!(is_empty_dir(&t.path().join("link")).is_err());
+        assert!(is_empty_dir(&t.path().join("missing")).is_err());
+    }
+}
