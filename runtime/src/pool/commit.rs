@@ -25,6 +25,10 @@ use crate::events::Event;
 /// Results stored together at most; bounds the memory a batch holds.
 const MAX_BATCH: usize = 256;
 
+/// How long a batch gathers results after its first: long enough for several no-op steps to
+/// finish, short next to anything a person waits for. A run's end does not wait for it.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// A fresh result and the step it belongs to (for warnings).
 #[derive(Debug)]
 struct Pending {
@@ -68,14 +72,17 @@ impl Committer {
                     Some(Message::Store(p)) => batch.push(*p),
                     Some(Message::Close) | None => break,
                 }
+                // Then gather for a moment more: each batch costs a sync, and steps finish a
+                // few hundred microseconds apart.
+                let deadline = tokio::time::Instant::now() + LINGER;
                 while batch.len() < MAX_BATCH {
-                    match messages.try_recv() {
-                        Ok(Message::Store(p)) => batch.push(*p),
-                        Ok(Message::Close) => {
+                    match tokio::time::timeout_at(deadline, messages.recv()).await {
+                        Ok(Some(Message::Store(p))) => batch.push(*p),
+                        Ok(Some(Message::Close) | None) => {
                             closing = true;
                             break;
                         }
-                        Err(_) => break,
+                        Err(_elapsed) => break,
                     }
                 }
                 if let Some(warning) = commit(store.clone(), batch).await {
