@@ -3,7 +3,8 @@
 //! # Format
 //!
 //! An archive is one zstd frame (level [`ZSTD_LEVEL`], content checksum on) holding a tar
-//! stream written by [`pack_dir`]:
+//! stream written by [`pack_dir`]. A tar stream of at most 1 MiB is compressed in one call,
+//! so its frame also records the content size; a larger one is streamed:
 //!
 //! - one entry per directory and regular file under the root, sorted by relative path in byte
 //!   order; directories are named without a trailing `/`;

@@ -1,7 +1,7 @@
 //! [`pack_dir`]: a directory to deterministic archive bytes.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -35,12 +35,7 @@ pub fn pack_dir(root: &Path) -> Result<(Vec<u8>, Vec<FileEntry>), ArchiveError> 
     let mut items = walk(root)?;
     items.sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
 
-    let mut encoder =
-        zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL).map_err(ArchiveError::Write)?;
-    encoder
-        .include_checksum(true)
-        .map_err(ArchiveError::Write)?;
-    let mut builder = tar::Builder::new(encoder);
+    let mut builder = tar::Builder::new(Sink::Buffer(Vec::new()));
     let mut files = Vec::new();
     for item in &items {
         if item.is_dir {
@@ -52,9 +47,82 @@ pub fn pack_dir(root: &Path) -> Result<(Vec<u8>, Vec<FileEntry>), ArchiveError> 
             files.push(append_file(&mut builder, item)?);
         }
     }
-    let encoder = builder.into_inner().map_err(ArchiveError::Write)?;
-    let bytes = encoder.finish().map_err(ArchiveError::Write)?;
+    let sink = builder.into_inner().map_err(ArchiveError::Write)?;
+    let bytes = sink.finish().map_err(ArchiveError::Write)?;
     Ok((bytes, files))
+}
+
+/// Up to this many bytes of tar stream, an archive is compressed in one call; above, it is
+/// streamed. Part of the format: the two make different (equally valid) frames.
+pub(super) const ONE_SHOT_MAX: usize = 1 << 20;
+
+/// Where the tar stream goes: a buffer while it is small, then a zstd stream.
+///
+/// Most outputs are small, and compressing them in one call lets zstd size its tables to the
+/// input; a stream of unknown size starts with tables for megabytes, and clearing them was
+/// most of the cost of packing a small output.
+enum Sink {
+    Buffer(Vec<u8>),
+    Stream(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Sink {
+    /// The zstd frame of everything written.
+    fn finish(self) -> io::Result<Vec<u8>> {
+        match self {
+            Self::Buffer(tar) => compress_one_shot(&tar),
+            Self::Stream(encoder) => encoder.finish(),
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Buffer(tar) if tar.len() + buf.len() <= ONE_SHOT_MAX => {
+                tar.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Self::Buffer(tar) => {
+                let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)?;
+                encoder.include_checksum(true)?;
+                encoder.write_all(tar)?;
+                encoder.write_all(buf)?;
+                *self = Self::Stream(encoder);
+                Ok(buf.len())
+            }
+            Self::Stream(encoder) => encoder.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Buffer(_) => Ok(()),
+            Self::Stream(encoder) => encoder.flush(),
+        }
+    }
+}
+
+/// One zstd frame of `tar` (level [`ZSTD_LEVEL`], content checksum on, content size
+/// recorded), made with this thread's reusable compression context.
+fn compress_one_shot(tar: &[u8]) -> io::Result<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { RefCell::new(None) };
+    }
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let compressor = match &mut *slot {
+            Some(c) => c,
+            None => {
+                let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+                c.include_checksum(true)?;
+                slot.insert(c)
+            }
+        };
+        compressor.compress(tar)
+    })
 }
 
 /// A header with every field that [`pack_dir`] fixes; the path and checksum are set by
@@ -71,7 +139,7 @@ fn base_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 }
 
 /// Appends one regular file, hashing it on the way.
-fn append_file<W: io::Write>(
+fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
     item: &Item,
 ) -> Result<FileEntry, ArchiveError> {

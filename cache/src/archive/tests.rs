@@ -612,3 +612,30 @@ fn write_error_names_the_path() {
     assert!(err.to_string().contains(&name), "{err}");
     assert!(!dest.exists());
 }
+
+/// Trees whose tar stream is just under, at and over the one-shot limit pack deterministically
+/// and unpack to the same files; only the small ones' frames record their content size.
+#[test]
+fn small_and_large_archives_round_trip_on_either_side_of_the_one_shot_limit() {
+    // A tar stream is the 512-byte header, the content padded to 512, and two zero blocks.
+    let limit = pack::ONE_SHOT_MAX;
+    for (content, one_shot) in [
+        (limit - 512 - 1024, true),
+        (limit - 512 - 1024 + 1, false),
+        (3 * limit, false),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let bytes: Vec<u8> = (0..content).map(|i| (i * 7 % 251) as u8).collect();
+        fs::write(root.join("data"), &bytes).unwrap();
+        let (archive, files) = pack_dir(&root).unwrap();
+        assert_eq!(pack_dir(&root).unwrap().0, archive, "deterministic");
+        assert_eq!(files[0].digest, Digest::of(&bytes));
+        let recorded = zstd::zstd_safe::get_frame_content_size(&archive).unwrap();
+        assert_eq!(recorded.is_some(), one_shot, "{content} bytes");
+        let out = tmp.path().join("out");
+        unpack(&archive, &out, &ArchiveLimits::default()).unwrap();
+        assert_eq!(fs::read(out.join("data")).unwrap(), bytes);
+    }
+}
