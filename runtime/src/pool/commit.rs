@@ -3,9 +3,9 @@
 //! A step that succeeded packs its outputs into a [`NewResult`] on its own worker and hands it
 //! to the [`Committer`], then finishes: its dependents need the published outputs, not the
 //! cache entry. The committer stores results in batches: while one batch is being made
-//! durable, the next accumulates, so the cost of durability (a few filesystem syncs per
-//! batch, see `DiskStore::store_results`) is shared by every step that finished meanwhile
-//! instead of paid by each. The run waits for the committer before it ends
+//! durable, the next accumulates, so the cost of durability (one filesystem sync per batch,
+//! see `DiskStore::store_results`) is shared by every step that finished meanwhile instead of
+//! paid by each; a batch also waits [`LINGER`] after its first result for more. The run waits for the committer before it ends
 //! ([`Committer::finish`]), which flushes the store once ([`Store::flush`]), so a finished
 //! run has stored everything it could, durably.
 //!
