@@ -484,3 +484,39 @@ fn a_store_that_cannot_be_written_warns_and_fails_nothing() {
         expect(&[("a", false), ("b", false), ("list", false)])
     );
 }
+
+/// The published outputs of a run and those a cache hit restores are the same tree, modes
+/// included: the directory a run publishes is not a private temporary directory.
+#[test]
+fn a_restored_tree_has_the_modes_of_a_run() {
+    use std::os::unix::fs::PermissionsExt;
+    fn modes(root: &Path) -> BTreeMap<String, u32> {
+        let mut found = BTreeMap::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                found.insert(rel, meta.permissions().mode() & 0o7777);
+                if meta.is_dir() {
+                    pending.push(path);
+                }
+            }
+        }
+        found
+    }
+    let first = project().args(["run"]).expect_status(0).run();
+    let out = first.join(".hermetic/out");
+    let ran = modes(&out);
+    assert!(ran.len() > 3, "{ran:?}");
+    std::fs::remove_dir_all(&out).unwrap();
+    let hit = first.again().args(["run", "--json"]).expect_status(0).run();
+    let cached = hit
+        .json_lines()
+        .iter()
+        .filter(|e| e["event"] == "step_finished" && e["cached"] == true)
+        .count();
+    assert_eq!(cached, 3);
+    assert_eq!(modes(&out), ran);
+}
