@@ -66,13 +66,25 @@ struct RunHead {
     succeeded: bool,
 }
 
-/// A [`KeyRun`] to store, with its components already in JSON.
+/// A [`KeyRun`] to store as `before`, with its components already in JSON; without them when
+/// they are the entry's own (the same key), which halves the file of a project that reruns
+/// unchanged steps.
 #[derive(Serialize)]
 struct RawRun<'a> {
     key: Digest,
     cached: bool,
     succeeded: bool,
-    components: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    components: Option<&'a RawValue>,
+}
+
+/// A stored `before`: a [`KeyRun`] whose components may be left out (see [`RawRun`]).
+#[derive(Deserialize)]
+struct StoredRun {
+    key: Digest,
+    cached: bool,
+    succeeded: bool,
+    components: Option<KeyComponents>,
 }
 
 /// Everything `.hermetic/keys.json` holds.
@@ -107,7 +119,19 @@ impl KeyRecords {
             components: serde_json::from_str(entry.components.get()).ok()?,
         };
         let before = match &entry.before {
-            Some(raw) => Some(serde_json::from_str(raw.get()).ok()?),
+            Some(raw) => {
+                let run: StoredRun = serde_json::from_str(raw.get()).ok()?;
+                Some(KeyRun {
+                    key: run.key,
+                    cached: run.cached,
+                    succeeded: run.succeeded,
+                    components: match run.components {
+                        Some(components) => components,
+                        None if run.key == last.key => last.components.clone(),
+                        None => return None,
+                    },
+                })
+            }
             None => None,
         };
         Some(KeyHistory { last, before })
@@ -208,7 +232,7 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
                 key: old.key,
                 cached: old.cached,
                 succeeded: old.succeeded,
-                components: &old.components,
+                components: (old.key != run.key).then_some(&*old.components),
             })
             .map_err(io::Error::other)?,
         ),
