@@ -78,14 +78,29 @@ pub fn collect_and_publish(
     if same_filesystem(out_dir, publish_root)? {
         publish_staged(out_dir, publish_root, step)?;
     } else {
-        let staging = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{step}-"))
-            .tempdir_in(publish_root)
-            .at("cannot create a directory in", publish_root)?;
-        copy_tree(out_dir, staging.path())?;
-        publish_staged(&staging.keep(), publish_root, step)?;
+        let staging = new_dir_in(publish_root, step)?;
+        let copied = copy_tree(out_dir, &staging)
+            .and_then(|()| publish_staged(&staging, publish_root, step));
+        if copied.is_err() {
+            let _ = remove_all(&staging);
+        }
+        copied?;
     }
     Ok(files)
+}
+
+/// A new directory `publish_root/.tmp-<step>-<pid>-<n>`, made with `mkdir`'s default mode,
+/// like the directories a run or a cache hit publishes (a `tempfile` directory is private).
+fn new_dir_in(publish_root: &Path, step: &str) -> Result<PathBuf, PathError> {
+    for n in 0.. {
+        let dir = publish_root.join(format!(".tmp-{step}-{}-{n}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => {}
+            Err(e) => return Err(e).at("cannot create directory", &dir),
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Renames the complete directory `staged` to `publish_root/<step>`, replacing what was there:
@@ -231,7 +246,7 @@ fn slash(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let t = tempfile::tempdir().unwrap();
@@ -308,6 +323,10 @@ mod tests {
         assert_eq!(fs::read(publish.join("s/d/x.txt")).unwrap(), b"X");
         assert_eq!(names(&publish), ["s"]);
         assert_eq!(names(&publish.join("s")), ["d"]);
+        // The directory has the mode of any other `mkdir`, as when it is moved.
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode();
+        fs::create_dir(t.path().join("plain")).unwrap();
+        assert_eq!(mode(&publish.join("s")), mode(&t.path().join("plain")));
     }
 
     #[test]
