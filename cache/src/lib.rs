@@ -81,7 +81,7 @@ mod tree;
 
 pub use action::ActionEntry;
 pub use archive::{ArchiveError, ArchiveLimits, pack_dir, unpack};
-pub use digest::{Digest, ParseDigestError, hash_file};
+pub use digest::{Digest, ParseDigestError, hash_file, hash_files};
 pub use disk::{
     DiskStore, FORMAT_VERSION, GcOptions, GcReport, Problem, RECENT_RUNS, StoreStats, VerifyReport,
 };

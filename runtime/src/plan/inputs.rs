@@ -1,9 +1,9 @@
 //! Resolving input globs against the workflow directory, deterministically.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
-use hermetic_cache::{Digest, FileEntry, hash_file, tree_digest};
+use hermetic_cache::{Digest, FileEntry, hash_files, tree_digest};
 
 use globset::{Glob, GlobSetBuilder};
 use walkdir::WalkDir;
@@ -99,14 +99,28 @@ pub fn resolve_inputs(
 /// [`PlannedStep::input_files`] and [`PlannedStep::inputs_tree`]. A file that cannot be read is
 /// a diagnostic on its step.
 pub fn hash_inputs(wf: &Workflow, steps: &mut [PlannedStep], diags: &mut Diagnostics) {
-    let mut seen: HashMap<PathBuf, Result<(Digest, u64), String>> = HashMap::new();
+    // Every distinct file once, on every core: opening and reading many small files is most
+    // of planning a large workflow.
+    let mut unique: Vec<&Path> = Vec::new();
+    let mut listed: HashSet<&Path> = HashSet::new();
+    for step in steps.iter() {
+        for (_, host) in &step.inputs {
+            if listed.insert(host.as_path()) {
+                unique.push(host.as_path());
+            }
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hashed = hash_files(&unique, threads);
+    let seen: HashMap<PathBuf, Result<(Digest, u64), String>> = unique
+        .into_iter()
+        .zip(hashed)
+        .map(|(path, result)| (path.to_path_buf(), result.map_err(|e| e.to_string())))
+        .collect();
     for step in steps.iter_mut() {
         let mut files = Vec::with_capacity(step.inputs.len());
         for (rel, host) in &step.inputs {
-            let hashed = seen
-                .entry(host.clone())
-                .or_insert_with(|| hash_file(host).map_err(|e| e.to_string()));
-            match hashed {
+            match &seen[host] {
                 Ok((digest, size)) => files.push(FileEntry {
                     path: rel.clone(),
                     digest: *digest,
