@@ -8,9 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use hermetic_cache::FileEntry;
 use walkdir::WalkDir;
 
-use super::fsx::{
-    PathContext, PathError, copy_file_nofollow, create_dir_all, hash_nofollow, remove_all,
-};
+use super::fsx::{PathContext, PathError, copy_file_nofollow, create_dir_all, remove_all};
 
 /// Why a step's outputs could not be collected. Each is the step's fault except [`Io`].
 ///
@@ -187,9 +185,10 @@ fn check_one(
     Ok(rel)
 }
 
-/// The entry of the output file `host`, at `rel` below `/out`.
+/// The entry of the output file `host`, at `rel` below `/out` (hashed without following a
+/// symlink, as inputs are).
 fn hashed(host: &Path, rel: &Path) -> Result<FileEntry, OutputError> {
-    let (size, digest) = hash_nofollow(host)?;
+    let (digest, size) = hermetic_cache::hash_file(host).at("cannot hash", host)?;
     Ok(FileEntry {
         path: slash(rel),
         size,

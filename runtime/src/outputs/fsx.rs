@@ -49,14 +49,6 @@ pub fn copy_file_nofollow(from: &Path, to: &Path) -> Result<u64, PathError> {
     io::copy(&mut src, &mut dst).at("cannot copy", from)
 }
 
-/// The size and blake3 digest of the regular file `path`, without following a symlink there.
-pub fn hash_nofollow(path: &Path) -> Result<(u64, hermetic_cache::Digest), PathError> {
-    let file = open_nofollow(path).at("cannot open", path)?;
-    let mut hasher = blake3::Hasher::new();
-    let size = io::copy(&mut &file, &mut hasher).at("cannot read", path)?;
-    Ok((size, hermetic_cache::Digest::from_hasher(hasher)))
-}
-
 /// Like [`copy_file_nofollow`], also returning the blake3 digest of the bytes.
 pub fn copy_file_hashed(
     from: &Path,
