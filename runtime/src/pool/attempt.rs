@@ -182,7 +182,6 @@ pub async fn run_attempt(
         Ok(lease) => {
             match attempt_inner(plan, runner, lease.get(), step, observers).await {
                 Ok((r, known_empty)) => {
-                    let known_empty: Vec<&Path> = known_empty.iter().map(|p| p.as_path()).collect();
                     lease.recycle(&known_empty);
                     r
                 }

@@ -100,9 +100,9 @@ impl Scratch {
 
     /// Brings the directories back to their leased state: `out/`, `tmp/` and `in/` empty
     /// (made again if they are gone). Never follows a symlink the guest left behind.
-    fn clean(&self, known_empty: &[&Path]) -> Result<(), PathError> {
+    fn clean(&self, known_empty: &[PathBuf]) -> Result<(), PathError> {
         for d in [&self.out, &self.tmp, &self.inputs] {
-            if !known_empty.contains(&d.as_path()) {
+            if !known_empty.contains(d) {
                 empty_dir(d)?;
             }
         }
@@ -122,7 +122,7 @@ impl Lease<'_> {
     /// are removed instead, so a dirty directory is never leased again. The directories in
     /// `known_empty` are taken at their word and not looked at: pass only directories that
     /// were seen empty after anything that could write into them had ended.
-    pub fn recycle(mut self, known_empty: &[&Path]) {
+    pub fn recycle(mut self, known_empty: &[PathBuf]) {
         let scratch = self.scratch.take().expect("a lease is recycled once");
         if scratch.clean(known_empty).is_ok() {
             self.pool
