@@ -5,9 +5,9 @@
 //! cache entry. The committer stores results in batches: while one batch is being made
 //! durable, the next accumulates, so the cost of durability (one filesystem sync per batch,
 //! see `DiskStore::store_results`) is shared by every step that finished meanwhile instead of
-//! paid by each; a batch also waits [`LINGER`] after its first result for more. The run waits for the committer before it ends
-//! ([`Committer::finish`]), which flushes the store once ([`Store::flush`]), so a finished
-//! run has stored everything it could, durably.
+//! paid by each; a batch also waits [`LINGER`] after its first result for more. The run
+//! waits for the committer before it ends ([`Committer::finish`]), which flushes the store
+//! once ([`Store::flush`]), so a finished run has stored everything it could, durably.
 //!
 //! A crash before a result is committed loses only that cache entry: the next run misses and
 //! runs the step again. A store that cannot write never fails a step; each failed batch is one
@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use hermetic_cache::{NewResult, Store};
+use hermetic_cache::{CacheError, NewResult, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -124,19 +124,27 @@ impl CommitQueue {
     }
 }
 
-/// Stores one batch on a blocking thread (the disk store does blocking I/O); a warning event
-/// if it failed.
+/// Runs `work` on a blocking thread, since the disk store does blocking I/O; `work` gets a
+/// handle to block on the store's futures with. Its error as text; `what` names it if it
+/// panics.
+async fn on_blocking_thread(
+    what: &str,
+    work: impl FnOnce(&tokio::runtime::Handle) -> Result<(), CacheError> + Send + 'static,
+) -> Result<(), String> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || work(&handle).map_err(|e| e.to_string()))
+        .await
+        .unwrap_or_else(|e| Err(format!("{what} panicked: {e}")))
+}
+
+/// Stores one batch; a warning event if it failed.
 async fn commit(store: Arc<dyn Store>, batch: Vec<Pending>) -> Option<Event> {
     let steps: Vec<String> = batch.iter().map(|p| p.step.clone()).collect();
-    let handle = tokio::runtime::Handle::current();
-    let stored = tokio::task::spawn_blocking(move || {
-        let results: Vec<NewResult> = batch.into_iter().map(|p| p.result).collect();
-        handle
-            .block_on(store.put_results(&results))
-            .map_err(|e| e.to_string())
+    let results: Vec<NewResult> = batch.into_iter().map(|p| p.result).collect();
+    let stored = on_blocking_thread("storing", move |handle| {
+        handle.block_on(store.put_results(&results))
     })
-    .await
-    .unwrap_or_else(|e| Err(format!("storing panicked: {e}")));
+    .await;
     let error = stored.err()?;
     let (step, message) = match steps.as_slice() {
         [one] => (
@@ -155,14 +163,10 @@ async fn commit(store: Arc<dyn Store>, batch: Vec<Pending>) -> Option<Event> {
     Some(Event::Warning { step, message })
 }
 
-/// Makes the stored results durable, on a blocking thread; a warning event if that failed.
+/// Makes the stored results durable; a warning event if that failed.
 async fn flush(store: Arc<dyn Store>) -> Option<Event> {
-    let handle = tokio::runtime::Handle::current();
-    let flushed = tokio::task::spawn_blocking(move || {
-        handle.block_on(store.flush()).map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("flushing panicked: {e}")));
+    let flushed =
+        on_blocking_thread("flushing", move |handle| handle.block_on(store.flush())).await;
     let error = flushed.err()?;
     Some(Event::Warning {
         step: None,
