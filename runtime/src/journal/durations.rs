@@ -39,9 +39,7 @@ fn path(state_dir: &Path) -> PathBuf {
 impl Durations {
     /// The history of the project whose state is in `state_dir`.
     pub fn load(state_dir: &Path) -> Self {
-        std::fs::read(path(state_dir))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
+        super::read_json::<Self>(&path(state_dir))
             .filter(|d| d.version == VERSION)
             .unwrap_or_default()
     }

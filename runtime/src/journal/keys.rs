@@ -22,7 +22,7 @@ use hermetic_cache::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::write_atomic;
+use super::{read_json, write_atomic};
 use crate::plan::{KeyComponents, Plan};
 use crate::pool::{RunSummary, StepKey};
 
@@ -107,6 +107,17 @@ impl Default for KeyRecords {
     }
 }
 
+impl Entry {
+    /// The last run's key and outcome.
+    fn head(&self) -> RunHead {
+        RunHead {
+            key: self.key,
+            cached: self.cached,
+            succeeded: self.succeeded,
+        }
+    }
+}
+
 impl KeyRecords {
     /// The history of `step`, parsed in full; `None` if it has not run or its record cannot
     /// be read.
@@ -150,9 +161,7 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// Reads the records; empty if there are none or they cannot be read.
 pub fn load(state_dir: &Path) -> KeyRecords {
-    std::fs::read(path(state_dir))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<KeyRecords>(&bytes).ok())
+    read_json::<KeyRecords>(&path(state_dir))
         .filter(|r| r.version == RECORD_VERSION)
         .unwrap_or_default()
 }
@@ -208,16 +217,11 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
         }
         // The same run again (an unchanged step run with `--no-cache`, say), after the same
         // run before: nothing to change.
-        let old_head = RunHead {
-            key: old.key,
-            cached: old.cached,
-            succeeded: old.succeeded,
-        };
         let before_head = old
             .before
             .as_ref()
             .and_then(|raw| serde_json::from_str::<RunHead>(raw.get()).ok());
-        if old_head == head && before_head.as_ref() == Some(&head) {
+        if old.head() == head && before_head.as_ref() == Some(&head) {
             return Ok(false);
         }
     }

@@ -14,6 +14,13 @@ pub mod trace;
 use std::io;
 use std::path::Path;
 
+/// The JSON file at `path`; `None` if it is missing, unreadable or not a `T`. What the
+/// journal keeps only explains or speeds up later runs, so a damaged file counts as absent.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a reader (or a
 /// killed writer) never sees half a file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

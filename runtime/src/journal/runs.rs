@@ -216,11 +216,12 @@ impl RunJournal {
     /// Links the step's logs into the run's directory.
     fn link_logs(&mut self, step: &str) {
         // Most steps never printed anything: one look at their log directory.
-        if std::fs::symlink_metadata(self.logs.join(step)).is_err() {
+        let logs = self.logs.join(step);
+        if std::fs::symlink_metadata(&logs).is_err() {
             return;
         }
         for stream in ["stdout", "stderr"] {
-            let from = self.logs.join(step).join(stream);
+            let from = logs.join(stream);
             if std::fs::symlink_metadata(&from).is_err() {
                 continue;
             }
@@ -302,9 +303,7 @@ pub fn list(state_dir: &Path) -> io::Result<Vec<PastRun>> {
         .into_iter()
         .map(|id| {
             let dir = runs.join(&id);
-            let summary = std::fs::read(dir.join("summary.json"))
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<SummaryHead>(&bytes).ok())
+            let summary = super::read_json::<SummaryHead>(&dir.join("summary.json"))
                 .filter(|s| s.version == SUMMARY_VERSION);
             let finished_steps = read_events(&dir.join("events.jsonl"))
                 .filter(|e| e["event"] == "step_finished")
