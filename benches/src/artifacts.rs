@@ -16,8 +16,11 @@ use guest_build_env::clear_outer_build_env;
 /// The guests' `.wasm` files.
 #[derive(Debug, Clone)]
 pub struct Guests {
-    /// `benches/guests/noop`: does nothing.
+    /// `benches/guests/noop`: does nothing (and imports nothing that reaches files).
     pub noop: PathBuf,
+    /// `benches/guests/noop` too: does nothing, but links the file functions, so the sandbox
+    /// mounts its directories.
+    pub noop_files: PathBuf,
     /// `benches/guests/copy`: copies `/in` to `/out`.
     pub copy: PathBuf,
     /// `benches/guests/burn`: `burn N` does N rounds of integer work.
@@ -97,6 +100,7 @@ impl Layout {
         let out = target_dir.join("wasm32-wasip1").join("release");
         Ok(Guests {
             noop: out.join("noop.wasm"),
+            noop_files: out.join("noop-files.wasm"),
             copy: out.join("copy.wasm"),
             burn: out.join("burn.wasm"),
             concat: out.join("concat.wasm"),

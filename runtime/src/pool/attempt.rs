@@ -310,9 +310,14 @@ async fn attempt_inner(
         }
     };
     save_logs(&logs, &report.stdout, &report.stderr)?;
-    // Seen empty after the guest ended; collecting the outputs below changes only a `/out`
-    // that holds something. `in/` is untouched when nothing was staged.
-    let mut known_empty = report.empty_mounts;
+    // Seen empty after the guest ended, or leased empty and never given to a guest that could
+    // reach files; collecting the outputs below changes only a `/out` that holds something.
+    // `in/` is untouched when nothing was staged.
+    let mut known_empty = if report.mounted {
+        report.empty_mounts
+    } else {
+        vec![out_dir.clone(), scratch.clone()]
+    };
     if step.inputs.is_empty() {
         known_empty.push(work.inputs.clone());
     }

@@ -132,6 +132,8 @@ impl RemoteExec {
             stdout: stream(&result.stdout_digest, limits.stdout).await?,
             stderr: stream(&result.stderr_digest, limits.stderr).await?,
             empty_mounts: Vec::new(),
+            // The action's outputs are unpacked into the local `/out`: look at it again.
+            mounted: true,
         })
     }
 

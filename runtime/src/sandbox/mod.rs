@@ -12,6 +12,10 @@
 //!   The guest's file operations run on the thread that runs the guest, without a hand-off to
 //!   a blocking pool: the mounts are local directories, and the hand-offs made 200 small
 //!   copying steps take 0.34 s instead of 0.21 s.
+//!   A program that imports nothing able to reach a directory (see
+//!   [`Program::reaches_files`]) gets no mounts at all: it could not tell, and opening four
+//!   directories and checking two for emptiness was most of the cost of a step that only
+//!   computes and prints.
 //! * **stdin:** closed. **stdout/stderr:** captured with a size cap ([`Limits::stdout`]).
 //! * **Clocks:** virtual (see [`clock`]): the wall clock starts at [`Invocation::clock_epoch`]
 //!   (default 2000-01-01T00:00:00Z) and both clocks advance only as the guest reads them or

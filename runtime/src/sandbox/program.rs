@@ -20,6 +20,10 @@ pub struct Program {
     pub digest: hermetic_cache::Digest,
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
+    /// Whether the program can reach a mounted directory at all. One that cannot (see
+    /// [`reaches_files`]) is run without its mounts: they are neither opened for it nor looked
+    /// at afterwards, since nothing it does can tell them apart from none or change them.
+    pub reaches_files: bool,
 }
 
 #[derive(Clone)]
@@ -93,16 +97,21 @@ impl Sandbox {
         let (compiled, cache_hit) =
             self.modules
                 .load_or_compile(&self.engine, kind, bytes, &digest.to_hex())?;
-        let kind = match compiled {
-            Compiled::Module(module) => ProgramKind::Module(self.link_module(&module, unknown)?),
-            Compiled::Component(component) => {
-                ProgramKind::Component(self.link_component(&component, unknown)?)
-            }
+        let (kind, reaches_files) = match compiled {
+            Compiled::Module(module) => (
+                ProgramKind::Module(self.link_module(&module, unknown)?),
+                module_reaches_files(&module),
+            ),
+            Compiled::Component(component) => (
+                ProgramKind::Component(self.link_component(&component, unknown)?),
+                component_reaches_files(&self.engine, &component),
+            ),
         };
         Ok(Program {
             kind,
             digest,
             cache_hit,
+            reaches_files,
         })
     }
 
@@ -179,6 +188,185 @@ impl Sandbox {
     }
 }
 
+/// The WASI preview 1 functions that cannot reach a directory. None of them takes a descriptor
+/// but `fd_write`, which fails with `EBADF` on a directory exactly as on a descriptor that is
+/// not open, so a guest cannot tell whether descriptors 3 and up are preopened directories.
+/// (Everything else that takes a descriptor, `poll_oneoff` included, is left out.)
+const P1_FILELESS: &[&str] = &[
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "random_get",
+    "proc_exit",
+    "proc_raise",
+    "sched_yield",
+    "fd_write",
+];
+
+/// Whether a core module can reach a preopened directory: whether it imports a
+/// `wasi_snapshot_preview1` function outside [`P1_FILELESS`]. Its other imports are
+/// `hermetic_v1` host calls, which take no descriptor, or unknown imports linked as traps.
+/// Rust and C programs that only compute and print import nothing else (wasi-libc finds the
+/// preopens only when a path function is linked in).
+fn module_reaches_files(module: &Module) -> bool {
+    module
+        .imports()
+        .any(|i| i.module() == "wasi_snapshot_preview1" && !P1_FILELESS.contains(&i.name()))
+}
+
+/// Whether a component can reach a preopened directory: whether it imports any
+/// `wasi:filesystem` interface. A directory is a resource that only
+/// `wasi:filesystem/preopens.get-directories` hands out, and resources cannot be forged.
+fn component_reaches_files(engine: &wasmtime::Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:filesystem/"))
+}
+
 pub(crate) fn link_error(e: wasmtime::Error) -> SandboxError {
     SandboxError::Link(format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+        ImportSection, Instruction, Module as Encoded, TypeSection, ValType,
+    };
+
+    use super::*;
+    use crate::sandbox::{CaptureTo, Invocation, Limits, Mount, Outcome};
+
+    /// A core module that imports each `(name, params, results)` from `wasi_snapshot_preview1`
+    /// and exports a `_start` that does nothing.
+    fn module_importing(imports: &[(&str, &[ValType], &[ValType])]) -> Vec<u8> {
+        let (mut types, mut import_section) = (TypeSection::new(), ImportSection::new());
+        for (k, (name, params, results)) in imports.iter().enumerate() {
+            types
+                .ty()
+                .function(params.iter().copied(), results.iter().copied());
+            import_section.import(
+                "wasi_snapshot_preview1",
+                name,
+                EntityType::Function(k as u32),
+            );
+        }
+        types.ty().function([], []);
+        let start = imports.len() as u32;
+        let mut functions = FunctionSection::new();
+        functions.function(start);
+        let mut exports = ExportSection::new();
+        exports.export("_start", ExportKind::Func, start);
+        let mut code = CodeSection::new();
+        let mut body = Function::new([]);
+        body.instruction(&Instruction::End);
+        code.function(&body);
+        let mut module = Encoded::new();
+        module
+            .section(&types)
+            .section(&import_section)
+            .section(&functions)
+            .section(&exports)
+            .section(&code);
+        module.finish()
+    }
+
+    const I32: ValType = ValType::I32;
+    const I64: ValType = ValType::I64;
+    const FD_WRITE: (&str, &[ValType], &[ValType]) = ("fd_write", &[I32; 4], &[I32]);
+    const PROC_EXIT: (&str, &[ValType], &[ValType]) = ("proc_exit", &[I32], &[]);
+    const ENVIRON_GET: (&str, &[ValType], &[ValType]) = ("environ_get", &[I32; 2], &[I32]);
+    const CLOCK_TIME_GET: (&str, &[ValType], &[ValType]) =
+        ("clock_time_get", &[I32, I64, I32], &[I32]);
+
+    fn sandbox() -> Sandbox {
+        Sandbox::new(1, None).unwrap()
+    }
+
+    fn reaches(imports: &[(&str, &[ValType], &[ValType])]) -> bool {
+        sandbox()
+            .load_bytes(&module_importing(imports), UnknownImports::Reject)
+            .unwrap()
+            .reaches_files
+    }
+
+    #[test]
+    fn a_module_that_only_computes_and_prints_reaches_no_files() {
+        assert!(!reaches(&[]));
+        assert!(!reaches(&[
+            FD_WRITE,
+            PROC_EXIT,
+            ENVIRON_GET,
+            CLOCK_TIME_GET
+        ]));
+    }
+
+    #[test]
+    fn any_other_wasi_function_reaches_files() {
+        let others: [(&str, &[ValType], &[ValType]); 6] = [
+            ("fd_prestat_get", &[I32; 2], &[I32]),
+            ("fd_read", &[I32; 4], &[I32]),
+            ("fd_readdir", &[I32, I32, I32, I64, I32], &[I32]),
+            ("fd_close", &[I32], &[I32]),
+            ("poll_oneoff", &[I32; 4], &[I32]),
+            (
+                "path_open",
+                &[I32, I32, I32, I32, I32, I64, I64, I32, I32],
+                &[I32],
+            ),
+        ];
+        for other in others {
+            assert!(reaches(&[FD_WRITE, PROC_EXIT, other]), "{}", other.0);
+        }
+    }
+
+    /// Mounts whose host directories do not exist: opening them would fail.
+    fn invocation(missing: &Path) -> Invocation {
+        Invocation {
+            args: vec!["t".into()],
+            env: Vec::new(),
+            mounts: ["in", "out"]
+                .map(|m| Mount {
+                    host: missing.join(m),
+                    guest: format!("/{m}"),
+                    writable: m == "out",
+                })
+                .to_vec(),
+            limits: Limits::default(),
+            seed: [0; 32],
+            clock_epoch: std::time::Duration::ZERO,
+            clock_jump: None,
+            stdout: CaptureTo::Memory,
+            stderr: CaptureTo::Memory,
+            heartbeat: None,
+            host_calls: None,
+            wasi_fault: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_program_that_reaches_no_files_is_run_without_opening_its_mounts() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = invocation(&t.path().join("missing"));
+        let sandbox = sandbox();
+        let blind = sandbox
+            .load_bytes(&module_importing(&[FD_WRITE]), UnknownImports::Reject)
+            .unwrap();
+        let report = sandbox.run(&blind, &inv).await.unwrap();
+        assert!(matches!(report.outcome, Outcome::Success), "{report:?}");
+        assert!(!report.mounted && report.empty_mounts.is_empty());
+
+        let seeing = sandbox
+            .load_bytes(
+                &module_importing(&[("fd_prestat_get", &[I32; 2], &[I32])]),
+                UnknownImports::Reject,
+            )
+            .unwrap();
+        let err = sandbox.run(&seeing, &inv).await.unwrap_err().to_string();
+        assert!(err.starts_with("cannot mount `"), "{err}");
+    }
 }

@@ -87,6 +87,10 @@ pub struct Report {
     /// [`Limits::output`]), so that their owner need not look again before reusing them.
     /// Possibly incomplete: a mount missing here may be empty too.
     pub empty_mounts: Vec<PathBuf>,
+    /// Whether the guest was given its mounts. A program that cannot reach files
+    /// ([`Program::reaches_files`]) is not, so its writable mounts hold exactly what they held
+    /// before (and are not in `empty_mounts`, since nobody looked).
+    pub mounted: bool,
 }
 
 impl Sandbox {
@@ -123,7 +127,12 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .allow_blocking_current_thread(true);
-        for m in &inv.mounts {
+        let mounts: &[Mount] = if program.reaches_files {
+            &inv.mounts
+        } else {
+            &[]
+        };
+        for m in mounts {
             let perms = if m.writable {
                 FsPerms::ReadWrite
             } else {
@@ -143,8 +152,7 @@ impl Sandbox {
         // flood is stopped within moments instead of filling the host's disk, and once more at
         // the end.
         let over_output = Arc::new(AtomicBool::new(false));
-        let writable: Vec<PathBuf> = inv
-            .mounts
+        let writable: Vec<PathBuf> = mounts
             .iter()
             .filter(|m| m.writable)
             .map(|m| m.host.clone())
@@ -204,6 +212,7 @@ impl Sandbox {
 
         let (size, empty) = measure(&writable);
         report.empty_mounts = empty;
+        report.mounted = program.reaches_files;
         if over_output.load(Ordering::Relaxed) || size > inv.limits.output {
             report.outcome = Outcome::OutputLimit {
                 stream: "output",
@@ -328,6 +337,7 @@ fn finish<T: GuestState>(
         stdout: Vec::new(),
         stderr: Vec::new(),
         empty_mounts: Vec::new(),
+        mounted: true,
     }
 }
 
