@@ -56,3 +56,48 @@ fn a_guest_that_reaches_no_files_cannot_tell_it_was_not_mounted() {
             .run();
     }
 }
+
+/// In a workflow: a step whose program reaches no files (`hello`) is given inputs and a
+/// dependency, which are neither staged nor listed for it, and it succeeds; the next step on
+/// the same worker, which reaches files, sees its own inputs and dependencies and empty `/out`
+/// and `/tmp`.
+#[test]
+fn a_step_that_reaches_no_files_runs_between_steps_that_do() {
+    let out = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: unmounted
+steps:
+  litter:
+    task: litter.wasm
+    inputs: [input.txt]
+    outputs: [kept.txt]
+  greet:
+    task: hello.wasm
+    inputs: [input.txt, other.txt]
+    depends_on: [litter]
+  look:
+    task: ls.wasm
+    inputs: [other.txt]
+    args: [/in, /deps, /out, /tmp]
+    depends_on: [litter, greet]
+",
+        )
+        .guest("litter.wasm", guests::LITTER_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .guest("ls.wasm", guests::LS_P1)
+        .file("input.txt", "input\n")
+        .file("other.txt", "other\n")
+        .args(["run", "--jobs", "1", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(
+        out.read(".hermetic/logs/greet/stdout"),
+        "hello from wasm\narg[0]=greet\n"
+    );
+    assert_eq!(
+        out.read(".hermetic/logs/look/stdout"),
+        "/in\n  other.txt (6 bytes)\n/deps\n  greet/\n  litter/\n    kept.txt (5 bytes)\n/out\n/tmp\n"
+    );
+}

@@ -215,7 +215,11 @@ async fn attempt_inner(
         work.inputs.clone()
     };
     let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
-    if !step.inputs.is_empty() {
+    // A program that cannot reach files runs without its mounts here (see
+    // `Program::reaches_files`): nothing to stage or list for it. (A remote worker decides
+    // that for itself, from the same module; the action it runs names the mounts.)
+    let staged = step.program.reaches_files || matches!(runner, Runner::Remote(_));
+    if staged && !step.inputs.is_empty() {
         let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
         // On the pool's worker thread: blocking here is fine.
         stage_files(&step.inputs, &expected, &in_dir)
@@ -224,7 +228,7 @@ async fn attempt_inner(
     // Dependencies' published outputs are mounted read-only where they are, over a shared
     // view that lists them: no copies (see `dependency_view`).
     let mut dep_mounts = Vec::with_capacity(step.deps.len());
-    let deps_dir = if step.deps.is_empty() {
+    let deps_dir = if !staged || step.deps.is_empty() {
         empty.clone()
     } else {
         let names: Vec<&str> = step
@@ -318,7 +322,7 @@ async fn attempt_inner(
     } else {
         vec![out_dir.clone(), scratch.clone()]
     };
-    if step.inputs.is_empty() {
+    if !staged || step.inputs.is_empty() {
         known_empty.push(work.inputs.clone());
     }
     let stderr_tail = tail(&report.stderr, 10);
