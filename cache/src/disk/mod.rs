@@ -204,28 +204,28 @@ impl DiskStore {
             .map(|(p, b)| (p.clone(), b.as_slice()))
             .collect();
         let renamed = commit::publish_batch(&self.scratch, self.layout.root(), &[blobs, entries])?;
-        self.unflushed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(renamed);
+        self.unflushed().extend(renamed);
         Ok(())
+    }
+
+    /// The directories renamed into since the last flush. (A poisoned lock only means a
+    /// thread panicked while adding to the set; what it holds is still to be flushed.)
+    fn unflushed(&self) -> std::sync::MutexGuard<'_, BTreeSet<PathBuf>> {
+        self.unflushed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Makes every result stored by [`DiskStore::store_results`] so far durable (see
     /// [`Store::flush`]): one `syncfs` on Linux, an fsync of each changed directory elsewhere.
     /// Nothing to do, and no system call, when no batch was stored since the last flush.
     pub fn flush_results(&self) -> Result<(), CacheError> {
-        let dirs = std::mem::take(&mut *self.unflushed.lock().unwrap_or_else(|e| e.into_inner()));
+        let dirs = std::mem::take(&mut *self.unflushed());
         if dirs.is_empty() {
             return Ok(());
         }
         let flushed = commit::barrier(self.layout.root(), &[], &dirs);
         if flushed.is_err() {
             // Try again at the next flush.
-            self.unflushed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(dirs);
+            self.unflushed().extend(dirs);
         }
         flushed
     }
