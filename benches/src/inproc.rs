@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, ensure};
 use hermetic_runtime::events::{Event, Reporter, RunStatus};
 use hermetic_runtime::plan::{Plan, PlanOptions};
-use hermetic_runtime::pool::{Executor, Observers, Runner, ScratchPool, run_attempt};
+use hermetic_runtime::pool::{Executor, Leftovers, Observers, Runner, ScratchPool, run_attempt};
 use hermetic_runtime::sandbox::engine::build_engine;
 use hermetic_runtime::sandbox::{
     CaptureTo, Invocation, Limits, Mount, Program, Sandbox, UnknownImports, clock,
@@ -161,12 +161,14 @@ pub fn plan(workflow: &Path, sandbox: &Sandbox) -> anyhow::Result<Plan> {
 pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration> {
     plan.prepare_dirs()?;
     let scratch = ScratchPool::new(plan.state_dir.join("tmp"));
+    let leftovers = Leftovers::list(plan);
     let started = Instant::now();
     for step in &plan.steps {
         let result = run_attempt(
             plan,
             Runner::Local(sandbox),
             &scratch,
+            &leftovers,
             step,
             Observers::default(),
         )

@@ -260,3 +260,62 @@ fn trace_writes_one_track_per_worker_and_a_slice_per_step() {
         "c starts after a ends: {a} {c}"
     );
 }
+
+/// What an earlier run left of a step goes once the step no longer leaves it: its logs when it
+/// prints nothing, its published outputs when it declares none. The run journal links only
+/// the logs of this run.
+#[test]
+fn what_an_earlier_run_left_of_a_step_goes_when_the_step_no_longer_leaves_it() {
+    let workflow =
+        |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n  greet:\n    task: hello.wasm\n");
+    let first = Test::new()
+        .file(
+            "hermetic.yaml",
+            workflow("{ task: copy.wasm, inputs: [\"src/*\"], outputs: [src] }"),
+        )
+        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
+        .guest("stamp.wasm", guests::STAMP_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .file("src/a.txt", "alpha\n")
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(first.read(".hermetic/out/s/src/a.txt"), "alpha\n");
+    let [run] = run_dirs(first.path()).try_into().unwrap();
+    assert_eq!(
+        hermetic_tests::tree(&run.join("logs")),
+        format!(
+            "greet/\n  stdout ({} bytes)\ns/\n  stdout ({} bytes)\n",
+            first.read(".hermetic/logs/greet/stdout").len(),
+            first.read(".hermetic/logs/s/stdout").len(),
+        )
+    );
+
+    // `stamp` prints nothing, and its output is not declared.
+    let second = first
+        .again()
+        .file("hermetic.yaml", workflow("{ task: stamp.wasm }"))
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(
+        !second.exists(".hermetic/out/s"),
+        "{}",
+        second.tree(".hermetic/out")
+    );
+    assert_eq!(
+        second.tree(".hermetic/logs"),
+        format!(
+            "greet/\n  stdout ({} bytes)\ns/\n",
+            second.read(".hermetic/logs/greet/stdout").len()
+        )
+    );
+    let [_, run] = run_dirs(second.path()).try_into().unwrap();
+    assert_eq!(
+        hermetic_tests::tree(&run.join("logs")),
+        format!(
+            "greet/\n  stdout ({} bytes)\n",
+            second.read(".hermetic/logs/greet/stdout").len()
+        )
+    );
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hermetic_cache::DiskStore;
 
+use super::record::{Preload, Records};
 use super::run::{ProjectLock, interrupted};
 use super::{Cli, EXIT_USAGE};
 use crate::chaos::process::KillAfter;
@@ -14,7 +15,6 @@ use crate::events::StepStatus;
 use crate::events::{Event, HumanReporter, JsonReporter, Reporter};
 use crate::journal::durations::{self, Durations};
 use crate::journal::runs::{self, Counts, RunJournal, Summary, Tee};
-use crate::journal::{keys, trace};
 use crate::plan::{Plan, PlanOptions};
 use crate::pool::{CacheUse, Executor, RunSummary};
 use crate::sandbox::Sandbox;
@@ -196,6 +196,8 @@ impl Project {
         } else {
             None
         };
+        // Read while the steps run, since they are only needed once the steps have ended.
+        let preload = Preload::start(state_dir, how.record_keys, how.journal);
         let started_at = runs::rfc3339(std::time::SystemTime::now());
         let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs)
             .keep_going(how.keep_going)
@@ -235,59 +237,35 @@ impl Project {
             };
             (summary, reporter, journal)
         });
-        let mut warn = |message: String| {
+        let cache_stats = local.filter(|_| cache.as_ref().is_some_and(|c| c.read));
+        let records = Records {
+            plan: &self.plan,
+            summary: &summary,
+            journal: journal.map(|journal| {
+                let summary_json = Summary {
+                    version: runs::SUMMARY_VERSION,
+                    run_id: journal.id().to_string(),
+                    workflow: &self.plan.workflow.name,
+                    status: summary.status,
+                    started_at: &started_at,
+                    duration_ms: summary.metrics.wall_us / 1000,
+                    jobs: self.jobs,
+                    seed: how.seed,
+                    keep_going: how.keep_going,
+                    resumed_from: resumed_from.as_deref(),
+                    counts: counts(&summary),
+                    metrics: &summary.metrics,
+                };
+                (journal, summary_json)
+            }),
+            trace: how.trace.as_deref(),
+            cache_stats,
+        };
+        for message in records.write(preload) {
             reporter.event(&Event::Warning {
                 step: None,
                 message,
-            })
-        };
-        if let Some(journal) = journal {
-            let counts = counts(&summary);
-            let id = journal.id().to_string();
-            let written = journal.finish(&Summary {
-                version: runs::SUMMARY_VERSION,
-                run_id: &id,
-                workflow: &self.plan.workflow.name,
-                status: summary.status,
-                started_at: &started_at,
-                duration_ms: summary.metrics.wall_us / 1000,
-                jobs: self.jobs,
-                seed: how.seed,
-                keep_going: how.keep_going,
-                resumed_from: resumed_from.as_deref(),
-                counts,
-                metrics: &summary.metrics,
             });
-            if let Err(e) = written {
-                warn(format!("the run journal is incomplete: {e}"));
-            }
-            if let Err(e) = record_durations(state_dir, &summary) {
-                warn(format!(
-                    "cannot record step durations for adaptive timeouts: {e}"
-                ));
-            }
-        }
-        if let Some(path) = &how.trace
-            && let Err(e) = trace::write(path, &self.plan.workflow.name, &summary.metrics)
-        {
-            warn(e.to_string());
-        }
-        if how.record_keys
-            && let Err(e) = keys::record_all(&self.plan, &summary)
-        {
-            warn(format!(
-                "cannot record the steps' keys for `hermetic why`: {e}"
-            ));
-        }
-        if let Some(local) = local.filter(|_| cache.as_ref().is_some_and(|c| c.read)) {
-            let hits = summary.keys.iter().flatten().filter(|k| k.cached).count() as u64;
-            let misses = summary.keys.iter().flatten().filter(|k| !k.cached).count() as u64;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            if let Err(e) = local.record_run(hits, misses, now) {
-                warn(format!("cannot record cache statistics: {e}"));
-            }
         }
         Ok(summary)
     }
@@ -303,25 +281,6 @@ fn counts(summary: &RunSummary) -> Counts {
         cached: summary.keys.iter().flatten().filter(|k| k.cached).count(),
         unfinished: summary.steps.iter().filter(|x| x.is_none()).count(),
     }
-}
-
-/// Adds the run time of each step that ran and succeeded at its first attempt to the history
-/// of adaptive timeouts.
-fn record_durations(state_dir: &Path, summary: &RunSummary) -> std::io::Result<()> {
-    let ran: Vec<_> = summary
-        .metrics
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Succeeded && s.attempts == 1 && !s.cached)
-        .collect();
-    if ran.is_empty() {
-        return Ok(());
-    }
-    let mut history = Durations::load(state_dir);
-    for step in ran {
-        history.record(&step.step, std::time::Duration::from_micros(step.run_us));
-    }
-    history.save(state_dir)
 }
 
 /// Gives each step with `adaptive_timeout` its limit from the history of its run times.

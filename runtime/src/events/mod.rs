@@ -122,6 +122,10 @@ pub enum Event {
         /// `--json`, which lists `outputs`).
         #[serde(skip)]
         files: Vec<hermetic_cache::FileEntry>,
+        /// Whether the step's stdout or stderr is in `.hermetic/logs/<step>/` (the run journal
+        /// links them; not in `--json`).
+        #[serde(skip)]
+        logs: bool,
     },
     /// Something went wrong that does not fail the run, such as a cache that cannot be written.
     Warning {

@@ -166,9 +166,9 @@ pub fn load(state_dir: &Path) -> KeyRecords {
         .unwrap_or_default()
 }
 
-/// Records every step of `summary` that computed a key.
-pub fn record_all(plan: &Plan, summary: &RunSummary) -> io::Result<()> {
-    let mut records = load(&plan.state_dir);
+/// Records every step of `summary` that computed a key in `records` (as [`load`]ed before the
+/// run), and writes them if that changed anything.
+pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
     let mut changed = false;
     let mut hits = BTreeMap::new();
     for (step, key) in plan.steps.iter().zip(&summary.keys) {

@@ -65,7 +65,7 @@ struct Line<'a> {
 #[derive(Debug, Serialize)]
 pub struct Summary<'a> {
     pub version: u32,
-    pub run_id: &'a str,
+    pub run_id: String,
     pub workflow: &'a str,
     pub status: RunStatus,
     /// When the run started, in UTC (RFC 3339).
@@ -195,9 +195,9 @@ impl RunJournal {
             }
         }
         match event {
-            Event::StepFinished { step, status, .. } if *status != StepStatus::Skipped => {
-                self.link_logs(step);
-            }
+            Event::StepFinished {
+                step, logs: true, ..
+            } => self.link_logs(step),
             Event::RunFinished { .. } => self.flush(),
             _ => {}
         }
@@ -215,11 +215,7 @@ impl RunJournal {
 
     /// Links the step's logs into the run's directory.
     fn link_logs(&mut self, step: &str) {
-        // Most steps never printed anything: one look at their log directory.
         let logs = self.logs.join(step);
-        if std::fs::symlink_metadata(&logs).is_err() {
-            return;
-        }
         for stream in ["stdout", "stderr"] {
             let from = logs.join(stream);
             if std::fs::symlink_metadata(&from).is_err() {
@@ -508,6 +504,7 @@ mod tests {
             resumed: false,
             key: Some(Digest::of(b"key")),
             files: files.clone(),
+            logs: false,
         };
         let mut display = crate::events::JsonReporter;
         let mut tee = Tee {

@@ -14,6 +14,7 @@ use crate::sandbox::{
     CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, UnknownImports, clock,
 };
 
+use super::leftovers::Leftovers;
 use super::scratch::{Scratch, ScratchPool};
 
 /// The result of a step after all its attempts.
@@ -46,6 +47,8 @@ pub struct AttemptResult {
     /// The last attempt's stdout and stderr, until they are stored in the cache.
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Whether stdout or stderr is in the step's logs directory.
+    pub logs: bool,
     /// The step's action key and what it was computed from, once known.
     pub key: Option<Digest>,
     pub components: Option<KeyComponents>,
@@ -71,6 +74,7 @@ impl AttemptResult {
             peak_memory: 0,
             stdout: Vec::new(),
             stderr: Vec::new(),
+            logs: false,
             key: None,
             components: None,
             warnings: Vec::new(),
@@ -143,6 +147,7 @@ impl AttemptResult {
             } else {
                 Vec::new()
             },
+            logs: self.logs,
         }
     }
 }
@@ -168,19 +173,20 @@ pub enum Runner<'a> {
 }
 
 /// Runs one attempt of `step` in scratch directories leased from `scratch`. The directories of
-/// [`Plan::prepare_dirs`] must exist. `observers` watch the guest while it runs, wherever
-/// `runner` runs it.
+/// [`Plan::prepare_dirs`] must exist, and `leftovers` must have been listed after earlier
+/// runs ended. `observers` watch the guest while it runs, wherever `runner` runs it.
 pub async fn run_attempt(
     plan: &Plan,
     runner: Runner<'_>,
     scratch: &ScratchPool,
+    leftovers: &Leftovers,
     step: &PlannedStep,
     observers: Observers,
 ) -> AttemptResult {
     let started = Instant::now();
     let mut result = match scratch.lease(&step.name) {
         Ok(lease) => {
-            match attempt_inner(plan, runner, lease.get(), step, observers).await {
+            match attempt_inner(plan, runner, lease.get(), leftovers, step, observers).await {
                 Ok((r, known_empty)) => {
                     lease.recycle(&known_empty);
                     r
@@ -201,6 +207,7 @@ async fn attempt_inner(
     plan: &Plan,
     runner: Runner<'_>,
     work: &Scratch,
+    leftovers: &Leftovers,
     step: &PlannedStep,
     observers: Observers,
 ) -> Result<(AttemptResult, Vec<PathBuf>), String> {
@@ -313,7 +320,15 @@ async fn attempt_inner(
             remote.run(&remote_step).await?
         }
     };
-    save_logs(&logs, &report.stdout, &report.stderr)?;
+    let logs = save_logs(
+        &logs,
+        &report.stdout,
+        &report.stderr,
+        leftovers.logs(step.index),
+    )?;
+    if logs {
+        leftovers.wrote_logs(step.index);
+    }
     // Seen empty after the guest ended, or leased empty and never given to a guest that could
     // reach files; collecting the outputs below changes only a `/out` that holds something.
     // `in/` is untouched when nothing was staged.
@@ -335,6 +350,7 @@ async fn attempt_inner(
         },
         fuel_used: report.fuel_used,
         peak_memory: report.peak_memory,
+        logs,
         ..AttemptResult::blank(report.outcome.kind())
     };
     if !report.outcome.is_success() {
@@ -343,8 +359,18 @@ async fn attempt_inner(
         return Ok((result, known_empty));
     }
 
-    match collect_and_publish(&out_dir, &def.outputs, &plan.out_root, &step.name) {
+    // With no outputs declared, publishing only removes what an earlier run published under
+    // this name, if it did.
+    let published = if def.outputs.is_empty() && !leftovers.published(step.index) {
+        Ok(Vec::new())
+    } else {
+        collect_and_publish(&out_dir, &def.outputs, &plan.out_root, &step.name)
+    };
+    match published {
         Ok(files) => {
+            if !def.outputs.is_empty() {
+                leftovers.wrote_published(step.index);
+            }
             result.succeeded = true;
             result.output_files = files;
             result.stdout = report.stdout;
@@ -370,12 +396,18 @@ async fn attempt_inner(
 
 /// Writes the captured streams to `logs/stdout` and `logs/stderr` as new files; a stream that
 /// is empty has no file (most steps print nothing, and creating two empty files per step is
-/// measurable), so a stale one is removed.
-pub(crate) fn save_logs(logs: &Path, stdout: &[u8], stderr: &[u8]) -> Result<(), String> {
-    // Most steps print nothing and never did: one look at their log directory instead of two
-    // failed unlinks.
-    if stdout.is_empty() && stderr.is_empty() && std::fs::symlink_metadata(logs).is_err() {
-        return Ok(());
+/// measurable), so a stale one is removed. `may_exist` says whether the directory `logs` may
+/// exist already (see [`Leftovers`]). Returns whether a log file exists now.
+pub(crate) fn save_logs(
+    logs: &Path,
+    stdout: &[u8],
+    stderr: &[u8],
+    may_exist: bool,
+) -> Result<bool, String> {
+    let printed = !stdout.is_empty() || !stderr.is_empty();
+    // Most steps print nothing and never did: nothing to remove, without even a look.
+    if !printed && (!may_exist || std::fs::symlink_metadata(logs).is_err()) {
+        return Ok(false);
     }
     for (name, bytes) in [("stdout", stdout), ("stderr", stderr)] {
         let path = logs.join(name);
@@ -395,7 +427,7 @@ pub(crate) fn save_logs(logs: &Path, stdout: &[u8], stderr: &[u8]) -> Result<(),
                 .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
         }
     }
-    Ok(())
+    Ok(printed)
 }
 
 /// The last `n` lines of captured output, lossily decoded.

@@ -20,6 +20,7 @@ use walkdir::WalkDir;
 use super::attempt::{AttemptResult, Observers, Runner, run_attempt, save_logs};
 use super::calls::StepCalls;
 use super::commit::CommitQueue;
+use super::leftovers::Leftovers;
 use super::outbox::Outbox;
 use super::retry::{self, Retrying};
 use super::scratch::ScratchPool;
@@ -61,6 +62,8 @@ pub(crate) struct StepContext {
     pub faults: Option<Arc<crate::chaos::FaultPlan>>,
     /// `--remote-exec`: attempts run on a REAPI server's bots.
     pub remote: Option<Arc<crate::remote::RemoteExec>>,
+    /// What earlier runs left of each step's logs and published outputs.
+    pub leftovers: Leftovers,
 }
 
 /// How one dispatch of a step ended.
@@ -94,6 +97,8 @@ pub(crate) async fn run_step(
         && matches_on_disk(&published_dir(&ctx.plan, step), &kept.files)
     {
         let mut result = AttemptResult::resumed(kept.files.clone());
+        // The logs it left, if any, are still in place.
+        result.logs = ctx.leftovers.logs(i);
         result.key = Some(key);
         result.components = Some(components);
         return StepEnd::Done(Box::new(result));
@@ -103,7 +108,7 @@ pub(crate) async fn run_step(
         && let Some(cache) = ctx.cache.as_ref().filter(|c| c.read)
     {
         // On the pool's worker thread: blocking here is fine.
-        match lookup_and_restore(&*cache.store, &ctx.plan, step, &key).await {
+        match lookup_and_restore(&*cache.store, &ctx.plan, &ctx.leftovers, step, &key).await {
             Ok(Some(mut hit)) => {
                 hit.key = Some(key);
                 hit.components = Some(components);
@@ -134,7 +139,14 @@ pub(crate) async fn run_step(
         Some(remote) => Runner::Remote(remote),
         None => Runner::Local(&ctx.sandbox),
     };
-    let running = run_attempt(&ctx.plan, runner, &ctx.scratch, step, observers.clone());
+    let running = run_attempt(
+        &ctx.plan,
+        runner,
+        &ctx.scratch,
+        &ctx.leftovers,
+        step,
+        observers.clone(),
+    );
     let mut result = match (def.stuck_after, &observers.heartbeat) {
         (Some(after), Some(heartbeat)) => tokio::select! {
             result = running => result,
@@ -219,6 +231,7 @@ fn published_dir(plan: &Plan, step: &PlannedStep) -> PathBuf {
 async fn lookup_and_restore(
     store: &dyn Store,
     plan: &Plan,
+    leftovers: &Leftovers,
     step: &PlannedStep,
     key: &Digest,
 ) -> Result<Option<AttemptResult>, String> {
@@ -277,6 +290,7 @@ async fn lookup_and_restore(
                 step.name
             ));
         }
+        leftovers.wrote_published(step.index);
     }
     let logs = plan.state_dir.join("logs").join(&step.name);
     let mut streams = [Vec::new(), Vec::new()];
@@ -289,8 +303,14 @@ async fn lookup_and_restore(
         }
     }
     let [stdout, stderr] = &streams;
-    save_logs(&logs, stdout, stderr)?;
-    Ok(Some(AttemptResult::cached(&entry)))
+    let logs = save_logs(&logs, stdout, stderr, leftovers.logs(step.index))?;
+    if logs {
+        leftovers.wrote_logs(step.index);
+    }
+    Ok(Some(AttemptResult {
+        logs,
+        ..AttemptResult::cached(&entry)
+    }))
 }
 
 /// How much an archive may unpack to: what its (verified) entry says it holds, plus the tar

@@ -324,6 +324,7 @@ mod tests {
             resumed: false,
             key: None,
             files: Vec::new(),
+            logs: false,
         }
     }
 

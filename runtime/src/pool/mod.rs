@@ -33,6 +33,7 @@ mod cached;
 mod calls;
 mod commit;
 mod graph;
+mod leftovers;
 mod lockstep;
 pub mod metrics;
 mod outbox;
@@ -62,6 +63,7 @@ use crate::sandbox::Sandbox;
 
 pub use attempt::{AttemptResult, Observers, Runner, run_attempt};
 pub use cached::CacheUse;
+pub use leftovers::Leftovers;
 pub use scratch::{Lease, Scratch, ScratchPool};
 
 /// The final state of every step and of the run.
@@ -228,6 +230,7 @@ impl Executor {
             resume: self.resume.clone(),
             faults: self.faults.clone(),
             remote: self.remote.clone(),
+            leftovers: Leftovers::list(&self.plan),
         });
         let plan = &self.plan;
         reporter.stamped(

@@ -410,5 +410,6 @@ fn not_run_event(
         resumed: false,
         key: None,
         files: Vec::new(),
+        logs: false,
     }
 }

@@ -390,6 +390,7 @@ fn decode_steps(d: &mut Decoder<'_>, entry: &Entry<'_>, defaults: &Defaults) -> 
     let mut steps = Vec::new();
     match &entry.value.value {
         Value::Map(pairs) => {
+            steps.reserve_exact(pairs.len());
             let duplicate = |key: &str| format!("duplicate step name `{key}`");
             for step in d.unique_entries(pairs, &duplicate) {
                 if let Err(p) = paths::check_step_name(step.key) {
