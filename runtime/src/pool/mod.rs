@@ -303,12 +303,15 @@ impl Executor {
         let mut drain = tokio::time::interval(outbox::DRAIN_INTERVAL);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut recorder = metrics::Recorder::default();
+        // Handed back and forth with the outbox, so that neither side reallocates; see
+        // `Outbox::drain_into`.
+        let mut events = Vec::new();
         let mut report = |reporter: &mut dyn Reporter| {
-            let events = outbox.drain();
+            outbox.drain_into(&mut events);
             if events.is_empty() {
                 return;
             }
-            for (at, event) in events {
+            for (at, event) in events.drain(..) {
                 recorder.observe(at, &event);
                 reporter.stamped(at, &event);
             }
