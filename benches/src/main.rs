@@ -22,7 +22,7 @@
 /// The allocator of the `hermetic` binary, so that the in-process figures (the raw wasmtime
 /// baseline above all) are measured as `hermetic run` runs.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 mod artifacts;
 mod inproc;

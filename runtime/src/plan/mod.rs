@@ -110,8 +110,13 @@ impl Plan {
             if !selected.contains(&i) {
                 continue;
             }
-            let (path, label) = match &step.task {
-                TaskRef::Wasm(p) => (wf.dir.join(p), p.display().to_string()),
+            // How messages name the task; spelt out only for a message.
+            let label = || match &step.task {
+                TaskRef::Wasm(p) => p.display().to_string(),
+                TaskRef::Crate(name) => format!("task `{name}`"),
+            };
+            let path = match &step.task {
+                TaskRef::Wasm(p) => wf.dir.join(p),
                 TaskRef::Crate(name) => {
                     // Built once per task, however many steps run it.
                     let built = built.entry(name.clone()).or_insert_with(|| {
@@ -121,7 +126,7 @@ impl Plan {
                             .map_err(|e| e.to_string())
                     });
                     match built {
-                        Ok(task) => (task.wasm.clone(), format!("task `{name}`")),
+                        Ok(task) => task.wasm.clone(),
                         Err(e) => {
                             diags.push(
                                 wf.diagnostic(
@@ -146,7 +151,7 @@ impl Plan {
             let program = match result {
                 Ok(p) => p,
                 Err(e) => {
-                    let mut d = wf.diagnostic(Some(step.task_span), format!("`{label}` {e}"));
+                    let mut d = wf.diagnostic(Some(step.task_span), format!("`{}` {e}", label()));
                     if e.contains("does not provide") {
                         d = d.with_help(
                             "build the task for wasm32-wasip1 or wasm32-wasip2 against plain WASI, \
@@ -160,7 +165,7 @@ impl Plan {
                         d = wf
                             .diagnostic(
                                 Some(step.task_span),
-                                format!("task file `{label}` does not exist"),
+                                format!("task file `{}` does not exist", label()),
                             )
                             .with_help("paths in `task:` are relative to the workflow file");
                     }

@@ -339,9 +339,10 @@ impl Executor {
         report(reporter);
 
         let metrics = recorder.finish(started.elapsed(), workers);
-        let graph = shared.graph();
-        let status = graph.status.clone();
-        let keys = graph.keys.clone();
+        // Every worker has exited: the graph is ours to empty.
+        let mut graph = shared.graph();
+        let status = std::mem::take(&mut graph.status);
+        let keys = std::mem::take(&mut graph.keys);
         drop(graph);
         let count = |s: StepStatus| status.iter().filter(|x| **x == Some(s)).count();
         let failed_hard = plan
