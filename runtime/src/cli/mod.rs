@@ -116,14 +116,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Leaves `value` to the end of the process instead of dropping it. Freeing the plan and the
-/// summary of a run of thousands of steps, allocation by allocation, is a measurable part of
-/// the run, and the process exits right after. Only for plain data in memory: never for
-/// anything whose drop writes, flushes, unlocks or removes something.
-pub(crate) fn free_at_exit<T>(value: T) {
-    std::mem::forget(value);
-}
-
 /// Prints an error and its causes, the way `anyhow`'s alternate form does, as `error: ...`.
 pub fn report_error(e: &anyhow::Error) {
     eprintln!("error: {e:#}");

@@ -189,10 +189,7 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         remote: remote_exec,
     };
     let summary = project.execute(cache, local.as_deref(), &how)?;
-    let code = exit_code(summary.status);
-    super::free_at_exit(summary);
-    super::free_at_exit(project.plan.clone());
-    Ok(code)
+    Ok(exit_code(summary.status))
 }
 
 /// The process exit code for a run that ended with `status`.
