@@ -2,7 +2,8 @@
 //! published outputs, `<out_root>/<step>/`.
 //!
 //! A step that prints nothing must remove the logs an earlier run left, and a step that
-//! declares no outputs must remove what an earlier run published under its name. Looking for
+//! declares no outputs, fails or is skipped must remove what an earlier run published under
+//! its name. Looking for
 //! them step by step cost a failed lookup each, per step, on every run; instead both
 //! directories are listed once when the run starts, and a step looks only when its name was
 //! there or it wrote one itself in this run (an earlier attempt). The project lock keeps other

@@ -181,6 +181,9 @@ impl Shared {
     /// a dependent that runs anyway (`when: always`) must find no outputs at `/deps/<name>`,
     /// as its key says, rather than stale ones.
     fn unpublish(&self, i: usize) {
+        if !self.ctx.leftovers.published(i) {
+            return;
+        }
         let dir = self.plan.out_root.join(&self.plan.steps[i].name);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
