@@ -272,6 +272,87 @@ error: aborting due to 2 previous errors
 }
 
 #[test]
+fn a_remembered_parse_gives_the_same_run_and_the_same_errors() {
+    const MEMO: &str = ".hermetic/parsed/hermetic.yaml.tree";
+    let first = copy_project()
+        .args(["-v", "run", "--jobs", "1"])
+        .expect_status(0)
+        .expect_stderr_contains("workflow parse: memo miss")
+        .run();
+    assert!(first.exists(MEMO));
+    let published = hermetic_tests::snapshot(&first.join(".hermetic/out"));
+    let greeted = first.read(".hermetic/logs/greet/stdout");
+
+    let second = first
+        .again()
+        .args(["-v", "run", "--jobs", "1", "--no-cache"])
+        .expect_status(0)
+        .expect_stderr_contains("workflow parse: memo hit")
+        .run();
+    assert_eq!(
+        hermetic_tests::snapshot(&second.join(".hermetic/out")),
+        published
+    );
+    assert_eq!(second.read(".hermetic/logs/greet/stdout"), greeted);
+
+    // An edited workflow is parsed again: the new argument reaches the guest.
+    let yaml = second
+        .read("hermetic.yaml")
+        .replace("args: [a, b]", "args: [a, c]");
+    std::fs::write(second.join("hermetic.yaml"), yaml).unwrap();
+    let edited = second
+        .again()
+        .args(["-v", "run", "--jobs", "1"])
+        .expect_status(0)
+        .expect_stderr_contains("workflow parse: memo miss (the workflow changed)")
+        .run();
+    assert_eq!(
+        edited.read(".hermetic/logs/greet/stdout"),
+        "hello from wasm\narg[0]=greet\narg[1]=a\narg[2]=c\nenv GREETING=hi\n"
+    );
+
+    // A damaged memo is a miss, never a wrong step.
+    let mut bytes = edited.read_bytes(MEMO);
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(edited.join(MEMO), bytes).unwrap();
+    let repaired = edited
+        .again()
+        .args(["-v", "run", "--jobs", "1", "--no-cache"])
+        .expect_status(0)
+        .expect_stderr_contains(
+            "workflow parse: memo miss (corrupt: the tree does not match its digest)",
+        )
+        .run();
+    assert_eq!(
+        repaired.read(".hermetic/logs/greet/stdout"),
+        "hello from wasm\narg[0]=greet\narg[1]=a\narg[2]=c\nenv GREETING=hi\n"
+    );
+
+    // Errors found after the parse read the same from a remembered tree.
+    const YAML: &str = "name: bad\nsteps:\n  a:\n    task: nope.wasm\n    timout: 5s\n";
+    const ERRORS: &str = "\
+error: unknown key `timout` in step `a`
+ --> hermetic.yaml:5:5
+  |
+5 |     timout: 5s
+  |     ^^^^^^
+  = help: did you mean `timeout`?
+";
+    let bad = Test::new()
+        .file("hermetic.yaml", YAML)
+        .arg("run")
+        .expect_status(2)
+        .expect_stderr(ERRORS)
+        .run();
+    assert!(bad.exists(MEMO));
+    bad.again()
+        .arg("run")
+        .expect_status(2)
+        .expect_stderr(ERRORS)
+        .run();
+}
+
+#[test]
 fn missing_task_file() {
     for command in ["check", "run"] {
         Test::new()

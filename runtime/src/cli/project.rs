@@ -99,7 +99,8 @@ impl Project {
         jobs: usize,
         lock: Lock,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
-        let workflow = match Workflow::load(workflow) {
+        let state_dir = crate::workflow::dir_of(workflow).join(".hermetic");
+        let workflow = match Workflow::load_memoized(workflow, &state_dir) {
             Ok(wf) => wf,
             Err(diags) => {
                 eprintln!("{diags}");
@@ -109,7 +110,6 @@ impl Project {
         if !workflow.warnings.is_empty() {
             eprintln!("{}", workflow.warnings);
         }
-        let state_dir = workflow.dir.join(".hermetic");
         let lock = match lock {
             Lock::Take => Some(ProjectLock::acquire(&state_dir)?),
             Lock::HeldByParent => None,

@@ -30,6 +30,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let context = |e: io::Error, p: &Path| {
         io::Error::new(e.kind(), format!("cannot write `{}`: {e}", p.display()))
     };
-    std::fs::write(&tmp, bytes).map_err(|e| context(e, &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| context(e, path))
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| context(e, &tmp))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| context(e, path)));
+    if written.is_err() {
+        // A full disk must not leave half a file behind, even under a temporary name.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

@@ -35,12 +35,14 @@ pub mod chaos;
 mod condition;
 mod decode;
 mod diagnostic;
+mod memo;
 mod node;
 mod params;
 mod paths;
 mod resilience;
 mod schema;
 pub mod suggest;
+mod tree_codec;
 pub mod units;
 mod validate;
 
@@ -158,6 +160,17 @@ impl Workflow {
     /// I/O problems are reported as
     /// ``error: cannot read workflow `x/hermetic.yaml`: No such file or directory (os error 2)``.
     pub fn load(path: &Path) -> Result<Workflow, Diagnostics> {
+        Self::load_inner(path, None)
+    }
+
+    /// [`Workflow::load`], remembering the YAML parse in the project's state directory
+    /// `state_dir` (`.hermetic/` beside the workflow), so that the next load of the same text
+    /// skips it. The result is the same as [`Workflow::load`]'s; see the `memo` module.
+    pub fn load_memoized(path: &Path, state_dir: &Path) -> Result<Workflow, Diagnostics> {
+        Self::load_inner(path, Some(&memo::memo_path(state_dir, path)))
+    }
+
+    fn load_inner(path: &Path, memo: Option<&Path>) -> Result<Workflow, Diagnostics> {
         let cannot_read = |detail: String| {
             Diagnostics::file_error(
                 path,
@@ -188,15 +201,27 @@ impl Workflow {
             )));
         }
         let source = std::fs::read_to_string(path).map_err(|e| cannot_read(e.to_string()))?;
-        Self::parse(path, &source)
+        let tree = match memo {
+            Some(memo) => memo::parse(memo, &source),
+            None => node::parse(&source),
+        };
+        Self::from_tree(path, source.into(), tree)
     }
 
     /// Parses `source` as the workflow file at `path_for_messages` (which is used as given
     /// in messages and to derive [`Workflow::dir`]; it is not read).
     pub fn parse(path_for_messages: &Path, source: &str) -> Result<Workflow, Diagnostics> {
-        let text: Arc<str> = Arc::from(source);
+        Self::from_tree(path_for_messages, Arc::from(source), node::parse(source))
+    }
+
+    /// Decodes and validates `tree`, the YAML parse of `text`.
+    fn from_tree(
+        path_for_messages: &Path,
+        text: Arc<str>,
+        tree: Result<node::Node, node::YamlError>,
+    ) -> Result<Workflow, Diagnostics> {
         let mut decoder = decode::Decoder::new(path_for_messages, Arc::clone(&text));
-        match node::parse(source) {
+        match tree {
             Ok(root) => {
                 let draft = schema::decode(&mut decoder, &root);
                 validate::validate(&mut decoder, &draft.steps);
