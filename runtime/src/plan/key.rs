@@ -26,9 +26,10 @@
 //! step produces; instead a hit is served only if the recorded fuel and peak memory fit within
 //! the step's current limits, because a re-run under a tighter limit would fail.
 //!
-//! The digest is blake3 over a domain-separation prefix and the canonical JSON of the
-//! components (fields in declaration order, maps sorted), with the per-file input list left out
-//! because its Merkle root stands for it. The list is kept beside the key so that
+//! The digest is blake3 over a domain-separation prefix and a canonical binary encoding of the
+//! components (fields in declaration order, maps sorted, every variable-length item prefixed
+//! with its length; see `KeyHasher`), with the per-file input list left out because its Merkle
+//! root stands for it. The list is kept beside the key so that
 //! `hermetic why` can name the file that changed.
 
 use std::collections::BTreeMap;
@@ -37,7 +38,9 @@ use hermetic_cache::{Digest, FileEntry};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the meaning of an action key or of a cached result changes.
-pub const KEY_FORMAT: u32 = 1;
+///
+/// 2: the components are hashed in a binary encoding instead of JSON.
+pub const KEY_FORMAT: u32 = 2;
 
 /// Everything a step's result depends on; see the [module docs](self) for each field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,45 +61,59 @@ pub struct KeyComponents {
     pub input_files: Vec<FileEntry>,
 }
 
-/// The fields that are hashed, borrowed from [`KeyComponents`].
-#[derive(Serialize)]
-struct Hashed<'a> {
-    format: u32,
-    wasmtime: &'a str,
-    engine: &'a str,
-    module: &'a Digest,
-    unknown_imports: &'a str,
-    args: &'a [String],
-    env: &'a BTreeMap<String, String>,
-    inputs: &'a Digest,
-    deps: &'a BTreeMap<String, Digest>,
-    outputs: &'a [String],
-    clock_epoch_secs: u64,
-    seed: &'a Digest,
+/// Feeds the key's canonical encoding to blake3: integers as 8 little-endian bytes, strings
+/// as their byte length then their bytes, digests as their 32 bytes, and lists and maps as
+/// their length then their items. Every field has a fixed width or a length in front, so no
+/// two different sets of components encode to the same bytes.
+struct KeyHasher(blake3::Hasher);
+
+impl KeyHasher {
+    fn u64(&mut self, n: u64) {
+        self.0.update(&n.to_le_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.0.update(s.as_bytes());
+    }
+
+    fn digest(&mut self, d: &Digest) {
+        self.0.update(d.as_bytes());
+    }
 }
 
 impl KeyComponents {
     /// The action key.
     pub fn key(&self) -> Digest {
-        let hashed = Hashed {
-            format: self.format,
-            wasmtime: &self.wasmtime,
-            engine: &self.engine,
-            module: &self.module,
-            unknown_imports: &self.unknown_imports,
-            args: &self.args,
-            env: &self.env,
-            inputs: &self.inputs,
-            deps: &self.deps,
-            outputs: &self.outputs,
-            clock_epoch_secs: self.clock_epoch_secs,
-            seed: &self.seed,
-        };
-        let json = serde_json::to_vec(&hashed).expect("key components serialize");
-        let mut h = blake3::Hasher::new();
-        h.update(b"hermetic action key\0");
-        h.update(&json);
-        Digest::from_hasher(h)
+        let mut h = KeyHasher(blake3::Hasher::new());
+        h.0.update(b"hermetic action key\0");
+        h.u64(u64::from(self.format));
+        h.str(&self.wasmtime);
+        h.str(&self.engine);
+        h.digest(&self.module);
+        h.str(&self.unknown_imports);
+        h.u64(self.args.len() as u64);
+        for arg in &self.args {
+            h.str(arg);
+        }
+        h.u64(self.env.len() as u64);
+        for (name, value) in &self.env {
+            h.str(name);
+            h.str(value);
+        }
+        h.digest(&self.inputs);
+        h.u64(self.deps.len() as u64);
+        for (name, digest) in &self.deps {
+            h.str(name);
+            h.digest(digest);
+        }
+        h.u64(self.outputs.len() as u64);
+        for output in &self.outputs {
+            h.str(output);
+        }
+        h.u64(self.clock_epoch_secs);
+        h.digest(&self.seed);
+        Digest::from_hasher(h.0)
     }
 
     /// Each difference from `old`, as a sentence naming exactly what changed, for
@@ -307,8 +324,29 @@ mod tests {
     fn the_key_is_stable() {
         // A change to this value means every cached result is invalidated: bump KEY_FORMAT.
         assert_eq!(components().key(), components().key());
-        let key = components().key().to_string();
-        assert_eq!(key.len(), 64);
+        assert_eq!(
+            components().key().to_string(),
+            "7c005ef705348bd4ef678b76e154a97b28772c7d0984db641eb3a42c25a5be0c"
+        );
+    }
+
+    #[test]
+    fn lengths_keep_neighbouring_fields_apart() {
+        let base = components();
+        let mut joined = base.clone();
+        joined.args = vec!["stepx".into()];
+        let mut split = base.clone();
+        split.args = vec!["step".into(), "x".into()];
+        assert_ne!(joined.key(), split.key());
+        let mut in_name = base.clone();
+        in_name.env = BTreeMap::from([("Kv".into(), String::new())]);
+        let mut in_value = base.clone();
+        in_value.env = BTreeMap::from([("K".into(), "v".into())]);
+        assert_ne!(in_name.key(), in_value.key());
+        let mut as_arg = base.clone();
+        as_arg.args.push("o.txt".into());
+        as_arg.outputs.clear();
+        assert_ne!(as_arg.key(), base.key());
     }
 
     #[test]
