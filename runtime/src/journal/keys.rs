@@ -47,44 +47,45 @@ pub struct KeyHistory {
     pub before: Option<KeyRun>,
 }
 
-/// A step's last two runs as stored: the last run's key and outcome in the clear, its
-/// components and the run before it as raw JSON ([`KeyRun`] for `before`).
+/// A step's last two runs as stored: each run's key and outcome in the clear, their
+/// components as raw JSON.
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
     key: Digest,
     cached: bool,
     succeeded: bool,
     components: Box<RawValue>,
-    before: Option<Box<RawValue>>,
+    before: Option<StoredRun>,
 }
 
 /// The key and outcome of a stored [`KeyRun`], without its components.
-#[derive(Debug, PartialEq, Deserialize)]
+#[derive(Debug, PartialEq)]
 struct RunHead {
     key: Digest,
     cached: bool,
     succeeded: bool,
 }
 
-/// A [`KeyRun`] to store as `before`, with its components already in JSON; without them when
-/// they are the entry's own (the same key), which halves the file of a project that reruns
-/// unchanged steps.
-#[derive(Serialize)]
-struct RawRun<'a> {
-    key: Digest,
-    cached: bool,
-    succeeded: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    components: Option<&'a RawValue>,
-}
-
-/// A stored `before`: a [`KeyRun`] whose components may be left out (see [`RawRun`]).
-#[derive(Deserialize)]
+/// A stored `before`: a [`KeyRun`] with its components in JSON, left out when they are the
+/// entry's own (the same key), which halves the file of a project that reruns unchanged
+/// steps.
+#[derive(Debug, Serialize, Deserialize)]
 struct StoredRun {
     key: Digest,
     cached: bool,
     succeeded: bool,
-    components: Option<KeyComponents>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    components: Option<Box<RawValue>>,
+}
+
+impl StoredRun {
+    fn head(&self) -> RunHead {
+        RunHead {
+            key: self.key,
+            cached: self.cached,
+            succeeded: self.succeeded,
+        }
+    }
 }
 
 /// Everything `.hermetic/keys.json` holds.
@@ -116,6 +117,20 @@ impl Entry {
             succeeded: self.succeeded,
         }
     }
+
+    /// The last run, to keep as the run before the next one, when that has the same key.
+    fn run_without_components(&self) -> StoredRun {
+        StoredRun {
+            key: self.key,
+            cached: self.cached,
+            succeeded: self.succeeded,
+            components: None,
+        }
+    }
+}
+
+fn components_json(components: &KeyComponents) -> io::Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(components).map_err(io::Error::other)
 }
 
 impl KeyRecords {
@@ -130,19 +145,16 @@ impl KeyRecords {
             components: serde_json::from_str(entry.components.get()).ok()?,
         };
         let before = match &entry.before {
-            Some(raw) => {
-                let run: StoredRun = serde_json::from_str(raw.get()).ok()?;
-                Some(KeyRun {
-                    key: run.key,
-                    cached: run.cached,
-                    succeeded: run.succeeded,
-                    components: match run.components {
-                        Some(components) => components,
-                        None if run.key == last.key => last.components.clone(),
-                        None => return None,
-                    },
-                })
-            }
+            Some(run) => Some(KeyRun {
+                key: run.key,
+                cached: run.cached,
+                succeeded: run.succeeded,
+                components: match &run.components {
+                    Some(raw) => serde_json::from_str(raw.get()).ok()?,
+                    None if run.key == last.key => last.components.clone(),
+                    None => return None,
+                },
+            }),
             None => None,
         };
         Some(KeyHistory { last, before })
@@ -208,8 +220,7 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
         cached: run.cached,
         succeeded: run.succeeded,
     };
-    let existing = steps.get(step);
-    if let Some(old) = existing {
+    if let Some(old) = steps.get(step) {
         // A hit under the key last recorded changes nothing here (that it was a hit goes to
         // `last_hits`).
         if run.cached && old.key == run.key {
@@ -217,30 +228,29 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
         }
         // The same run again (an unchanged step run with `--no-cache`, say), after the same
         // run before: nothing to change.
-        let before_head = old
-            .before
-            .as_ref()
-            .and_then(|raw| serde_json::from_str::<RunHead>(raw.get()).ok());
-        if old.head() == head && before_head.as_ref() == Some(&head) {
+        if old.head() == head && old.before.as_ref().map(StoredRun::head) == Some(head) {
             return Ok(false);
         }
     }
-    let components = match existing {
-        // The same key: the same components, already in JSON.
-        Some(old) if old.key == run.key => old.components.clone(),
-        _ => serde_json::value::to_raw_value(&run.components).map_err(io::Error::other)?,
-    };
-    let before = match existing {
-        Some(old) => Some(
-            serde_json::value::to_raw_value(&RawRun {
+    let old = steps.remove(step);
+    let (components, before) = match old {
+        // The same key: the same components, already in JSON, and the run before needs no
+        // copy of them.
+        Some(old) if old.key == run.key => {
+            let before = old.run_without_components();
+            (old.components, Some(before))
+        }
+        Some(old) => {
+            let components = components_json(&run.components)?;
+            let before = StoredRun {
                 key: old.key,
                 cached: old.cached,
                 succeeded: old.succeeded,
-                components: (old.key != run.key).then_some(&*old.components),
-            })
-            .map_err(io::Error::other)?,
-        ),
-        None => None,
+                components: Some(old.components),
+            };
+            (components, Some(before))
+        }
+        None => (components_json(&run.components)?, None),
     };
     steps.insert(
         step.to_string(),
