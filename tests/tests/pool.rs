@@ -359,7 +359,7 @@ fn the_same_seed_gives_the_same_dispatch_order() {
 fn an_adaptive_timeout_follows_the_steps_past_run_times() {
     let project = |task: &str, args: &str| {
         format!(
-            "name: adaptive\nsteps:\n  work:\n    task: {task}\n    args: [{args}]\n    fuel: 1000G\n    adaptive_timeout: {{factor: 2, cap: 1m}}\n"
+            "name: adaptive\nsteps:\n  work:\n    task: {task}\n    args: [{args}]\n    fuel: 1000G\n    adaptive_timeout: {{factor: 2, cap: 1m}}\n  other:\n    task: hello.wasm\n"
         )
     };
     let mut out = Test::new()
@@ -377,6 +377,12 @@ fn an_adaptive_timeout_follows_the_steps_past_run_times() {
             .expect_status(0)
             .run();
     }
+    // Only the step with an adaptive timeout keeps a history of its run times.
+    let history: serde_json::Value =
+        serde_json::from_str(&out.read(".hermetic/durations.json")).unwrap();
+    let steps = history["steps"].as_object().unwrap();
+    assert_eq!(steps.keys().collect::<Vec<_>>(), ["work"]);
+    assert_eq!(steps["work"].as_array().unwrap().len(), 5);
     // The step now takes seconds: it is stopped at the adaptive limit, not the default 10m.
     std::fs::write(
         out.join("hermetic.yaml"),
@@ -385,6 +391,7 @@ fn an_adaptive_timeout_follows_the_steps_past_run_times() {
     .unwrap();
     out.again()
         .args(["run", "--no-cache"])
+        .args(["--step", "work"])
         .expect_status(1)
         .expect_stderr_contains("    Failed work: timed out after 1s\n")
         .run();

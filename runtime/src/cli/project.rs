@@ -197,7 +197,11 @@ impl Project {
             None
         };
         // Read while the steps run, since they are only needed once the steps have ended.
-        let preload = Preload::start(state_dir, how.record_keys, how.journal);
+        let preload = Preload::start(
+            state_dir,
+            how.record_keys,
+            how.journal && self.plan.uses_adaptive_timeouts(),
+        );
         let started_at = runs::rfc3339(std::time::SystemTime::now());
         let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs)
             .keep_going(how.keep_going)
@@ -285,11 +289,7 @@ fn counts(summary: &RunSummary) -> Counts {
 
 /// Gives each step with `adaptive_timeout` its limit from the history of its run times.
 fn adapt_timeouts(plan: &mut Plan) {
-    if !plan.steps.iter().any(|s| {
-        plan.workflow.steps[s.workflow_index]
-            .adaptive_timeout
-            .is_some()
-    }) {
+    if !plan.uses_adaptive_timeouts() {
         return;
     }
     let history = Durations::load(&plan.state_dir);

@@ -13,6 +13,7 @@
 //!
 //! What each record holds, and why a damaged one only explains, is in [`crate::journal`].
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -125,7 +126,7 @@ impl Records<'_> {
             });
             let mut here = Vec::new();
             if let Some(history) = loaded.durations
-                && let Err(e) = record_durations(history, &plan.state_dir, summary)
+                && let Err(e) = record_durations(history, plan, summary)
             {
                 here.push(format!(
                     "cannot record step durations for adaptive timeouts: {e}"
@@ -202,16 +203,19 @@ fn side_thread<'scope, T: Send + 'scope>(
 
 /// Adds the run time of each step that ran and succeeded at its first attempt to `history`,
 /// and saves it.
-fn record_durations(
-    mut history: Durations,
-    state_dir: &Path,
-    summary: &RunSummary,
-) -> io::Result<()> {
+fn record_durations(mut history: Durations, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
+    let adaptive: HashSet<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| plan.step_def(s).adaptive_timeout.is_some())
+        .map(|s| s.name.as_str())
+        .collect();
     let mut ran = summary
         .metrics
         .steps
         .iter()
         .filter(|s| s.status == StepStatus::Succeeded && s.attempts == 1 && !s.cached)
+        .filter(|s| adaptive.contains(s.step.as_str()))
         .peekable();
     if ran.peek().is_none() {
         return Ok(());
@@ -219,5 +223,5 @@ fn record_durations(
     for step in ran {
         history.record(&step.step, Duration::from_micros(step.run_us));
     }
-    history.save(state_dir)
+    history.save(&plan.state_dir)
 }

@@ -1,7 +1,8 @@
 //! The recent run times of each step, `.hermetic/durations.json`, for adaptive timeouts.
 //!
-//! After each run, every step that ran and succeeded on its first attempt adds its run time;
-//! the newest [`KEEP`] are kept. A step with `adaptive_timeout: {factor, cap}` and at least
+//! After each run, every step with an `adaptive_timeout` that ran and succeeded on its first
+//! attempt adds its run time; the newest [`KEEP`] are kept. (Only those steps: recording every
+//! step of a 20,000-step workflow rewrote a megabyte after each run, for nothing.) A step with `adaptive_timeout: {factor, cap}` and at least
 //! [`MIN_SAMPLES`] recorded times gets the wall-time limit `p95 × factor`, at least
 //! [`MIN_TIMEOUT`] and at most `cap`, and never more than its `timeout:` when it sets one.
 //! With fewer samples the step keeps its usual limit. A missing or unreadable file is an empty

@@ -297,6 +297,14 @@ impl Plan {
     pub fn step_def(&self, step: &PlannedStep) -> &crate::workflow::Step {
         &self.workflow.steps[step.workflow_index]
     }
+
+    /// Whether any step to run has an `adaptive_timeout`, and so needs, and adds to, the
+    /// history of run times.
+    pub fn uses_adaptive_timeouts(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| self.step_def(s).adaptive_timeout.is_some())
+    }
 }
 
 /// The indices of the steps to run: `only` and everything they depend on.
