@@ -80,6 +80,15 @@ struct Child<'a> {
 /// deterministically (a duplicate path is two children), but the digest of such an input is
 /// not guaranteed to differ from that of a valid one.
 pub fn tree_digest(files: &[FileEntry]) -> Digest {
+    // Most steps declare no outputs and many read no inputs: their tree is hashed once.
+    static EMPTY: std::sync::OnceLock<Digest> = std::sync::OnceLock::new();
+    if files.is_empty() {
+        return *EMPTY.get_or_init(|| digest_of_tree(&[]));
+    }
+    digest_of_tree(files)
+}
+
+fn digest_of_tree(files: &[FileEntry]) -> Digest {
     // An arena of directory nodes; a node's index is always greater than its parent's, so
     // walking the arena backwards finishes every subdirectory before its parent (no recursion,
     // linear in the total path length).

@@ -139,16 +139,21 @@ pub(crate) async fn run_step(
         Some(remote) => Runner::Remote(remote),
         None => Runner::Local(&ctx.sandbox),
     };
-    let running = run_attempt(
+    // Boxed: the attempt's future is several KiB, and held inline it made this one 10 KiB,
+    // copied whole each time it moved (into the `select!`, into the worker's runtime).
+    let running = Box::pin(run_attempt(
         &ctx.plan,
         runner,
         &ctx.scratch,
         &ctx.leftovers,
         step,
         observers.clone(),
-    );
+    ));
     let mut result = match (def.stuck_after, &observers.heartbeat) {
         (Some(after), Some(heartbeat)) => tokio::select! {
+            // The attempt first: a step that ends in its first poll never starts the watch
+            // (nor registers its timer).
+            biased;
             result = running => result,
             never = watch_for_silence(heartbeat, after, &ctx.events, &step.name) => match never {},
         },

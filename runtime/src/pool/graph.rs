@@ -134,15 +134,9 @@ impl Graph {
     }
 
     /// Records the end of step `i`.
-    pub fn finished(
-        &mut self,
-        plan: &Plan,
-        i: usize,
-        result: &AttemptResult,
-        now: Duration,
-    ) -> Released {
-        self.keys[i] = step_key(result);
-        self.output_trees[i] = Some(result.output_tree());
+    pub fn finished(&mut self, plan: &Plan, i: usize, result: Finished, now: Duration) -> Released {
+        self.keys[i] = result.key;
+        self.output_trees[i] = Some(result.output_tree);
         let step = &plan.steps[i];
         let event = self
             .breakers
@@ -256,13 +250,34 @@ fn module<'a>(plan: &'a Plan, step: &PlannedStep) -> Module<'a> {
     }
 }
 
-/// The key record of a finished step, if its key was computed.
-fn step_key(result: &AttemptResult) -> Option<StepKey> {
-    Some(StepKey {
-        key: result.key?,
-        components: result.components.clone()?,
-        cached: result.cached,
-        succeeded: result.succeeded,
-        output_files: result.output_files.clone(),
-    })
+/// What the graph keeps of a finished step, taken from its result before the graph is locked
+/// (so that the lock is not held while its output tree is hashed).
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub succeeded: bool,
+    /// Its key record, if its key was computed.
+    pub key: Option<StepKey>,
+    /// The Merkle root of its outputs, for its dependents' keys.
+    pub output_tree: Digest,
+}
+
+impl Finished {
+    /// Takes the key's components out of `result`: nothing reads them there afterwards.
+    pub fn take(result: &mut AttemptResult) -> Self {
+        let key = match (result.key, result.components.take()) {
+            (Some(key), Some(components)) => Some(StepKey {
+                key,
+                components,
+                cached: result.cached,
+                succeeded: result.succeeded,
+                output_files: result.output_files.clone(),
+            }),
+            _ => None,
+        };
+        Self {
+            succeeded: result.succeeded,
+            key,
+            output_tree: result.output_tree(),
+        }
+    }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::attempt::AttemptResult;
 use super::cached::{self, StepContext, StepEnd};
-use super::graph::{Graph, Released, Start, ready_entry};
+use super::graph::{Finished, Graph, Released, Start, ready_entry};
 use super::queue::{Queues, Ready, StealOrder};
 use super::retry::Retrying;
 use crate::events::{Event, StepStatus, micros};
@@ -159,12 +159,13 @@ impl Shared {
                 self.send(event);
                 Settled::Retry(ready_entry(&self.plan, i), not_before)
             }
-            StepEnd::Done(result) => {
+            StepEnd::Done(mut result) => {
                 if !result.succeeded {
                     self.unpublish(i);
                 }
+                let finished = Finished::take(&mut result);
                 let mut graph = self.graph();
-                let released = graph.finished(&self.plan, i, &result, self.now());
+                let released = graph.finished(&self.plan, i, finished, self.now());
                 let graph_events = graph.take_events();
                 drop(graph);
                 // Before the dependents are visible to other workers, so that a dependent's
