@@ -401,10 +401,10 @@ fn escape_symlink_in_a_workflow() {
     assert_eq!(
         format!("{before_runs}tmp/\n{rest}"),
         format!(
-            "durations.json ({} bytes)\nkeys.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\ntmp/\n  empty/\n",
-            out.read(".hermetic/durations.json").len(),
+            "keys.json ({} bytes)\nlock (0 bytes)\nlogs/\n  attack/\n    stdout ({} bytes)\nparsed/\n  hermetic.yaml.tree ({} bytes)\ntmp/\n  empty/\n",
             out.read(".hermetic/keys.json").len(),
-            ESCAPE_SYMLINK_STDOUT.len()
+            ESCAPE_SYMLINK_STDOUT.len(),
+            out.read_bytes(".hermetic/parsed/hermetic.yaml.tree").len()
         )
     );
     assert_eq!(

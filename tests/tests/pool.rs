@@ -378,8 +378,7 @@ fn an_adaptive_timeout_follows_the_steps_past_run_times() {
             .run();
     }
     // Only the step with an adaptive timeout keeps a history of its run times.
-    let history: serde_json::Value =
-        serde_json::from_str(&out.read(".hermetic/durations.json")).unwrap();
+    let history: Value = serde_json::from_str(&out.read(".hermetic/durations.json")).unwrap();
     let steps = history["steps"].as_object().unwrap();
     assert_eq!(steps.keys().collect::<Vec<_>>(), ["work"]);
     assert_eq!(steps["work"].as_array().unwrap().len(), 5);
