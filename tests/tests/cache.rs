@@ -348,11 +348,40 @@ fn key_records_are_rewritten_only_when_they_change() {
         .expect_status(0)
         .run();
     assert_eq!(inode(), ran, "the same runs again");
+    // The records are settled for that run: `keys.settled` says so, for this `keys.json`, and
+    // the same run once more leaves both as they are.
+    let settled = first.read(".hermetic/keys.settled");
+    let keys_len = first.read(".hermetic/keys.json").len();
+    assert!(
+        settled.ends_with('\n') && settled.split(' ').nth(1) == Some(&*keys_len.to_string()),
+        "{settled}"
+    );
+    first
+        .again()
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(inode(), ran);
+    assert_eq!(first.read(".hermetic/keys.settled"), settled);
     first
         .again()
         .args(["why", "a"])
         .expect_status(0)
         .expect_stdout_contains("`a` ran with the same key as the run before")
+        .run();
+    // A different run (hits now) changes the records, and the claim with them.
+    first.again().args(["run"]).expect_status(0).run();
+    assert_ne!(inode(), ran);
+    assert_ne!(first.read(".hermetic/keys.settled"), settled);
+    // `keys.json` changed behind hermetic's back is no longer vouched for: it is read, found
+    // empty, and written again in full.
+    std::fs::write(first.join(".hermetic/keys.json"), "{}").unwrap();
+    first.again().args(["run"]).expect_status(0).run();
+    first
+        .again()
+        .args(["why", "a"])
+        .expect_status(0)
+        .expect_stdout_contains("`a` was served from the cache in its last run")
         .run();
 }
 

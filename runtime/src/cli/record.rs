@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::events::StepStatus;
 use crate::journal::durations::Durations;
-use crate::journal::keys::{self, KeyRecords};
+use crate::journal::keys;
 use crate::journal::runs::{RunJournal, Summary};
 use crate::journal::trace;
 use crate::plan::Plan;
@@ -41,13 +41,13 @@ pub struct Preload {
 /// What [`Preload`] read.
 #[derive(Debug, Default)]
 struct Loaded {
-    keys: Option<KeyRecords>,
+    keys: Option<keys::Before>,
     durations: Option<Durations>,
 }
 
 fn load(state_dir: &Path, keys: bool, durations: bool) -> Loaded {
     Loaded {
-        keys: keys.then(|| keys::load(state_dir)),
+        keys: keys.then(|| keys::load_before(state_dir)),
         durations: durations.then(|| Durations::load(state_dir)),
     }
 }
@@ -110,9 +110,9 @@ impl Records<'_> {
         } = self;
         let loaded = preload.finish();
         std::thread::scope(|s| {
-            let keys = loaded.keys.map(|records| {
+            let keys = loaded.keys.map(|before| {
                 side_thread(s, "hermetic-keys", move || {
-                    keys::record_all(records, plan, summary).map_err(|e| {
+                    keys::record_run(before, plan, summary).map_err(|e| {
                         format!("cannot record the steps' keys for `hermetic why`: {e}")
                     })
                 })

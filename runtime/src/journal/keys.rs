@@ -13,6 +13,16 @@
 //! kept as raw JSON, copied from run to run, and parsed only by `hermetic why`. (A key is the
 //! digest of its components, so the same key means the same components.) Parsing every
 //! step's components was most of the cost of a run of thousands of no-op steps.
+//!
+//! Once the records are *settled* for a run (recording the same run again would change
+//! nothing: its steps' last run and run before are both that run, or it hit the keys they
+//! record), `.hermetic/keys.settled` names that run by a digest of the workflow's step names
+//! and each step's key and outcome ([`run_digest`]), together with the length and
+//! modification time of the `keys.json` it vouches for. A later run with the same digest has
+//! nothing to record, and does not read `keys.json` at all; any other run reads it. A run that
+//! changes `keys.json` removes `keys.settled` first, so that a crash in between leaves no
+//! stale claim, and a `keys.json` changed by anything else no longer matches its length and
+//! time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -171,6 +181,90 @@ pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("keys.json")
 }
 
+/// What a run needs, before its steps end, to record their keys afterwards.
+#[derive(Debug)]
+pub enum Before {
+    /// The records as they are.
+    Records(KeyRecords),
+    /// The records are settled for a run with this [`run_digest`]; they are read only if
+    /// this run differs.
+    Settled(Digest),
+}
+
+/// Reads what [`record_run`] will need: the settled run's digest if `keys.settled` vouches for
+/// `keys.json` as it is, otherwise the records.
+pub fn load_before(state_dir: &Path) -> Before {
+    match settled(state_dir) {
+        Some(digest) => Before::Settled(digest),
+        None => Before::Records(load(state_dir)),
+    }
+}
+
+/// Records the keys of `summary`'s steps, as [`record_all`] does, unless the records are
+/// settled for a run exactly like it.
+pub fn record_run(before: Before, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
+    let records = match before {
+        Before::Settled(digest) if digest == run_digest(plan, summary) => return Ok(()),
+        Before::Settled(_) => load(&plan.state_dir),
+        Before::Records(records) => records,
+    };
+    record_all(records, plan, summary)
+}
+
+/// Names a run for `keys.settled`: the workflow's step names, and each planned step's name
+/// and, if it computed a key, the key, whether it was a hit and whether it succeeded.
+pub fn run_digest(plan: &Plan, summary: &RunSummary) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(b"hermetic settled keys\0");
+    h.update(&RECORD_VERSION.to_le_bytes());
+    let name = |h: &mut blake3::Hasher, s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    h.update(&(plan.workflow.steps.len() as u64).to_le_bytes());
+    for step in &plan.workflow.steps {
+        name(&mut h, &step.name);
+    }
+    h.update(&(plan.steps.len() as u64).to_le_bytes());
+    for (step, key) in plan.steps.iter().zip(&summary.keys) {
+        name(&mut h, &step.name);
+        match key {
+            Some(k) => {
+                h.update(&[1, u8::from(k.cached), u8::from(k.succeeded)]);
+                h.update(k.key.as_bytes());
+            }
+            None => {
+                h.update(&[0]);
+            }
+        }
+    }
+    Digest::from_hasher(h)
+}
+
+fn settled_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("keys.settled")
+}
+
+/// `keys.json`'s length and modification time, as `keys.settled` records them.
+fn stamp(state_dir: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path(state_dir)).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{} {}", meta.len(), mtime.as_nanos()))
+}
+
+/// The digest in `keys.settled`, if the file vouches for `keys.json` as it is now.
+fn settled(state_dir: &Path) -> Option<Digest> {
+    let text = std::fs::read_to_string(settled_path(state_dir)).ok()?;
+    let (digest, stamped) = text.trim_end().split_once(' ')?;
+    (Some(stamped) == stamp(state_dir).as_deref())
+        .then(|| digest.parse().ok())
+        .flatten()
+}
+
 /// Reads the records; empty if there are none or they cannot be read.
 pub fn load(state_dir: &Path) -> KeyRecords {
     read_json::<KeyRecords>(&path(state_dir))
@@ -181,6 +275,7 @@ pub fn load(state_dir: &Path) -> KeyRecords {
 /// Records every step of `summary` that computed a key in `records` (as [`load`]ed before the
 /// run), and writes them if that changed anything.
 pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
+    let state_dir = &plan.state_dir;
     let mut changed = false;
     let mut hits = BTreeMap::new();
     for (step, key) in plan.steps.iter().zip(&summary.keys) {
@@ -202,35 +297,58 @@ pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) ->
         .steps
         .retain(|name, _| defined.contains(name.as_str()));
     changed |= records.steps.len() != count || hits != records.last_hits;
-    if !changed {
-        return Ok(());
+    if changed {
+        // No claim about the records may outlive them.
+        match std::fs::remove_file(settled_path(state_dir)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        records.last_hits = hits;
+        let json = serde_json::to_vec(&records).map_err(io::Error::other)?;
+        write_atomic(&path(state_dir), &json)?;
+        // The records of version 1, one file per step, are replaced by this file.
+        let _ = std::fs::remove_dir_all(state_dir.join("keys"));
     }
-    records.last_hits = hits;
-    let json = serde_json::to_vec(&records).map_err(io::Error::other)?;
-    write_atomic(&path(&plan.state_dir), &json)?;
-    // The records of version 1, one file per step, are replaced by this file.
-    let _ = std::fs::remove_dir_all(plan.state_dir.join("keys"));
+    let settles = plan.steps.iter().zip(&summary.keys).all(|(step, key)| {
+        key.as_ref()
+            .is_none_or(|run| unchanged(records.steps.get(step.name.as_str()), run))
+    });
+    if settles {
+        let digest = run_digest(plan, summary);
+        if settled(state_dir) != Some(digest)
+            && let Some(stamp) = stamp(state_dir)
+        {
+            write_atomic(
+                &settled_path(state_dir),
+                format!("{digest} {stamp}\n").as_bytes(),
+            )?;
+        }
+    }
     Ok(())
 }
 
-/// Records one run of `step` in `steps`; whether that changed anything.
-fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io::Result<bool> {
+/// Whether recording `run` over `old` would change nothing.
+fn unchanged(old: Option<&Entry>, run: &StepKey) -> bool {
+    let Some(old) = old else {
+        return false;
+    };
     let head = RunHead {
         key: run.key,
         cached: run.cached,
         succeeded: run.succeeded,
     };
-    if let Some(old) = steps.get(step) {
-        // A hit under the key last recorded changes nothing here (that it was a hit goes to
-        // `last_hits`).
-        if run.cached && old.key == run.key {
-            return Ok(false);
-        }
-        // The same run again (an unchanged step run with `--no-cache`, say), after the same
-        // run before: nothing to change.
-        if old.head() == head && old.before.as_ref().map(StoredRun::head) == Some(head) {
-            return Ok(false);
-        }
+    // A hit under the key last recorded changes nothing here (that it was a hit goes to
+    // `last_hits`); nor does the same run again after the same run before (an unchanged
+    // step run with `--no-cache`, say).
+    (run.cached && old.key == run.key)
+        || (old.head() == head && old.before.as_ref().map(StoredRun::head) == Some(head))
+}
+
+/// Records one run of `step` in `steps`; whether that changed anything.
+fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io::Result<bool> {
+    if unchanged(steps.get(step), run) {
+        return Ok(false);
     }
     let old = steps.remove(step);
     let (components, before) = match old {
