@@ -299,11 +299,7 @@ pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) ->
     changed |= records.steps.len() != count || hits != records.last_hits;
     if changed {
         // No claim about the records may outlive them.
-        match std::fs::remove_file(settled_path(state_dir)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        crate::outputs::fsx::remove_all(&settled_path(state_dir)).map_err(io::Error::other)?;
         records.last_hits = hits;
         let json = serde_json::to_vec(&records).map_err(io::Error::other)?;
         write_atomic(&path(state_dir), &json)?;
