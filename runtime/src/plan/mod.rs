@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
 use crate::taskbuild::{BuiltTask, TaskBuilder};
-use crate::workflow::{Diagnostic, Diagnostics, TaskRef, Workflow};
+use crate::workflow::{Diagnostic, Diagnostics, Step, TaskRef, Workflow};
 
 pub use inputs::{hash_inputs, resolve_inputs};
 pub use key::{KEY_FORMAT, KeyComponents};
@@ -102,76 +102,15 @@ impl Plan {
         let selected = select(wf, &index, &options.only, &mut diags);
         let mut inputs = resolve_inputs(wf, &mut diags);
 
-        let builder = TaskBuilder::new(&state_dir);
-        let mut built: BTreeMap<String, Result<BuiltTask, String>> = BTreeMap::new();
-        let mut loaded: BTreeMap<PathBuf, Result<Program, String>> = BTreeMap::new();
+        let mut programs = Programs::new(&state_dir);
         let mut steps = Vec::with_capacity(wf.steps.len());
         for (i, step) in wf.steps.iter().enumerate() {
             if !selected.contains(&i) {
                 continue;
             }
-            // How messages name the task; spelt out only for a message.
-            let label = || match &step.task {
-                TaskRef::Wasm(p) => p.display().to_string(),
-                TaskRef::Crate(name) => format!("task `{name}`"),
-            };
-            let path = match &step.task {
-                TaskRef::Wasm(p) => wf.dir.join(p),
-                TaskRef::Crate(name) => {
-                    // Built once per task, however many steps run it.
-                    let built = built.entry(name.clone()).or_insert_with(|| {
-                        builder
-                            .locate(&wf.dir, name)
-                            .and_then(|k| builder.build(&k))
-                            .map_err(|e| e.to_string())
-                    });
-                    match built {
-                        Ok(task) => task.wasm.clone(),
-                        Err(e) => {
-                            diags.push(
-                                wf.diagnostic(
-                                    Some(step.task_span),
-                                    format!("cannot build task `{name}`"),
-                                )
-                                .with_note(None, e.clone()),
-                            );
-                            continue;
-                        }
-                    }
-                }
-            };
-            let result = loaded
-                .entry(path.clone())
-                .or_insert_with(|| {
-                    sandbox
-                        .load_file(&path, options.unknown_imports)
-                        .map_err(|e| e.to_string())
-                })
-                .clone();
-            let program = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    let mut d = wf.diagnostic(Some(step.task_span), format!("`{}` {e}", label()));
-                    if e.contains("does not provide") {
-                        d = d.with_help(
-                            "build the task for wasm32-wasip1 or wasm32-wasip2 against plain WASI, \
-                             or pass --unknown-imports-trap to make such imports trap when called",
-                        );
-                    }
-                    if e.contains("end-of-file") {
-                        d = d.with_help("the file looks truncated; rebuild it");
-                    }
-                    if !path.exists() {
-                        d = wf
-                            .diagnostic(
-                                Some(step.task_span),
-                                format!("task file `{}` does not exist", label()),
-                            )
-                            .with_help("paths in `task:` are relative to the workflow file");
-                    }
-                    diags.push(d);
-                    continue;
-                }
+            let Some((path, program)) = programs.load(wf, step, sandbox, options, &mut diags)
+            else {
+                continue;
             };
             let limits = Limits::default().overridden(step.timeout, step.fuel, step.memory);
             let seed = *blake3::Hasher::new()
@@ -186,7 +125,7 @@ impl Plan {
                 workflow_index: i,
                 name: step.name.clone(),
                 program,
-                module: path.clone(),
+                module: path,
                 deps: step
                     .depends_on
                     .iter()
@@ -212,26 +151,29 @@ impl Plan {
         }
 
         // Re-index: `steps` holds only the selected steps.
-        let position: BTreeMap<usize, usize> = steps
-            .iter()
-            .enumerate()
-            .map(|(pos, s)| (s.index, pos))
-            .collect();
-        for s in &mut steps {
-            s.deps = s
-                .deps
-                .iter()
-                .filter_map(|d| position.get(d).copied())
-                .collect();
-            s.index = position[&s.index];
+        let mut position: Vec<Option<usize>> = vec![None; wf.steps.len()];
+        for (pos, s) in steps.iter().enumerate() {
+            position[s.index] = Some(pos);
+        }
+        for (pos, s) in steps.iter_mut().enumerate() {
+            s.deps.retain_mut(|d| match position[*d] {
+                Some(p) => {
+                    *d = p;
+                    true
+                }
+                None => false,
+            });
+            s.index = pos;
         }
         for i in 0..steps.len() {
-            for d in steps[i].deps.clone() {
+            for j in 0..steps[i].deps.len() {
+                let d = steps[i].deps[j];
                 steps[d].dependents.push(i);
             }
         }
         compute_critical_paths(&mut steps);
-        let tasks = built
+        let tasks = programs
+            .built
             .into_iter()
             .filter_map(|(name, b)| Some((name, b.ok()?)))
             .collect();
@@ -294,7 +236,7 @@ impl Plan {
     }
 
     /// The workflow step behind a planned step.
-    pub fn step_def(&self, step: &PlannedStep) -> &crate::workflow::Step {
+    pub fn step_def(&self, step: &PlannedStep) -> &Step {
         &self.workflow.steps[step.workflow_index]
     }
 
@@ -364,5 +306,111 @@ fn compute_critical_paths(steps: &mut [PlannedStep]) {
     let mut memo = vec![None; steps.len()];
     for i in 0..steps.len() {
         steps[i].critical_path = depth(i, steps, &mut memo);
+    }
+}
+
+/// The module each step runs, loaded once per task however many steps run it.
+struct Programs<'w> {
+    builder: TaskBuilder,
+    /// Tasks named by crate, built (or not) once each.
+    built: BTreeMap<String, Result<BuiltTask, String>>,
+    /// Modules loaded (or not) once each, by path.
+    loaded: BTreeMap<PathBuf, Result<Program, String>>,
+    /// The last step's task and what it resolved to: steps mostly run the same task as the
+    /// step before them, and this finds it without joining or comparing paths.
+    previous: Option<(&'w TaskRef, PathBuf, Program)>,
+}
+
+impl<'w> Programs<'w> {
+    fn new(state_dir: &std::path::Path) -> Self {
+        Self {
+            builder: TaskBuilder::new(state_dir),
+            built: BTreeMap::new(),
+            loaded: BTreeMap::new(),
+            previous: None,
+        }
+    }
+
+    /// The module file and the loaded program of `step`'s task, or `None` after reporting why
+    /// it cannot run to `diags`.
+    fn load(
+        &mut self,
+        wf: &Workflow,
+        step: &'w Step,
+        sandbox: &Sandbox,
+        options: &PlanOptions,
+        diags: &mut Diagnostics,
+    ) -> Option<(PathBuf, Program)> {
+        if let Some((task, path, program)) = &self.previous
+            && *task == &step.task
+        {
+            return Some((path.clone(), program.clone()));
+        }
+        // How messages name the task; spelt out only for a message.
+        let label = || match &step.task {
+            TaskRef::Wasm(p) => p.display().to_string(),
+            TaskRef::Crate(name) => format!("task `{name}`"),
+        };
+        let path = match &step.task {
+            TaskRef::Wasm(p) => wf.dir.join(p),
+            TaskRef::Crate(name) => {
+                // Built once per task, however many steps run it.
+                let built = self.built.entry(name.clone()).or_insert_with(|| {
+                    self.builder
+                        .locate(&wf.dir, name)
+                        .and_then(|k| self.builder.build(&k))
+                        .map_err(|e| e.to_string())
+                });
+                match built {
+                    Ok(task) => task.wasm.clone(),
+                    Err(e) => {
+                        diags.push(
+                            wf.diagnostic(
+                                Some(step.task_span),
+                                format!("cannot build task `{name}`"),
+                            )
+                            .with_note(None, e.clone()),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        let result = self
+            .loaded
+            .entry(path.clone())
+            .or_insert_with(|| {
+                sandbox
+                    .load_file(&path, options.unknown_imports)
+                    .map_err(|e| e.to_string())
+            })
+            .clone();
+        let program = match result {
+            Ok(p) => p,
+            Err(e) => {
+                let mut d = wf.diagnostic(Some(step.task_span), format!("`{}` {e}", label()));
+                if e.contains("does not provide") {
+                    d = d.with_help(
+                        "build the task for wasm32-wasip1 or wasm32-wasip2 against plain WASI, \
+                         or pass --unknown-imports-trap to make such imports trap when called",
+                    );
+                }
+                if e.contains("end-of-file") {
+                    d = d.with_help("the file looks truncated; rebuild it");
+                }
+                if !path.exists() {
+                    d = wf
+                        .diagnostic(
+                            Some(step.task_span),
+                            format!("task file `{}` does not exist", label()),
+                        )
+                        .with_help("paths in `task:` are relative to the workflow file");
+                }
+                diags.push(d);
+                return None;
+            }
+        };
+        self.previous = Some((&step.task, path.clone(), program.clone()));
+        Some((path, program))
     }
 }

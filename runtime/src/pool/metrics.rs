@@ -81,7 +81,10 @@ pub struct RunMetrics {
     pub workers: usize,
     /// Steps that reached a final state, in the order they did.
     pub steps: Vec<StepMetrics>,
-    /// Every dispatch, in the order they started: the run's trace.
+    /// Every dispatch, in the order they started: the run's trace. Not written to
+    /// `summary.json`, where it would be as big as the rest together: `events.jsonl` has every
+    /// dispatch, and `--trace` draws them.
+    #[serde(skip)]
     pub slices: Vec<Slice>,
     /// Step latency (ready to final state) of the steps that were dispatched.
     pub latency_us: Percentiles,
@@ -104,19 +107,20 @@ pub struct RunMetrics {
 /// How many points [`RunMetrics::queue_depth`] keeps.
 pub const DEPTH_SAMPLES: usize = 100;
 
-/// Collects a run's events as they are reported.
+/// Collects a run's events as they are reported. It runs on the thread that reports events,
+/// beside the workers, so each event costs it one lookup by step name.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
-    /// The slice each running step is in, by step name.
-    open: HashMap<String, Slice>,
     /// What each dispatched step has accumulated so far, by step name.
     dispatched: HashMap<String, Dispatched>,
     slices: Vec<Slice>,
-    steps: Vec<StepMetrics>,
+    /// Steps that reached a final state, and whether each was dispatched (a skipped or cached
+    /// step never was, and has no latency of its own).
+    steps: Vec<(StepMetrics, bool)>,
 }
 
 /// A dispatched step's figures so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Dispatched {
     /// When it first became ready.
     first_ready_us: u64,
@@ -124,6 +128,34 @@ struct Dispatched {
     first_wait_us: u64,
     /// Its time on workers, over the dispatches that ended.
     run_us: u64,
+    /// The dispatch it is in now, if it is on a worker.
+    open: Option<Open>,
+}
+
+/// A dispatch that has not ended yet: a [`Slice`] without its end.
+#[derive(Debug)]
+struct Open {
+    attempt: u32,
+    worker: usize,
+    ready_us: u64,
+    start_us: u64,
+}
+
+impl Dispatched {
+    /// Ends the open dispatch at `now`, if there is one, as a slice of `step`.
+    fn close(&mut self, step: &str, now: u64, slices: &mut Vec<Slice>) {
+        if let Some(open) = self.open.take() {
+            self.run_us += now - open.start_us;
+            slices.push(Slice {
+                step: step.to_owned(),
+                attempt: open.attempt,
+                worker: open.worker,
+                ready_us: open.ready_us,
+                start_us: open.start_us,
+                end_us: now,
+            });
+        }
+    }
 }
 
 impl Recorder {
@@ -138,26 +170,35 @@ impl Recorder {
                 queue_wait_us,
             } => {
                 let ready_us = now.saturating_sub(*queue_wait_us);
-                self.dispatched
-                    .entry(step.clone())
-                    .or_insert_with(|| Dispatched {
-                        first_ready_us: ready_us,
-                        first_wait_us: *queue_wait_us,
-                        run_us: 0,
-                    });
-                self.open.insert(
-                    step.clone(),
-                    Slice {
-                        step: step.clone(),
-                        attempt: *attempt,
-                        worker: *worker,
-                        ready_us,
-                        start_us: now,
-                        end_us: now,
-                    },
-                );
+                let open = Some(Open {
+                    attempt: *attempt,
+                    worker: *worker,
+                    ready_us,
+                    start_us: now,
+                });
+                match self.dispatched.get_mut(step.as_str()) {
+                    Some(d) => {
+                        d.close(step, now, &mut self.slices);
+                        d.open = open;
+                    }
+                    None => {
+                        self.dispatched.insert(
+                            step.clone(),
+                            Dispatched {
+                                first_ready_us: ready_us,
+                                first_wait_us: *queue_wait_us,
+                                run_us: 0,
+                                open,
+                            },
+                        );
+                    }
+                }
             }
-            Event::StepRetrying { step, .. } => self.close(step, now),
+            Event::StepRetrying { step, .. } => {
+                if let Some(d) = self.dispatched.get_mut(step.as_str()) {
+                    d.close(step, now, &mut self.slices);
+                }
+            }
             Event::StepFinished {
                 step,
                 status,
@@ -167,31 +208,32 @@ impl Recorder {
                 peak_memory,
                 ..
             } => {
-                self.close(step, now);
-                let d = self.dispatched.get(step);
-                self.steps.push(StepMetrics {
-                    step: step.clone(),
-                    status: *status,
-                    cached: *cached,
-                    attempts: *attempts,
-                    queue_wait_us: d.map_or(0, |d| d.first_wait_us),
-                    run_us: d.map_or(0, |d| d.run_us),
-                    latency_us: d.map_or(0, |d| now.saturating_sub(d.first_ready_us)),
-                    fuel_used: *fuel_used,
-                    peak_memory: *peak_memory,
+                let figures = self.dispatched.get_mut(step.as_str()).map(|d| {
+                    d.close(step, now, &mut self.slices);
+                    (
+                        d.first_wait_us,
+                        d.run_us,
+                        now.saturating_sub(d.first_ready_us),
+                    )
                 });
+                let was_dispatched = figures.is_some();
+                let (queue_wait_us, run_us, latency_us) = figures.unwrap_or_default();
+                self.steps.push((
+                    StepMetrics {
+                        step: step.clone(),
+                        status: *status,
+                        cached: *cached,
+                        attempts: *attempts,
+                        queue_wait_us,
+                        run_us,
+                        latency_us,
+                        fuel_used: *fuel_used,
+                        peak_memory: *peak_memory,
+                    },
+                    was_dispatched,
+                ));
             }
             _ => {}
-        }
-    }
-
-    fn close(&mut self, step: &str, now: u64) {
-        if let Some(mut slice) = self.open.remove(step) {
-            slice.end_us = now;
-            if let Some(d) = self.dispatched.get_mut(step) {
-                d.run_us += slice.end_us - slice.start_us;
-            }
-            self.slices.push(slice);
         }
     }
 
@@ -199,15 +241,14 @@ impl Recorder {
     pub fn finish(mut self, wall: Duration, workers: usize) -> RunMetrics {
         let wall_us = micros(wall);
         // Dispatches still open were abandoned by an interrupt: they end with the run.
-        let open: Vec<String> = self.open.keys().cloned().collect();
-        for step in open {
-            self.close(&step, wall_us);
+        for (step, d) in &mut self.dispatched {
+            d.close(step, wall_us, &mut self.slices);
         }
         self.slices.sort_by_key(|s| (s.start_us, s.worker));
         let dispatched: Vec<&StepMetrics> = self
             .steps
             .iter()
-            .filter(|s| self.dispatched.contains_key(&s.step))
+            .filter_map(|(s, dispatched)| dispatched.then_some(s))
             .collect();
         let latency_us = Percentiles::of(dispatched.iter().map(|s| s.latency_us).collect());
         let queue_wait_us = Percentiles::of(
@@ -244,7 +285,7 @@ impl Recorder {
                 busy as f64 / capacity as f64
             },
             queue_depth: queue_depth(&self.slices, wall_us),
-            steps: self.steps,
+            steps: self.steps.into_iter().map(|(s, _)| s).collect(),
             slices: self.slices,
         }
     }
@@ -363,6 +404,11 @@ mod tests {
         // Two steps waited from 0; one again from 350 to 400.
         assert_eq!(m.queue_depth.first(), Some(&(0, 2)));
         assert!(m.queue_depth.contains(&(350, 1)));
+        // `summary.json` has the steps and the run's figures; the dispatches are in
+        // `events.jsonl` and the trace.
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["steps"][1]["run_us"], 300);
+        assert!(json.get("slices").is_none());
     }
 
     #[test]
