@@ -211,7 +211,6 @@ async fn attempt_inner(
     step: &PlannedStep,
     observers: Observers,
 ) -> Result<(AttemptResult, Vec<PathBuf>), String> {
-    let logs = plan.state_dir.join("logs").join(&step.name);
     // Steps without inputs or dependencies share one empty read-only directory, which saves
     // filesystem work on every such step.
     // (`Executor::run` creates it once per run.)
@@ -281,19 +280,24 @@ async fn attempt_inner(
     let invocation = Invocation {
         args: plan.argv(step),
         env,
-        mounts: [
-            mount(&in_dir, "/in", false),
-            mount(&deps_dir, "/deps", false),
-            mount(&out_dir, "/out", true),
-            mount(&scratch, "/tmp", true),
-        ]
-        .into_iter()
-        .chain(
-            dep_mounts
-                .iter()
-                .map(|(host, guest)| mount(host, guest, false)),
-        )
-        .collect(),
+        // The sandbox would not mount them for a program that reaches no files.
+        mounts: if staged {
+            [
+                mount(&in_dir, "/in", false),
+                mount(&deps_dir, "/deps", false),
+                mount(&out_dir, "/out", true),
+                mount(&scratch, "/tmp", true),
+            ]
+            .into_iter()
+            .chain(
+                dep_mounts
+                    .iter()
+                    .map(|(host, guest)| mount(host, guest, false)),
+            )
+            .collect()
+        } else {
+            Vec::new()
+        },
         limits,
         seed: step.seed,
         clock_epoch,
@@ -320,12 +324,16 @@ async fn attempt_inner(
             remote.run(&remote_step).await?
         }
     };
-    let logs = save_logs(
-        &logs,
-        &report.stdout,
-        &report.stderr,
-        leftovers.logs(step.index),
-    )?;
+    let may_exist = leftovers.logs(step.index);
+    let printed = !report.stdout.is_empty() || !report.stderr.is_empty();
+    // Most steps print nothing, and never did: no logs to write or remove.
+    let logs = (printed || may_exist)
+        && save_logs(
+            &plan.state_dir.join("logs").join(&step.name),
+            &report.stdout,
+            &report.stderr,
+            may_exist,
+        )?;
     if logs {
         leftovers.wrote_logs(step.index);
     }
@@ -340,7 +348,6 @@ async fn attempt_inner(
     if !staged || step.inputs.is_empty() {
         known_empty.push(work.inputs.clone());
     }
-    let stderr_tail = tail(&report.stderr, 10);
 
     let mut result = AttemptResult {
         exit_code: match report.outcome {
@@ -355,7 +362,7 @@ async fn attempt_inner(
     };
     if !report.outcome.is_success() {
         result.message = Some(report.outcome.to_string());
-        result.stderr_tail = stderr_tail;
+        result.stderr_tail = tail(&report.stderr, 10);
         return Ok((result, known_empty));
     }
 

@@ -102,7 +102,9 @@ impl Scratch {
     /// (made again if they are gone). Never follows a symlink the guest left behind.
     fn clean(&self, known_empty: &[PathBuf]) -> Result<(), PathError> {
         for d in [&self.out, &self.tmp, &self.inputs] {
-            if !known_empty.contains(d) {
+            // The same paths, so compared as bytes: comparing `Path`s parses their components.
+            // (A path spelt otherwise is cleaned again, which is only slower.)
+            if !known_empty.iter().any(|k| k.as_os_str() == d.as_os_str()) {
                 empty_dir(d)?;
             }
         }
