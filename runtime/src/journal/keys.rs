@@ -203,12 +203,17 @@ pub fn load_before(state_dir: &Path) -> Before {
 /// Records the keys of `summary`'s steps, as [`record_all`] does, unless the records are
 /// settled for a run exactly like it.
 pub fn record_run(before: Before, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
-    let records = match before {
-        Before::Settled(digest) if digest == run_digest(plan, summary) => return Ok(()),
-        Before::Settled(_) => load(&plan.state_dir),
-        Before::Records(records) => records,
+    let (records, digest) = match before {
+        Before::Settled(settled) => {
+            let digest = run_digest(plan, summary);
+            if settled == digest {
+                return Ok(());
+            }
+            (load(&plan.state_dir), Some(digest))
+        }
+        Before::Records(records) => (records, None),
     };
-    record_all(records, plan, summary)
+    record_all(records, plan, summary, digest)
 }
 
 /// Names a run for `keys.settled`: the workflow's step names, and each planned step's name
@@ -273,8 +278,14 @@ pub fn load(state_dir: &Path) -> KeyRecords {
 }
 
 /// Records every step of `summary` that computed a key in `records` (as [`load`]ed before the
-/// run), and writes them if that changed anything.
-pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) -> io::Result<()> {
+/// run), and writes them if that changed anything. `digest` is the run's [`run_digest`] if the
+/// caller computed it already.
+pub fn record_all(
+    mut records: KeyRecords,
+    plan: &Plan,
+    summary: &RunSummary,
+    digest: Option<Digest>,
+) -> io::Result<()> {
     let state_dir = &plan.state_dir;
     let mut changed = false;
     let mut hits = BTreeMap::new();
@@ -311,7 +322,7 @@ pub fn record_all(mut records: KeyRecords, plan: &Plan, summary: &RunSummary) ->
             .is_none_or(|run| unchanged(records.steps.get(step.name.as_str()), run))
     });
     if settles {
-        let digest = run_digest(plan, summary);
+        let digest = digest.unwrap_or_else(|| run_digest(plan, summary));
         if settled(state_dir) != Some(digest)
             && let Some(stamp) = stamp(state_dir)
         {
