@@ -56,8 +56,15 @@ impl HumanReporter {
     }
 
     /// A status line: the verb right-aligned in ten columns, as cargo prints them.
-    fn line(&mut self, verb: &str, rest: &str) {
-        self.print(&format!("{verb:>10} {rest}"));
+    fn line(&mut self, verb: &str, rest: impl std::fmt::Display) {
+        match &self.live {
+            Some(live) => live.multi.suspend(|| eprintln!("{verb:>10} {rest}")),
+            None => {
+                use std::fmt::Write as _;
+                // Into the pending text: no string of its own for each line.
+                let _ = writeln!(self.pending, "{verb:>10} {rest}");
+            }
+        }
     }
 
     /// Prints `text` on stderr, above the live display if there is one.
@@ -206,7 +213,9 @@ impl Reporter for HumanReporter {
                     StepStatus::Succeeded if *resumed => {
                         self.line("Kept", &format!("{step} (it succeeded in the resumed run)"));
                     }
-                    StepStatus::Succeeded => self.line("Finished", &format!("{step} in {took}")),
+                    StepStatus::Succeeded => {
+                        self.line("Finished", format_args!("{step} in {took}"));
+                    }
                     StepStatus::Skipped => self.line(
                         "Skipped",
                         &format!(
@@ -271,10 +280,20 @@ impl Reporter for HumanReporter {
     }
 }
 
-fn format_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.2}s", ms as f64 / 1000.0)
+fn format_ms(ms: u64) -> Millis {
+    Millis(ms)
+}
+
+/// A duration in milliseconds as the status lines print it: `250ms`, `1.50s`.
+struct Millis(u64);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        if ms < 1000 {
+            write!(f, "{ms}ms")
+        } else {
+            write!(f, "{:.2}s", ms as f64 / 1000.0)
+        }
     }
 }
