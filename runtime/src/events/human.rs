@@ -140,7 +140,7 @@ impl Reporter for HumanReporter {
                 }
                 self.line(
                     "Retrying",
-                    &format!(
+                    format_args!(
                         "{step} in {} (attempt {attempt} failed: {message})",
                         format_ms(*delay_ms)
                     ),
@@ -158,8 +158,8 @@ impl Reporter for HumanReporter {
                 level,
                 message,
             } => match level {
-                LogLevel::Error => self.line("Error", &format!("{step}: {message}")),
-                LogLevel::Warn => self.line("Warning", &format!("{step}: {message}")),
+                LogLevel::Error => self.line("Error", format_args!("{step}: {message}")),
+                LogLevel::Warn => self.line("Warning", format_args!("{step}: {message}")),
                 LogLevel::Info => {
                     if let Some(pb) = self.live.as_ref().and_then(|l| l.running.get(step)) {
                         pb.set_message(format!("{step}: {message}"));
@@ -169,7 +169,7 @@ impl Reporter for HumanReporter {
             },
             Event::StepStuck { step, silent_ms } => self.line(
                 "Warning",
-                &format!(
+                format_args!(
                     "{step} has shown no output or heartbeat for {}; it keeps running",
                     format_ms(*silent_ms)
                 ),
@@ -186,7 +186,7 @@ impl Reporter for HumanReporter {
                 };
                 self.line(
                     "Circuit",
-                    &format!("{module}: the circuit breaker is {what}: {message}"),
+                    format_args!("{module}: the circuit breaker is {what}: {message}"),
                 );
             }
             Event::StepFinished {
@@ -211,14 +211,17 @@ impl Reporter for HumanReporter {
                 match status {
                     StepStatus::Succeeded if *cached => self.line("Cached", step),
                     StepStatus::Succeeded if *resumed => {
-                        self.line("Kept", &format!("{step} (it succeeded in the resumed run)"));
+                        self.line(
+                            "Kept",
+                            format_args!("{step} (it succeeded in the resumed run)"),
+                        );
                     }
                     StepStatus::Succeeded => {
                         self.line("Finished", format_args!("{step} in {took}"));
                     }
                     StepStatus::Skipped => self.line(
                         "Skipped",
-                        &format!(
+                        format_args!(
                             "{step} ({})",
                             message.as_deref().unwrap_or("condition not met")
                         ),
@@ -231,7 +234,7 @@ impl Reporter for HumanReporter {
                         };
                         self.line(
                             verb,
-                            &format!("{step}: {}", message.as_deref().unwrap_or("failed")),
+                            format_args!("{step}: {}", message.as_deref().unwrap_or("failed")),
                         );
                         if !stderr_tail.is_empty() {
                             let indented: String = stderr_tail
@@ -244,7 +247,7 @@ impl Reporter for HumanReporter {
                 }
             }
             Event::Warning { step, message } => match step {
-                Some(step) => self.line("Warning", &format!("{step}: {message}")),
+                Some(step) => self.line("Warning", format_args!("{step}: {message}")),
                 None => self.line("Warning", message),
             },
             Event::RunFinished {
@@ -270,7 +273,7 @@ impl Reporter for HumanReporter {
                 };
                 self.line(
                     verb,
-                    &format!(
+                    format_args!(
                         "{succeeded} succeeded{cached}, {failed} failed, {skipped} skipped in {}",
                         format_ms(*duration_ms)
                     ),
