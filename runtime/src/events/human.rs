@@ -57,23 +57,17 @@ impl HumanReporter {
 
     /// A status line: the verb right-aligned in ten columns, as cargo prints them.
     fn line(&mut self, verb: &str, rest: impl std::fmt::Display) {
-        match &self.live {
-            Some(live) => live.multi.suspend(|| eprintln!("{verb:>10} {rest}")),
-            None => {
-                use std::fmt::Write as _;
-                // Into the pending text: no string of its own for each line.
-                let _ = writeln!(self.pending, "{verb:>10} {rest}");
-            }
-        }
+        self.print(format_args!("{verb:>10} {rest}"));
     }
 
-    /// Prints `text` on stderr, above the live display if there is one.
-    fn print(&mut self, text: &str) {
+    /// Prints `text` on stderr, above the live display if there is one. Without one it is
+    /// formatted straight into the pending text, with no string of its own.
+    fn print(&mut self, text: impl std::fmt::Display) {
         match &self.live {
             Some(live) => live.multi.suspend(|| eprintln!("{text}")),
             None => {
-                self.pending.push_str(text);
-                self.pending.push('\n');
+                use std::fmt::Write as _;
+                let _ = writeln!(self.pending, "{text}");
             }
         }
     }

@@ -324,16 +324,13 @@ async fn attempt_inner(
             remote.run(&remote_step).await?
         }
     };
-    let may_exist = leftovers.logs(step.index);
-    let printed = !report.stdout.is_empty() || !report.stderr.is_empty();
-    // Most steps print nothing, and never did: no logs to write or remove.
-    let logs = (printed || may_exist)
-        && save_logs(
-            &plan.state_dir.join("logs").join(&step.name),
-            &report.stdout,
-            &report.stderr,
-            may_exist,
-        )?;
+    let logs = save_logs(
+        &plan.state_dir,
+        &step.name,
+        &report.stdout,
+        &report.stderr,
+        leftovers.logs(step.index),
+    )?;
     if logs {
         leftovers.wrote_logs(step.index);
     }
@@ -401,19 +398,26 @@ async fn attempt_inner(
     Ok((result, known_empty))
 }
 
-/// Writes the captured streams to `logs/stdout` and `logs/stderr` as new files; a stream that
-/// is empty has no file (most steps print nothing, and creating two empty files per step is
-/// measurable), so a stale one is removed. `may_exist` says whether the directory `logs` may
-/// exist already (see [`Leftovers`]). Returns whether a log file exists now.
+/// Writes the captured streams of step `step` to `logs/<step>/stdout` and `…/stderr` under
+/// `state_dir` as new files; a stream that is empty has no file (most steps print nothing, and
+/// creating two empty files per step is measurable), so a stale one is removed. `may_exist`
+/// says whether the step's logs directory may exist already (see [`Leftovers`]). Returns
+/// whether a log file exists now.
 pub(crate) fn save_logs(
-    logs: &Path,
+    state_dir: &Path,
+    step: &str,
     stdout: &[u8],
     stderr: &[u8],
     may_exist: bool,
 ) -> Result<bool, String> {
     let printed = !stdout.is_empty() || !stderr.is_empty();
-    // Most steps print nothing and never did: nothing to remove, without even a look.
-    if !printed && (!may_exist || std::fs::symlink_metadata(logs).is_err()) {
+    // Most steps print nothing and never did: nothing to remove, without even a look (or a
+    // path to build).
+    if !printed && !may_exist {
+        return Ok(false);
+    }
+    let logs = &state_dir.join("logs").join(step);
+    if !printed && std::fs::symlink_metadata(logs).is_err() {
         return Ok(false);
     }
     for (name, bytes) in [("stdout", stdout), ("stderr", stderr)] {

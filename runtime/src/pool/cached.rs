@@ -297,7 +297,6 @@ async fn lookup_and_restore(
         }
         leftovers.wrote_published(step.index);
     }
-    let logs = plan.state_dir.join("logs").join(&step.name);
     let mut streams = [Vec::new(), Vec::new()];
     for (bytes, digest) in streams.iter_mut().zip([entry.stdout, entry.stderr]) {
         if digest != Digest::of(b"") {
@@ -308,7 +307,13 @@ async fn lookup_and_restore(
         }
     }
     let [stdout, stderr] = &streams;
-    let logs = save_logs(&logs, stdout, stderr, leftovers.logs(step.index))?;
+    let logs = save_logs(
+        &plan.state_dir,
+        &step.name,
+        stdout,
+        stderr,
+        leftovers.logs(step.index),
+    )?;
     if logs {
         leftovers.wrote_logs(step.index);
     }
