@@ -1,18 +1,27 @@
-//! Fingerprints the YAML parser for the parse memo (`src/workflow/memo.rs`): a memo written
-//! by a build whose parser, tree codec or pinned dependencies (serde-saphyr among them)
-//! differ must never be read as this build's parse.
+//! Fingerprints this build for the workflow memo (`src/workflow/memo.rs`): a memo written by
+//! a build whose sources or pinned dependencies (serde-saphyr, postcard) differ in any way
+//! must never be read as this build's checked workflow.
 
 use std::hash::Hasher as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     // Not a security hash: it only has to change when any of these files does.
     let mut hasher = std::hash::DefaultHasher::new();
     hasher.write(env!("CARGO_PKG_VERSION").as_bytes());
-    for file in ["src/workflow/node.rs", "src/workflow/tree_codec.rs"] {
-        println!("cargo::rerun-if-changed={file}");
-        let bytes = std::fs::read(manifest.join(file)).expect("the parser's sources");
+    println!("cargo::rerun-if-changed=src");
+    let mut files = Vec::new();
+    sources(&manifest.join("src"), &mut files);
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).expect("a source file");
+        hasher.write(
+            file.strip_prefix(&manifest)
+                .unwrap_or(&file)
+                .as_os_str()
+                .as_encoded_bytes(),
+        );
         hasher.write(&bytes);
     }
     // The lockfile beside a packaged crate, or the workspace's.
@@ -24,7 +33,19 @@ fn main() {
         }
     }
     println!(
-        "cargo::rustc-env=HERMETIC_PARSER_FINGERPRINT={:016x}",
+        "cargo::rustc-env=HERMETIC_SOURCE_FINGERPRINT={:016x}",
         hasher.finish()
     );
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("the crate's sources") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            sources(&path, files);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
 }

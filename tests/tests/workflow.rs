@@ -271,15 +271,26 @@ error: aborting due to 2 previous errors
     }
 }
 
+/// The workflow memos in the cache of the project that `out` ran in.
+fn memos(out: &hermetic_tests::Output) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(out.cache_dir().join("parsed")) {
+        Ok(dir) => dir.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 #[test]
-fn a_remembered_parse_gives_the_same_run_and_the_same_errors() {
-    const MEMO: &str = ".hermetic/parsed/hermetic.yaml.tree";
+fn a_remembered_workflow_gives_the_same_run_and_the_same_errors() {
     let first = copy_project()
         .args(["-v", "run", "--jobs", "1"])
         .expect_status(0)
-        .expect_stderr_contains("workflow parse: memo miss")
+        .expect_stderr_contains("workflow: memo miss")
         .run();
-    assert!(first.exists(MEMO));
+    // One memo, in the user's cache: never in the project, where a checkout could bring one.
+    let [memo] = &memos(&first)[..] else {
+        panic!("one memo: {:?}", memos(&first))
+    };
+    assert!(!first.exists(".hermetic/parsed"));
     let published = hermetic_tests::snapshot(&first.join(".hermetic/out"));
     let greeted = first.read(".hermetic/logs/greet/stdout");
 
@@ -287,7 +298,7 @@ fn a_remembered_parse_gives_the_same_run_and_the_same_errors() {
         .again()
         .args(["-v", "run", "--jobs", "1", "--no-cache"])
         .expect_status(0)
-        .expect_stderr_contains("workflow parse: memo hit")
+        .expect_stderr_contains("workflow: memo hit")
         .run();
     assert_eq!(
         hermetic_tests::snapshot(&second.join(".hermetic/out")),
@@ -304,51 +315,76 @@ fn a_remembered_parse_gives_the_same_run_and_the_same_errors() {
         .again()
         .args(["-v", "run", "--jobs", "1"])
         .expect_status(0)
-        .expect_stderr_contains("workflow parse: memo miss (the workflow changed)")
+        .expect_stderr_contains("workflow: memo miss (the workflow changed)")
         .run();
     assert_eq!(
         edited.read(".hermetic/logs/greet/stdout"),
         "hello from wasm\narg[0]=greet\narg[1]=a\narg[2]=c\nenv GREETING=hi\n"
     );
+    assert_eq!(
+        &memos(&edited),
+        std::slice::from_ref(memo),
+        "the edit replaced the memo"
+    );
 
     // A damaged memo is a miss, never a wrong step.
-    let mut bytes = edited.read_bytes(MEMO);
+    let mut bytes = std::fs::read(memo).unwrap();
     *bytes.last_mut().unwrap() ^= 1;
-    std::fs::write(edited.join(MEMO), bytes).unwrap();
+    std::fs::write(memo, bytes).unwrap();
     let repaired = edited
         .again()
         .args(["-v", "run", "--jobs", "1", "--no-cache"])
         .expect_status(0)
         .expect_stderr_contains(
-            "workflow parse: memo miss (corrupt: the tree does not match its digest)",
+            "workflow: memo miss (corrupt: the payload does not match its digest)",
         )
         .run();
     assert_eq!(
         repaired.read(".hermetic/logs/greet/stdout"),
         "hello from wasm\narg[0]=greet\narg[1]=a\narg[2]=c\nenv GREETING=hi\n"
     );
+}
 
-    // Errors found after the parse read the same from a remembered tree.
-    const YAML: &str = "name: bad\nsteps:\n  a:\n    task: nope.wasm\n    timout: 5s\n";
-    const ERRORS: &str = "\
-error: unknown key `timout` in step `a`
- --> hermetic.yaml:5:5
-  |
-5 |     timout: 5s
-  |     ^^^^^^
-  = help: did you mean `timeout`?
-";
+#[test]
+fn a_remembered_workflow_points_at_the_same_places() {
+    // A workflow with errors is never remembered: each run reports them again.
+    const BAD: &str = "name: bad\nsteps:\n  a:\n    task: nope.wasm\n    timout: 5s\n";
     let bad = Test::new()
-        .file("hermetic.yaml", YAML)
+        .file("hermetic.yaml", BAD)
         .arg("run")
         .expect_status(2)
-        .expect_stderr(ERRORS)
+        .expect_stderr_contains("error: unknown key `timout` in step `a`")
         .run();
-    assert!(bad.exists(MEMO));
-    bad.again()
-        .arg("run")
+    assert!(memos(&bad).is_empty());
+
+    // One that only fails to plan is remembered, and its next run, from the memo, points at
+    // the same line and column.
+    const ERRORS: &str = "\
+error: task file `nope.wasm` does not exist
+ --> hermetic.yaml:4:11
+  |
+4 |     task: nope.wasm
+  |           ^^^^^^^^^
+  = help: paths in `task:` are relative to the workflow file
+";
+    let unplanned = bad
+        .again()
+        .file(
+            "hermetic.yaml",
+            "name: bad\nsteps:\n  a:\n    task: nope.wasm\n",
+        )
+        .args(["-v", "run"])
         .expect_status(2)
-        .expect_stderr(ERRORS)
+        .expect_stderr_contains("workflow: memo miss")
+        .expect_stderr_contains(ERRORS)
+        .run();
+    assert_eq!(memos(&unplanned).len(), 1);
+    unplanned
+        .again()
+        .args(["-v", "run"])
+        .expect_status(2)
+        .expect_stderr_contains("workflow: memo hit")
+        .expect_stderr_contains(ERRORS)
         .run();
 }
 

@@ -59,7 +59,7 @@ pub struct SuiteConfig {
 
 /// What a `chaos:` section expects of every seed, beyond the invariants. A seed that misses
 /// an expectation counts as a violation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Expect {
     /// Every seed's run succeeds: retries absorb every fault.
     pub succeeds: bool,

@@ -100,7 +100,11 @@ impl Project {
         lock: Lock,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
         let state_dir = crate::workflow::dir_of(workflow).join(".hermetic");
-        let workflow = match Workflow::load_memoized(workflow, &state_dir) {
+        let loaded = match super::cache_root(cli) {
+            Some(root) => Workflow::load_memoized(workflow, &root),
+            None => Workflow::load(workflow),
+        };
+        let workflow = match loaded {
             Ok(wf) => wf,
             Err(diags) => {
                 eprintln!("{diags}");

@@ -27,7 +27,7 @@ const EXPECT_KEYS: &[&str] = &["succeeds", "max_retries"];
 const MAX_EXPECTED_RETRIES: i128 = 10_000;
 
 /// The decoded `chaos:` section.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChaosSection {
     /// `seeds`, expanded.
     pub seeds: Option<Vec<u64>>,

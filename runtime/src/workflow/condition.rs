@@ -18,7 +18,7 @@ use std::str::FromStr;
 use super::suggest::did_you_mean;
 
 /// How a dependency of a step ended, as far as `when:` is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DepOutcome {
     /// It ran and succeeded.
     Succeeded,
@@ -47,7 +47,7 @@ impl fmt::Display for DepOutcome {
 }
 
 /// A parsed `when:` condition.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// `always`: run whatever happened to the dependencies.
     Always,

@@ -23,7 +23,9 @@ use std::sync::Arc;
 /// `line` and `column` are 1-based; columns count characters, not bytes. `len` is the
 /// length in characters of the token found there (used for the `^^^` underline; `0` and
 /// `1` both render a single caret).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     /// 1-based line number.
     pub line: usize,

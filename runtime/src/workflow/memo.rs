@@ -1,78 +1,91 @@
-//! A memo of the YAML parse, so that a run of an unchanged workflow skips it.
+//! A memo of the checked workflow, so that a run of an unchanged workflow skips parsing,
+//! decoding and validating it.
 //!
-//! Parsing YAML is most of what a run does before its first step: about 3 µs per step of a
-//! flat workflow, 60 ms for 20,000 steps. The parse ([`node::parse`]) is a pure function of
-//! the source text, so its located tree can be kept and reused while the text and the parser
-//! are unchanged. Everything after it (decoding, validation, planning, which read the
-//! environment and the filesystem) runs every time.
+//! Turning the YAML into checked steps is most of what a run does before its first step:
+//! about 5 µs per step, 50 ms for 10,000 steps. It is a pure function of the source text (the
+//! file's path only appears in messages and in [`Workflow::dir`], which are rebuilt), so its
+//! result can be kept and reused while the text and this build of hermetic are unchanged.
+//! Planning, which reads the filesystem and the environment, runs every time.
 //!
-//! The memo of `DIR/NAME` is `DIR/.hermetic/parsed/NAME.tree`:
+//! # Where, and why there
+//!
+//! The memo of a workflow is `CACHE/parsed/<blake3 of its absolute path>.memo`, in the user's
+//! cache (`--cache-dir`, `HERMETIC_CACHE_DIR`, `$XDG_CACHE_HOME/hermetic` or
+//! `~/.cache/hermetic`), one per workflow file, replaced when the file changes. It is never in
+//! the project: a memo is not validated again, so it must not be a file a checkout can bring
+//! (anyone who can commit could forge steps that validation would refuse). The cache root is
+//! already trusted that much, since it holds the compiled modules that hermetic loads as code.
+//! `defaults.cache_dir` cannot move it, since it is only known once the workflow is read.
+//!
+//! # Layout
 //!
 //! ```text
-//! magic        8 bytes   "hrmtree\0"
-//! parser      32 bytes   blake3 of the codec version and PARSER_FINGERPRINT (build.rs: the
-//!                        parser's and codec's sources, and Cargo.lock, which pins serde-saphyr)
+//! magic        8 bytes   "hrmmemo\0"
+//! build       32 bytes   blake3 of FORMAT and HERMETIC_SOURCE_FINGERPRINT (build.rs: every
+//!                        source file of this crate and Cargo.lock)
 //! source      32 bytes   blake3 of the workflow text
 //! payload     32 bytes   blake3 of the bytes that follow
-//! tree        …          the tree, in tree_codec's form
+//! workflow     …         postcard of `Header`: the workflow's fields that come from its
+//!                        text, but its steps
+//! steps        …         postcard of the number of steps (u64), then of each step
 //! ```
 //!
-//! A memo is used only when every digest matches and the tree decodes exactly; anything
-//! else (missing, stale, truncated, corrupt, forged nesting) counts as a miss and the source
-//! is parsed again. Only a successful parse is remembered, through a temporary file and a
-//! rename, so a reader never sees half a memo. A memo that cannot be written (read-only
-//! checkout, full disk) costs nothing but the next run's parse; it is logged at debug level.
+//! A memo is used only when every digest matches and the payload decodes to the end; anything
+//! else (missing, stale, truncated, corrupt, written by another build) counts as a miss, and
+//! the workflow is parsed again. Only a workflow with no diagnostic at all is remembered, so
+//! that a memo never has to replay warnings; one with warnings is parsed every time. A memo
+//! is written through a temporary file and a rename, so a reader never sees half of one; a
+//! memo that cannot be written (read-only cache, full disk) costs nothing but the next run's
+//! parse, and is logged at debug level.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::node::{self, Node, YamlError};
-use super::tree_codec;
+use super::chaos::ChaosSection;
+use super::{CircuitBreaker, Diagnostics, Step, Workflow, dir_of};
 
-const MAGIC: &[u8; 8] = b"hrmtree\0";
+const MAGIC: &[u8; 8] = b"hrmmemo\0";
 
-/// Bump when the file layout or the codec changes in a way the fingerprint would not see.
-const FORMAT: u32 = 1;
+/// Bump when the layout changes in a way the fingerprint would not see.
+const FORMAT: u32 = 2;
 
 const HEADER: usize = MAGIC.len() + 3 * blake3::OUT_LEN;
 
-/// Largest memo read: a tree of the largest accepted source is a few times its size.
-const MAX_MEMO_BYTES: u64 = 16 * node::MAX_SOURCE_BYTES as u64;
+/// Largest memo read: a checked workflow takes a few times the bytes of its source.
+const MAX_MEMO_BYTES: u64 = 16 * super::node::MAX_SOURCE_BYTES as u64;
 
-/// Where the memo of the workflow file `workflow` lives, given its project's state directory.
-pub(crate) fn memo_path(state_dir: &Path, workflow: &Path) -> PathBuf {
-    let mut name = workflow.file_name().unwrap_or_default().to_os_string();
-    name.push(".tree");
-    state_dir.join("parsed").join(name)
+/// The fields of [`Workflow`] that come from its text, but its steps, in this order.
+type Header = (
+    String,
+    PathBuf,
+    Option<PathBuf>,
+    Option<CircuitBreaker>,
+    Option<ChaosSection>,
+);
+
+/// Fewer bytes than any step takes in a memo: so a memo of `n` bytes holds fewer than
+/// `n / MIN_STEP_BYTES` steps, which bounds what a damaged count can make a reader allocate.
+const MIN_STEP_BYTES: usize = 16;
+
+/// The memo of the workflow file `workflow`, in the cache root `cache_root`; `None` when the
+/// working directory, which makes the path absolute, cannot be read.
+pub(crate) fn memo_path(cache_root: &Path, workflow: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(workflow).ok()?;
+    let key = blake3::hash(absolute.as_os_str().as_encoded_bytes()).to_hex();
+    Some(
+        cache_root
+            .join("parsed")
+            .join(format!("{}.memo", &key[..32])),
+    )
 }
 
-/// [`node::parse`] of `source`, from the memo at `memo` when it holds this source's tree;
-/// otherwise parsed, and remembered there if the parse succeeds.
-pub(crate) fn parse(memo: &Path, source: &str) -> Result<Node, YamlError> {
-    let source_digest = blake3::hash(source.as_bytes());
-    match read(memo, &source_digest) {
-        Ok(tree) => {
-            tracing::debug!(memo = %memo.display(), "workflow parse: memo hit");
-            return Ok(tree);
-        }
-        Err(why) => tracing::debug!(memo = %memo.display(), "workflow parse: memo miss ({why})"),
-    }
-    let tree = node::parse(source)?;
-    if let Err(e) = write(memo, &source_digest, &tree) {
-        tracing::debug!(memo = %memo.display(), "workflow parse: memo not written: {e}");
-    }
-    Ok(tree)
-}
-
-/// The digest that ties a memo to this build's parser and codec.
-fn parser_digest() -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(b"hermetic parse memo\0");
-    h.update(&FORMAT.to_le_bytes());
-    h.update(env!("HERMETIC_PARSER_FINGERPRINT").as_bytes());
-    h.finalize()
-}
-
-fn read(memo: &Path, source_digest: &blake3::Hash) -> Result<Node, String> {
+/// The workflow `path_for_messages` whose text is `source`, from the memo at `memo` if it
+/// holds this text's checked workflow.
+pub(crate) fn read(
+    memo: &Path,
+    path_for_messages: &Path,
+    source: &Arc<str>,
+) -> Result<Workflow, String> {
     let file = std::fs::File::open(memo).map_err(|e| e.to_string())?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     if len > MAX_MEMO_BYTES {
@@ -84,27 +97,73 @@ fn read(memo: &Path, source_digest: &blake3::Hash) -> Result<Node, String> {
     if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a memo".to_owned());
     }
-    let (digests, tree) = bytes[MAGIC.len()..].split_at(HEADER - MAGIC.len());
+    let (digests, payload) = bytes[MAGIC.len()..].split_at(HEADER - MAGIC.len());
     let field = |i: usize| &digests[i * blake3::OUT_LEN..(i + 1) * blake3::OUT_LEN];
-    if field(0) != parser_digest().as_bytes() {
-        return Err("written by another parser".to_owned());
+    if field(0) != build_digest().as_bytes() {
+        return Err("written by another build".to_owned());
     }
-    if field(1) != source_digest.as_bytes() {
+    if field(1) != blake3::hash(source.as_bytes()).as_bytes() {
         return Err("the workflow changed".to_owned());
     }
-    if field(2) != blake3::hash(tree).as_bytes() {
-        return Err("corrupt: the tree does not match its digest".to_owned());
+    if field(2) != blake3::hash(payload).as_bytes() {
+        return Err("corrupt: the payload does not match its digest".to_owned());
     }
-    tree_codec::decode(tree).ok_or_else(|| "corrupt: the tree does not decode".to_owned())
+    let corrupt = |e: postcard::Error| format!("corrupt: {e}");
+    let (header, rest): (Header, _) = postcard::take_from_bytes(payload).map_err(corrupt)?;
+    let (count, mut rest): (u64, _) = postcard::take_from_bytes(rest).map_err(corrupt)?;
+    // Allocated once, at the exact count: collecting them would grow the vector from a
+    // cautious guess, copying every step at each doubling (most of a large memo's page faults).
+    let count = usize::try_from(count).unwrap_or(usize::MAX);
+    if count > rest.len() / MIN_STEP_BYTES {
+        return Err(format!("corrupt: {count} steps in {} bytes", rest.len()));
+    }
+    let mut steps = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (step, after): (Step, _) = postcard::take_from_bytes(rest).map_err(corrupt)?;
+        steps.push(step);
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err("corrupt: bytes after the workflow".to_owned());
+    }
+    let (name, out_dir, cache_dir, circuit_breaker, chaos) = header;
+    Ok(Workflow {
+        path: path_for_messages.to_path_buf(),
+        dir: dir_of(path_for_messages),
+        name,
+        out_dir,
+        cache_dir,
+        circuit_breaker,
+        steps,
+        chaos,
+        source: Arc::clone(source),
+        warnings: Diagnostics::default(),
+    })
 }
 
-fn write(memo: &Path, source_digest: &blake3::Hash, tree: &Node) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(HEADER + 4096);
+/// Remembers `workflow` at `memo`, unless it has warnings (see the module doc).
+pub(crate) fn write(memo: &Path, workflow: &Workflow) -> std::io::Result<()> {
+    if !workflow.warnings.is_empty() {
+        return Ok(());
+    }
+    let header = (
+        &workflow.name,
+        &workflow.out_dir,
+        &workflow.cache_dir,
+        &workflow.circuit_breaker,
+        &workflow.chaos,
+    );
+    let mut bytes = Vec::with_capacity(HEADER + 64 * workflow.steps.len());
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(parser_digest().as_bytes());
-    bytes.extend_from_slice(source_digest.as_bytes());
+    bytes.extend_from_slice(build_digest().as_bytes());
+    bytes.extend_from_slice(blake3::hash(workflow.source.as_bytes()).as_bytes());
     bytes.extend_from_slice(&[0; blake3::OUT_LEN]);
-    tree_codec::encode(tree, &mut bytes);
+    let mut bytes = postcard::to_extend(&header, bytes).map_err(std::io::Error::other)?;
+    bytes = postcard::to_extend(&(workflow.steps.len() as u64), bytes)
+        .map_err(std::io::Error::other)?;
+    for step in &workflow.steps {
+        bytes = postcard::to_extend(step, bytes).map_err(std::io::Error::other)?;
+    }
     let payload = blake3::hash(&bytes[HEADER..]);
     bytes[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(payload.as_bytes());
     if let Some(dir) = memo.parent() {
@@ -113,89 +172,152 @@ fn write(memo: &Path, source_digest: &blake3::Hash, tree: &Node) -> std::io::Res
     crate::journal::write_atomic(memo, &bytes)
 }
 
+/// The digest that ties a memo to this build of hermetic.
+fn build_digest() -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"hermetic workflow memo\0");
+    h.update(&FORMAT.to_le_bytes());
+    h.update(env!("HERMETIC_SOURCE_FINGERPRINT").as_bytes());
+    h.finalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SOURCE: &str = "name: m\nsteps:\n  a: {task: a.wasm, args: [x]}\n";
+    const SOURCE: &str = "\
+name: m
+defaults: {circuit_breaker: {failures: 3, cool_down: 2s}}
+steps:
+  a: {task: a.wasm, args: [x], env: {K: v}, inputs: ['src/**'], outputs: [o.txt, d/]}
+  b:
+    task: lint
+    depends_on: [a]
+    when: a.failed || !a.skipped
+    timeout: 5s
+    fuel: 1000
+    memory: 64MiB
+    retries: 2
+    retry_on: [trap, 3]
+    adaptive_timeout: {factor: 2.5, cap: 1m}
+    priority: 9
+    allow_failure: true
+chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
+";
+
+    fn parsed(source: &str) -> Workflow {
+        Workflow::parse(Path::new("w/hermetic.yaml"), source).expect("parses")
+    }
+
+    /// Every field of `a` and `b`, as a string (`Workflow` has no `PartialEq`).
+    fn same(a: &Workflow, b: &Workflow) {
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
 
     #[test]
-    fn a_memo_is_written_after_a_parse_and_read_back_the_same() {
+    fn a_memo_gives_back_the_workflow_it_remembers() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let memo = memo_path(dir.path(), Path::new("w/hermetic.yaml"));
-        assert!(memo.ends_with("parsed/hermetic.yaml.tree"));
-        let parsed = parse(&memo, SOURCE).expect("parses");
-        assert_eq!(parsed, node::parse(SOURCE).expect("parses"));
-        let digest = blake3::hash(SOURCE.as_bytes());
-        assert_eq!(read(&memo, &digest), Ok(parsed));
+        let memo = memo_path(dir.path(), Path::new("w/hermetic.yaml")).expect("absolute");
+        assert!(memo.starts_with(dir.path().join("parsed")));
+        let workflow = parsed(SOURCE);
+        assert!(workflow.chaos.is_some() && workflow.circuit_breaker.is_some());
+        write(&memo, &workflow).expect("written");
+        let read = read(&memo, Path::new("w/hermetic.yaml"), &workflow.source).expect("a hit");
+        same(&read, &workflow);
+    }
+
+    #[test]
+    fn every_example_workflow_comes_back_the_same() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&examples).expect("examples/") {
+            let path = entry.expect("entry").path().join("hermetic.yaml");
+            let Ok(workflow) = Workflow::load(&path) else {
+                continue;
+            };
+            let memo = dir.path().join(format!("{seen}.memo"));
+            write(&memo, &workflow).expect("written");
+            same(
+                &read(&memo, &path, &workflow.source).expect("a hit"),
+                &workflow,
+            );
+            seen += 1;
+        }
+        assert!(seen >= 3, "{seen} example workflows");
+    }
+
+    #[test]
+    fn each_workflow_path_has_its_own_memo() {
+        let root = Path::new("/cache");
+        let a = memo_path(root, Path::new("a/hermetic.yaml"));
+        assert_eq!(a, memo_path(root, Path::new("a/hermetic.yaml")));
+        assert_ne!(a, memo_path(root, Path::new("b/hermetic.yaml")));
     }
 
     #[test]
     fn a_changed_source_misses() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let memo = memo_path(dir.path(), Path::new("hermetic.yaml"));
-        parse(&memo, SOURCE).expect("parses");
-        let other = SOURCE.replace("[x]", "[y]");
-        let digest = blake3::hash(other.as_bytes());
-        assert_eq!(read(&memo, &digest), Err("the workflow changed".to_owned()));
-        let tree = parse(&memo, &other).expect("parses");
-        assert_eq!(tree, node::parse(&other).expect("parses"));
+        let memo = dir.path().join("m.memo");
+        write(&memo, &parsed(SOURCE)).expect("written");
+        let other: Arc<str> = SOURCE.replace("[x]", "[y]").into();
+        let path = Path::new("w/hermetic.yaml");
         assert_eq!(
-            read(&memo, &digest),
-            Ok(tree),
-            "the memo now holds the new source"
+            read(&memo, path, &other).map(|_| ()),
+            Err("the workflow changed".to_owned())
         );
     }
 
     #[test]
-    fn a_damaged_memo_misses_and_is_replaced() {
+    fn a_damaged_memo_misses() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let memo = memo_path(dir.path(), Path::new("hermetic.yaml"));
-        parse(&memo, SOURCE).expect("parses");
-        let digest = blake3::hash(SOURCE.as_bytes());
+        let memo = dir.path().join("m.memo");
+        let workflow = parsed(SOURCE);
+        write(&memo, &workflow).expect("written");
         let good = std::fs::read(&memo).expect("memo");
+        let miss = |bytes: &[u8]| {
+            std::fs::write(&memo, bytes).expect("write");
+            read(&memo, Path::new("w/hermetic.yaml"), &workflow.source).map(|_| ())
+        };
 
         let mut flipped = good.clone();
         *flipped.last_mut().expect("bytes") ^= 1;
-        std::fs::write(&memo, &flipped).expect("write");
         assert_eq!(
-            read(&memo, &digest),
-            Err("corrupt: the tree does not match its digest".to_owned())
+            miss(&flipped),
+            Err("corrupt: the payload does not match its digest".to_owned())
+        );
+        assert_eq!(miss(&good[..HEADER - 1]), Err("not a memo".to_owned()));
+        let mut other_build = good.clone();
+        other_build[MAGIC.len()] ^= 1;
+        assert_eq!(
+            miss(&other_build),
+            Err("written by another build".to_owned())
         );
 
-        std::fs::write(&memo, &good[..HEADER - 1]).expect("write");
-        assert_eq!(read(&memo, &digest), Err("not a memo".to_owned()));
-
-        let mut other_parser = good.clone();
-        other_parser[MAGIC.len()] ^= 1;
-        std::fs::write(&memo, &other_parser).expect("write");
-        assert_eq!(
-            read(&memo, &digest),
-            Err("written by another parser".to_owned())
-        );
-
-        assert_eq!(
-            parse(&memo, SOURCE),
-            node::parse(SOURCE),
-            "a miss parses again"
-        );
-        assert_eq!(std::fs::read(&memo).expect("memo"), good, "and rewrites it");
+        // A payload cut short, with a digest that matches it: it must not decode.
+        let mut truncated = good[..good.len() - 3].to_vec();
+        let digest = blake3::hash(&truncated[HEADER..]);
+        truncated[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(digest.as_bytes());
+        assert!(miss(&truncated).is_err_and(|e| e.starts_with("corrupt: ")));
     }
 
     #[test]
-    fn a_failed_parse_is_not_remembered() {
+    fn no_step_takes_fewer_bytes_than_the_bound_assumes() {
+        let workflow = parsed("name: w\nsteps:\n  a: {task: b}\n");
+        let bytes = postcard::to_allocvec(&workflow.steps[0]).expect("encodes");
+        assert!(bytes.len() >= MIN_STEP_BYTES, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn a_workflow_with_warnings_is_not_remembered() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let memo = memo_path(dir.path(), Path::new("hermetic.yaml"));
-        assert!(parse(&memo, "steps: [unclosed\n").is_err());
+        let memo = dir.path().join("m.memo");
+        let workflow = parsed("name: w\nsteps:\n  a: {task: a.wasm, retry_on: [trap]}\n");
+        assert!(
+            !workflow.warnings.is_empty(),
+            "retry_on without retries warns"
+        );
+        write(&memo, &workflow).expect("nothing to write");
         assert!(!memo.exists());
-    }
-
-    #[test]
-    fn a_memo_that_cannot_be_written_only_costs_the_next_parse() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // `parsed` is a file, so the memo's directory cannot be created.
-        std::fs::write(dir.path().join("parsed"), b"").expect("write");
-        let memo = memo_path(dir.path(), Path::new("hermetic.yaml"));
-        assert_eq!(parse(&memo, SOURCE), node::parse(SOURCE));
     }
 }

@@ -42,7 +42,6 @@ mod paths;
 mod resilience;
 mod schema;
 pub mod suggest;
-mod tree_codec;
 pub mod units;
 mod validate;
 
@@ -95,7 +94,7 @@ pub struct Workflow {
 }
 
 /// One step of a workflow, with `defaults` already applied.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// The step's name: `[A-Za-z0-9_][A-Za-z0-9_.-]*`, unique in the workflow.
     pub name: String,
@@ -146,7 +145,7 @@ pub struct Step {
 }
 
 /// What a step runs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TaskRef {
     /// A crate under `tasks/`, built for wasm by `taskbuild`.
     Crate(String),
@@ -163,11 +162,11 @@ impl Workflow {
         Self::load_inner(path, None)
     }
 
-    /// [`Workflow::load`], remembering the YAML parse in the project's state directory
-    /// `state_dir` (`.hermetic/` beside the workflow), so that the next load of the same text
-    /// skips it. The result is the same as [`Workflow::load`]'s; see the `memo` module.
-    pub fn load_memoized(path: &Path, state_dir: &Path) -> Result<Workflow, Diagnostics> {
-        Self::load_inner(path, Some(&memo::memo_path(state_dir, path)))
+    /// [`Workflow::load`], remembering the checked workflow in the cache root `cache_root`,
+    /// so that the next load of the same text skips parsing, decoding and validation. The
+    /// result is the same as [`Workflow::load`]'s; see the `memo` module.
+    pub fn load_memoized(path: &Path, cache_root: &Path) -> Result<Workflow, Diagnostics> {
+        Self::load_inner(path, memo::memo_path(cache_root, path).as_deref())
     }
 
     fn load_inner(path: &Path, memo: Option<&Path>) -> Result<Workflow, Diagnostics> {
@@ -200,12 +199,24 @@ impl Workflow {
                 units::format_size(node::MAX_SOURCE_BYTES as u64)
             )));
         }
-        let source = std::fs::read_to_string(path).map_err(|e| cannot_read(e.to_string()))?;
-        let tree = match memo {
-            Some(memo) => memo::parse(memo, &source),
-            None => node::parse(&source),
+        let source: Arc<str> = std::fs::read_to_string(path)
+            .map_err(|e| cannot_read(e.to_string()))?
+            .into();
+        let Some(memo) = memo else {
+            return Self::from_tree(path, Arc::clone(&source), node::parse(&source));
         };
-        Self::from_tree(path, source.into(), tree)
+        match memo::read(memo, path, &source) {
+            Ok(workflow) => {
+                tracing::debug!(memo = %memo.display(), "workflow: memo hit");
+                return Ok(workflow);
+            }
+            Err(why) => tracing::debug!(memo = %memo.display(), "workflow: memo miss ({why})"),
+        }
+        let workflow = Self::from_tree(path, Arc::clone(&source), node::parse(&source))?;
+        if let Err(e) = memo::write(memo, &workflow) {
+            tracing::debug!(memo = %memo.display(), "workflow: memo not written: {e}");
+        }
+        Ok(workflow)
     }
 
     /// Parses `source` as the workflow file at `path_for_messages` (which is used as given

@@ -53,7 +53,9 @@ const ADAPTIVE_EXAMPLE: &str = "`adaptive_timeout: {factor: 3, cap: 10m}`";
 const BREAKER_EXAMPLE: &str = "`circuit_breaker: {failures: 5, cool_down: 30s}`";
 
 /// A failed attempt's outcome kinds that `retry_on:` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum RetryOutcome {
     /// `timeout`: the attempt ran out of wall time.
     Timeout,
@@ -124,7 +126,7 @@ impl fmt::Display for RetryOutcome {
 }
 
 /// Which failed attempts are retried.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RetryOn {
     /// The outcome kinds that are retried.
     pub outcomes: BTreeSet<RetryOutcome>,
@@ -198,7 +200,7 @@ impl fmt::Display for RetryOn {
 
 /// `adaptive_timeout:` — the wall-time limit comes from past runs: p95 × factor, at most
 /// cap.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdaptiveTimeout {
     /// What the p95 of past successful run times is multiplied by, 1..=100 (default
     /// [`DEFAULT_ADAPTIVE_FACTOR`]).
@@ -208,7 +210,7 @@ pub struct AdaptiveTimeout {
 }
 
 /// `defaults.circuit_breaker:` — per task module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CircuitBreaker {
     /// How many consecutive failures of steps running the same module open the breaker,
     /// 1..=1000 (default [`DEFAULT_BREAKER_FAILURES`]).
