@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hermetic_cache::DiskStore;
 
-use super::record::{Preload, Records};
+use super::record::{Preload, Records, Work};
 use super::run::{ProjectLock, interrupted};
 use super::{Cli, EXIT_USAGE};
 use crate::chaos::process::KillAfter;
@@ -201,11 +201,12 @@ impl Project {
             None
         };
         // Read while the steps run, since they are only needed once the steps have ended.
-        let preload = Preload::start(
-            state_dir,
-            how.record_keys,
-            how.journal && self.plan.uses_adaptive_timeouts(),
-        );
+        let preload = Preload::start(Work {
+            state_dir: state_dir.clone(),
+            keys: how.record_keys,
+            durations: how.journal && self.plan.uses_adaptive_timeouts(),
+            prune: journal.is_some(),
+        });
         let started_at = runs::rfc3339(std::time::SystemTime::now());
         let mut executor = Executor::new(self.plan.clone(), self.sandbox.clone(), self.jobs)
             .keep_going(how.keep_going)

@@ -7,7 +7,7 @@
 //!
 //! * the files they add to (`keys.json`, `durations.json`) are read by a [`Preload`] thread
 //!   while the steps run, after the project lock is taken, so no other run can change them
-//!   in between;
+//!   in between; the same thread removes the oldest runs of the journal;
 //! * the keys and the journal's summary are written on threads of their own while this one
 //!   writes the rest.
 //!
@@ -33,9 +33,19 @@ use crate::pool::RunSummary;
 pub struct Preload {
     /// `None` when the thread could not be started: the records are read when needed.
     thread: Option<JoinHandle<Loaded>>,
-    state_dir: PathBuf,
-    keys: bool,
-    durations: bool,
+    work: Work,
+}
+
+/// What a [`Preload`] does.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub state_dir: PathBuf,
+    /// Read `keys.json`.
+    pub keys: bool,
+    /// Read `durations.json`.
+    pub durations: bool,
+    /// Remove the journal's oldest runs ([`crate::journal::runs::prune_runs`]).
+    pub prune: bool,
 }
 
 /// What [`Preload`] read.
@@ -43,34 +53,35 @@ pub struct Preload {
 struct Loaded {
     keys: Option<keys::Before>,
     durations: Option<Durations>,
+    /// Why the oldest runs could not be removed.
+    pruned: Option<io::Error>,
 }
 
-fn load(state_dir: &Path, keys: bool, durations: bool) -> Loaded {
+fn load(work: &Work) -> Loaded {
+    let state_dir = &work.state_dir;
     Loaded {
-        keys: keys.then(|| keys::load_before(state_dir)),
-        durations: durations.then(|| Durations::load(state_dir)),
+        keys: work.keys.then(|| keys::load_before(state_dir)),
+        durations: work.durations.then(|| Durations::load(state_dir)),
+        pruned: work
+            .prune
+            .then(|| crate::journal::runs::prune_runs(state_dir).err())
+            .flatten(),
     }
 }
 
 impl Preload {
-    /// Starts reading `keys.json` (if `keys`) and `durations.json` (if `durations`) from
-    /// `state_dir`. Call it with the project lock held.
-    pub fn start(state_dir: &Path, keys: bool, durations: bool) -> Self {
-        let dir = state_dir.to_path_buf();
-        let thread = (keys || durations)
+    /// Starts `work`. Call it with the project lock held.
+    pub fn start(work: Work) -> Self {
+        let theirs = work.clone();
+        let thread = (work.keys || work.durations || work.prune)
             .then(|| {
                 std::thread::Builder::new()
                     .name("hermetic-preload".into())
-                    .spawn(move || load(&dir, keys, durations))
+                    .spawn(move || load(&theirs))
                     .ok()
             })
             .flatten();
-        Self {
-            thread,
-            state_dir: state_dir.to_path_buf(),
-            keys,
-            durations,
-        }
+        Self { thread, work }
     }
 
     fn finish(self) -> Loaded {
@@ -78,7 +89,7 @@ impl Preload {
             Some(t) => t
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            None => load(&self.state_dir, self.keys, self.durations),
+            None => load(&self.work),
         }
     }
 }
@@ -125,6 +136,9 @@ impl Records<'_> {
                 })
             });
             let mut here = Vec::new();
+            if let Some(e) = loaded.pruned {
+                here.push(format!("cannot remove the oldest runs of the journal: {e}"));
+            }
             if let Some(history) = loaded.durations
                 && let Err(e) = record_durations(history, plan, summary)
             {

@@ -15,7 +15,8 @@
 //! its result when its action key is unchanged and its published outputs are still exactly
 //! the recorded files; every other step runs. `hermetic runs` lists the runs, newest first.
 //!
-//! The newest [`KEEP_RUNS`] runs are kept; older ones are removed when a run starts. The
+//! The newest [`KEEP_RUNS`] runs are kept; older ones are removed while a run's steps run
+//! ([`prune_runs`]). The
 //! journal is informational: a problem writing it is reported once, as a warning, and never
 //! fails the run.
 
@@ -136,11 +137,11 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
 }
 
 impl RunJournal {
-    /// Starts the journal of a new run, removing the oldest runs beyond [`KEEP_RUNS`].
+    /// Starts the journal of a new run. Then [`prune_runs`] removes the oldest runs beyond
+    /// [`KEEP_RUNS`].
     pub fn create(state_dir: &Path) -> io::Result<Self> {
         let runs = runs_dir(state_dir);
         std::fs::create_dir_all(&runs).map_err(|e| at(&runs, e))?;
-        prune(&runs, KEEP_RUNS.saturating_sub(1))?;
         let base = run_id(SystemTime::now());
         let mut id = base.clone();
         let mut n = 1;
@@ -379,9 +380,13 @@ fn run_ids(runs: &Path) -> io::Result<Vec<String>> {
 }
 
 /// Removes the oldest runs so that at most `keep` remain.
-fn prune(runs: &Path, keep: usize) -> io::Result<()> {
-    let ids = run_ids(runs)?;
-    for id in &ids[..ids.len().saturating_sub(keep)] {
+/// Removes the oldest runs of `state_dir` beyond the newest [`KEEP_RUNS`], the run in progress
+/// among them. Removing a large run's events takes milliseconds, so `hermetic run` does it
+/// while the steps run; a run killed meanwhile leaves old runs for the next one to remove.
+pub fn prune_runs(state_dir: &Path) -> io::Result<()> {
+    let runs = runs_dir(state_dir);
+    let ids = run_ids(&runs)?;
+    for id in &ids[..ids.len().saturating_sub(KEEP_RUNS)] {
         let dir = runs.join(id);
         std::fs::remove_dir_all(&dir).map_err(|e| at(&dir, e))?;
     }
@@ -484,6 +489,7 @@ mod tests {
             std::fs::create_dir_all(runs.join(format!("20260101-0000{:02}-000", i))).unwrap();
         }
         let mut journal = RunJournal::create(state.path()).unwrap();
+        prune_runs(state.path()).unwrap();
         let files = vec![FileEntry {
             path: "a.txt".into(),
             digest: Digest::of(b"a"),
