@@ -189,7 +189,14 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         remote: remote_exec,
     };
     let summary = project.execute(cache, local.as_deref(), &how)?;
-    Ok(exit_code(summary.status))
+    let code = exit_code(summary.status);
+    // The process ends now, and the OS takes back the plan, the engine and the run's records
+    // at once; dropping them would free their allocations one by one (4 ms for 10,000 steps).
+    // Neither does anything outside the process when dropped: the project lock is an `flock`,
+    // released as the process exits, and the engine's epoch thread ends with it.
+    std::mem::forget(project);
+    std::mem::forget(summary);
+    Ok(code)
 }
 
 /// The process exit code for a run that ended with `status`.

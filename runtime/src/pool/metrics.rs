@@ -159,6 +159,16 @@ impl Dispatched {
 }
 
 impl Recorder {
+    /// A recorder for a run of `steps` steps, with room for each step's figures and one
+    /// dispatch each, so that a large run does not grow (and copy) them as it goes.
+    pub fn for_steps(steps: usize) -> Self {
+        Self {
+            dispatched: HashMap::with_capacity(steps),
+            slices: Vec::with_capacity(steps),
+            steps: Vec::with_capacity(steps),
+        }
+    }
+
     /// Takes one event that happened `at` after the start.
     pub fn observe(&mut self, at: Duration, event: &Event) {
         let now = micros(at);
