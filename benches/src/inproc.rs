@@ -166,7 +166,7 @@ pub async fn attempts(plan: &Plan, sandbox: &Sandbox) -> anyhow::Result<Duration
     for step in &plan.steps {
         let result = run_attempt(
             plan,
-            Runner::Local(sandbox),
+            Runner::Local(sandbox, 0),
             &scratch,
             &leftovers,
             step,

@@ -209,8 +209,9 @@ impl InProcess {
         let noop = &guests.noop;
         let wf_inproc = procs::write_workflow(&work.join("inproc"), args.steps, noop)?;
         let raw = inproc::Raw::new(noop)?;
-        let sandbox1 = Arc::new(Sandbox::new(1, Some(cache))?);
-        let sandbox2 = Arc::new(Sandbox::new(2, Some(cache))?);
+        // As `hermetic run --jobs 1` and `--jobs 2` make them: an engine per worker.
+        let sandbox1 = Arc::new(Sandbox::for_workers(1, Some(cache), false)?);
+        let sandbox2 = Arc::new(Sandbox::for_workers(2, Some(cache), false)?);
         let program = sandbox1.load_file(noop, UnknownImports::Reject)?;
         let program_files = sandbox1.load_file(&guests.noop_files, UnknownImports::Reject)?;
         ensure!(

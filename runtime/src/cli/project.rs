@@ -119,11 +119,8 @@ impl Project {
             Lock::HeldByParent => None,
         };
         let cache_root = super::cache_root_for(cli, Some(&workflow));
-        let sandbox = if options.fault_hooks {
-            Sandbox::with_fault_hooks(jobs as u32, cache_root.as_deref())?
-        } else {
-            Sandbox::new(jobs as u32, cache_root.as_deref())?
-        };
+        let sandbox =
+            Sandbox::for_workers(jobs as u32, cache_root.as_deref(), options.fault_hooks)?;
         let mut plan = match Plan::new(workflow, &sandbox, options) {
             Ok(plan) => plan,
             Err(diags) => {

@@ -166,8 +166,9 @@ pub struct Observers {
 /// Where an attempt's guest runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Runner<'a> {
-    /// In this process's sandbox.
-    Local(&'a Sandbox),
+    /// In this process's sandbox, in the given lane: the worker's own (see
+    /// [`Sandbox::for_workers`]).
+    Local(&'a Sandbox, usize),
     /// On a REAPI server's bots (`--remote-exec`), in the same sandbox there.
     Remote(&'a RemoteExec),
 }
@@ -309,8 +310,8 @@ async fn attempt_inner(
         clock_jump: observers.fault.and_then(|f| f.clock_jump),
     };
     let report = match runner {
-        Runner::Local(sandbox) => sandbox
-            .run(&step.program, &invocation)
+        Runner::Local(sandbox, lane) => sandbox
+            .run_in_lane(lane, &step.program, &invocation)
             .await
             .map_err(|e| e.to_string())?,
         Runner::Remote(remote) => {

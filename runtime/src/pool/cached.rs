@@ -80,6 +80,7 @@ pub(crate) enum StepEnd {
 /// each dependency's name to the Merkle root of its outputs.
 pub(crate) async fn run_step(
     ctx: &StepContext,
+    lane: usize,
     i: usize,
     deps: BTreeMap<String, Digest>,
     retrying: Option<Retrying>,
@@ -137,7 +138,7 @@ pub(crate) async fn run_step(
     };
     let runner = match &ctx.remote {
         Some(remote) => Runner::Remote(remote),
-        None => Runner::Local(&ctx.sandbox),
+        None => Runner::Local(&ctx.sandbox, lane),
     };
     // Boxed: the attempt's future is several KiB, and held inline it made this one 10 KiB,
     // copied whole each time it moved (into the `select!`, into the worker's runtime).

@@ -91,7 +91,7 @@ fn spawn_worker<'scope>(
         .name(format!("hermetic-worker-{me}"))
         .spawn_scoped(scope, move || {
             let _span = tracing::debug_span!("worker", id = me).entered();
-            let mut worker = Worker::new(shared);
+            let mut worker = Worker::new(shared, me);
             for job in rx {
                 let attempt = job.retrying.as_ref().map_or(1, |r| r.attempt);
                 let lost = shared

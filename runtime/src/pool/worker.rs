@@ -217,8 +217,10 @@ impl Shared {
     }
 }
 
-/// What a worker thread owns: the runtime its steps run on.
+/// What a worker thread owns: the runtime its steps run on, and its lane of the sandbox.
 pub(crate) struct Worker {
+    /// The sandbox lane its guests run in: its own engine (see `Sandbox::for_workers`).
+    lane: usize,
     /// wasm runs on this thread; this tokio runtime serves the step's timers and the cache's
     /// I/O, without another thread.
     runtime: std::io::Result<tokio::runtime::Runtime>,
@@ -227,8 +229,10 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: &Shared) -> Self {
+    /// The worker `me` of the pool.
+    pub fn new(shared: &Shared, me: usize) -> Self {
         Self {
+            lane: me,
             runtime: new_runtime(),
             cancel: shared.cancel.subscribe(),
         }
@@ -256,7 +260,7 @@ impl Worker {
             .faults
             .as_ref()
             .is_some_and(|f| f.worker_panics(i, attempt));
-        let cancel = &mut self.cancel;
+        let (cancel, lane) = (&mut self.cancel, self.lane);
         let outcome = match &self.runtime {
             Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
                 if injected {
@@ -265,7 +269,7 @@ impl Worker {
                 rt.block_on(async {
                     tokio::select! {
                         biased;
-                        end = cached::run_step(&shared.ctx, i, deps, retrying) => Some(end),
+                        end = cached::run_step(&shared.ctx, lane, i, deps, retrying) => Some(end),
                         _ = cancel.wait_for(|c| *c) => None,
                     }
                 })
@@ -298,7 +302,7 @@ impl Worker {
 /// The body of free-running worker thread `me` of `workers`.
 pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
     let _span = tracing::debug_span!("worker", id = me).entered();
-    let mut worker = Worker::new(shared);
+    let mut worker = Worker::new(shared, me);
     let mut steal = StealOrder::new(shared.seed, me, workers);
     while !shared.is_over() {
         let seen = shared.queues.generation();

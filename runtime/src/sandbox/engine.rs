@@ -1,8 +1,8 @@
 //! The one `wasmtime::Engine` a hermetic process uses, and the thread that drives its epochs.
 
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -80,7 +80,7 @@ impl Hasher for StableHasher {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engines' epochs every [`EPOCH_TICK`] until dropped.
 #[derive(Debug)]
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
@@ -88,9 +88,11 @@ pub(crate) struct EpochTicker {
 }
 
 impl EpochTicker {
-    pub(crate) fn start(engine: &Engine) -> Self {
+    /// Ticks `first`, and each lane of `others` once it is made.
+    pub(crate) fn start(first: &Engine, others: &Arc<[OnceLock<Option<super::Lane>>]>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.weak();
+        let first = first.weak();
+        let others = Arc::downgrade(others);
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("hermetic-epoch".into())
@@ -98,9 +100,12 @@ impl EpochTicker {
                 while !flag.load(Ordering::Relaxed) {
                     // Parked rather than slept, so that `drop` can wake it and not wait a tick.
                     std::thread::park_timeout(EPOCH_TICK);
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
+                    let (Some(first), Some(others)) = (first.upgrade(), others.upgrade()) else {
+                        break;
+                    };
+                    first.increment_epoch();
+                    for lane in others.iter().filter_map(|l| l.get()).flatten() {
+                        lane.engine.increment_epoch();
                     }
                 }
             })

@@ -46,6 +46,7 @@ mod state;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::{Engine, Linker, Store};
 
@@ -96,15 +97,64 @@ pub enum SandboxError {
     Engine(String),
 }
 
-/// The engine, linkers and module cache shared by every invocation in a process.
+/// The engines, linkers and module cache shared by every invocation in a process.
 pub struct Sandbox {
-    pub(crate) engine: Engine,
-    pub(crate) p1_linker: Linker<P1State>,
-    pub(crate) p2_linker: wasmtime::component::Linker<P2State>,
+    /// Lane 0: the engine, with its linkers, that serves every invocation that names no lane,
+    /// and that programs are compiled with.
+    pub(crate) first: Lane,
+    /// Lanes 1 and up of a pool's sandbox ([`Sandbox::for_workers`]): one engine per worker,
+    /// each made by the first invocation in it, on its worker's thread (a lane costs about
+    /// 0.2 ms, which a run of a few steps on many cores would otherwise pay for nothing).
+    /// `None` when the engine could not be made: that worker then uses lane 0.
+    ///
+    /// Why not one engine for all: the instances of an engine come from its pooling allocator's
+    /// slot index and share its type registry, and two threads instantiating at once on one
+    /// engine contend on both. A raw instantiate-and-call loop on two threads ran no faster than
+    /// on one with a shared engine (240 k/s either way); with an engine each it ran 420 k/s.
+    others: Arc<[OnceLock<Option<Lane>>]>,
+    /// Whether the lanes' linkers wrap the WASI calls to inject faults.
+    fault_hooks: bool,
     /// `(module, name)` of every import the p1 linker defines, for clear unknown-import errors.
     pub(crate) p1_provided: HashSet<(String, String)>,
     pub(crate) modules: ModuleCache,
     _ticker: engine::EpochTicker,
+}
+
+/// An engine and the linkers that define the sandbox's imports in it.
+pub(crate) struct Lane {
+    pub(crate) engine: Engine,
+    pub(crate) p1_linker: Linker<P1State>,
+    pub(crate) p2_linker: wasmtime::component::Linker<P2State>,
+}
+
+impl Lane {
+    /// An engine sized for `concurrency` live instances, with the sandbox's imports linked
+    /// (and the fault wrappers over them, with `fault_hooks`).
+    fn new(concurrency: u32, fault_hooks: bool) -> Result<Self, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+        let engine = engine::build_engine(concurrency).map_err(err)?;
+
+        let mut p1_linker = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
+            .map_err(err)?;
+        poll::add_to_linker(&mut p1_linker).map_err(err)?;
+        host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
+        if fault_hooks {
+            faults::add_to_p1_linker(&mut p1_linker).map_err(err)?;
+        }
+
+        let mut p2_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker).map_err(err)?;
+        sleep_p2::add_to_linker(&mut p2_linker).map_err(err)?;
+        if fault_hooks {
+            faults::add_to_p2_linker(&mut p2_linker).map_err(err)?;
+        }
+        Ok(Self {
+            engine,
+            p1_linker,
+            p2_linker,
+        })
+    }
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -119,7 +169,19 @@ impl Sandbox {
     /// A sandbox for up to `concurrency` simultaneous invocations, caching compiled modules
     /// under `cache_root` (or not at all).
     pub fn new(concurrency: u32, cache_root: Option<&Path>) -> Result<Self, SandboxError> {
-        Self::build(concurrency, cache_root, false)
+        Self::build(concurrency, 1, cache_root, false)
+    }
+
+    /// A sandbox for a pool of `workers` workers, each running one invocation at a time in
+    /// its own lane (see [`Sandbox::run_in_lane`]), plus `fault_hooks` as in
+    /// [`Sandbox::with_fault_hooks`]. Lane 0 also serves up to `workers` invocations that name
+    /// no lane.
+    pub fn for_workers(
+        workers: u32,
+        cache_root: Option<&Path>,
+        fault_hooks: bool,
+    ) -> Result<Self, SandboxError> {
+        Self::build(workers, workers, cache_root, fault_hooks)
     }
 
     /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a guest's WASI
@@ -129,55 +191,70 @@ impl Sandbox {
         concurrency: u32,
         cache_root: Option<&Path>,
     ) -> Result<Self, SandboxError> {
-        Self::build(concurrency, cache_root, true)
+        Self::build(concurrency, 1, cache_root, true)
     }
 
     fn build(
         concurrency: u32,
+        lanes: u32,
         cache_root: Option<&Path>,
         fault_hooks: bool,
     ) -> Result<Self, SandboxError> {
-        let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
-        let engine = engine::build_engine(concurrency).map_err(err)?;
-
-        let mut p1_linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
-            .map_err(err)?;
-        poll::add_to_linker(&mut p1_linker).map_err(err)?;
-        host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
-        if fault_hooks {
-            faults::add_to_p1_linker(&mut p1_linker).map_err(err)?;
-        }
+        let first = Lane::new(concurrency, fault_hooks)?;
         let p1_provided = {
-            let mut store = Store::new(&engine, scratch_p1_state());
-            p1_linker
+            let mut store = Store::new(&first.engine, scratch_p1_state());
+            first
+                .p1_linker
                 .iter(&mut store)
                 .map(|(module, name, _)| (module.to_string(), name.to_string()))
                 .collect()
         };
-
-        let mut p2_linker = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker).map_err(err)?;
-        sleep_p2::add_to_linker(&mut p2_linker).map_err(err)?;
-        if fault_hooks {
-            faults::add_to_p2_linker(&mut p2_linker).map_err(err)?;
-        }
-
-        let modules = ModuleCache::new(cache_root, &engine);
-        let ticker = engine::EpochTicker::start(&engine);
+        let modules = ModuleCache::new(cache_root, &first.engine);
+        let others: Arc<[OnceLock<Option<Lane>>]> = (1..lanes).map(|_| OnceLock::new()).collect();
+        let ticker = engine::EpochTicker::start(&first.engine, &others);
         Ok(Self {
-            engine,
-            p1_linker,
-            p2_linker,
+            first,
+            others,
+            fault_hooks,
             p1_provided,
             modules,
             _ticker: ticker,
         })
     }
 
-    /// The engine's compatibility digest (part of every cache key).
+    /// Lane 0's engine: the one programs are compiled with and cached for.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.first.engine
+    }
+
+    /// How many lanes the sandbox has.
+    pub(crate) fn lane_count(&self) -> usize {
+        1 + self.others.len()
+    }
+
+    /// Lane `lane`, made now if this is its first use, and its number: 0 when the sandbox has
+    /// no such lane or its engine could not be made.
+    pub(crate) fn lane(&self, lane: usize) -> (usize, &Lane) {
+        let Some(slot) = lane.checked_sub(1).and_then(|k| self.others.get(k)) else {
+            return (0, &self.first);
+        };
+        let made = slot.get_or_init(|| match Lane::new(1, self.fault_hooks) {
+            Ok(made) => Some(made),
+            Err(e) => {
+                tracing::warn!("worker lane {lane} shares lane 0: {e}");
+                None
+            }
+        });
+        match made {
+            Some(made) => (lane, made),
+            None => (0, &self.first),
+        }
+    }
+
+    /// The engines' compatibility digest (part of every cache key); every lane's engine has the
+    /// same settings.
     pub fn engine_digest(&self) -> String {
-        engine::compatibility_digest(&self.engine)
+        engine::compatibility_digest(self.engine())
     }
 }
 

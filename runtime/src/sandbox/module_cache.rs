@@ -24,6 +24,7 @@ pub(crate) enum ArtifactKind {
 }
 
 /// A compiled module or component.
+#[derive(Clone)]
 pub(crate) enum Compiled {
     Module(wasmtime::Module),
     Component(Component),
@@ -108,21 +109,30 @@ fn compile(engine: &Engine, kind: ArtifactKind, wasm: &[u8]) -> Result<Compiled,
     result.map_err(|e| SandboxError::Invalid(format!("{e:#}")))
 }
 
-/// Loads a module this process's cache wrote.
+/// Loads a module this process's cache wrote, or that `Module::serialize` gave in this process
+/// (to load lane 0's code into another lane's engine, which has the same settings).
 #[allow(unsafe_code)] // reason: deserializing is wasmtime's only way to skip compilation.
-fn deserialize_module(engine: &Engine, payload: &[u8]) -> wasmtime::Result<wasmtime::Module> {
+pub(crate) fn deserialize_module(
+    engine: &Engine,
+    payload: &[u8],
+) -> wasmtime::Result<wasmtime::Module> {
     // SAFETY: `Module::deserialize` requires bytes produced by `Module::serialize` of a
     // compatible engine, because they are machine code that is not validated again. `payload`
     // is exactly what `serialize` wrote: `try_load` checked its blake3 digest, stored ahead of it
     // when it was written, and the file name carries the engine's compatibility digest (wasmtime
     // checks compatibility once more itself). The cache directory belongs to the user running
-    // hermetic; anyone who can write it can already run code as that user.
+    // hermetic; anyone who can write it can already run code as that user. Bytes that
+    // `serialize` gave in this process need no check at all.
     unsafe { wasmtime::Module::deserialize(engine, payload) }
 }
 
-/// Loads a component this process's cache wrote.
+/// Loads a component this process's cache wrote, or that `Component::serialize` gave in this
+/// process.
 #[allow(unsafe_code)] // reason: deserializing is wasmtime's only way to skip compilation.
-fn deserialize_component(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
+pub(crate) fn deserialize_component(
+    engine: &Engine,
+    payload: &[u8],
+) -> wasmtime::Result<Component> {
     // SAFETY: as for `deserialize_module`: the bytes are verified output of
     // `Component::serialize` for a compatible engine.
     unsafe { Component::deserialize(engine, payload) }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::Component;
 use wasmtime::{ExternType, InstancePre, Module};
@@ -10,12 +11,20 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::module_cache::{ArtifactKind, Compiled};
 use super::state::{P1State, P2State};
-use super::{Sandbox, SandboxError};
+use super::{Lane, Sandbox, SandboxError};
 
 /// A loaded program: compiled, linked against the sandbox, ready to instantiate many times.
 #[derive(Clone)]
 pub struct Program {
+    /// Linked in lane 0.
     pub(crate) kind: ProgramKind,
+    /// Linked in each other lane of the sandbox, by the first invocation there (lane `k` at
+    /// `k - 1`): most lanes run only a few of a workflow's programs, and loading one costs
+    /// about a millisecond per engine.
+    others: Arc<[OnceLock<Result<ProgramKind, String>>]>,
+    /// Lane 0's code, which the other lanes load.
+    compiled: Compiled,
+    unknown: UnknownImports,
     /// blake3 of the `.wasm` bytes.
     pub digest: hermetic_cache::Digest,
     /// Whether the compiled code came from the on-disk cache.
@@ -96,27 +105,81 @@ impl Sandbox {
         let digest = hermetic_cache::Digest::of(bytes);
         let (compiled, cache_hit) =
             self.modules
-                .load_or_compile(&self.engine, kind, bytes, &digest.to_hex())?;
-        let (kind, reaches_files) = match compiled {
+                .load_or_compile(self.engine(), kind, bytes, &digest.to_hex())?;
+        let lane = &self.first;
+        let (kind, reaches_files) = match &compiled {
             Compiled::Module(module) => (
-                ProgramKind::Module(self.link_module(&module, unknown)?),
-                module_reaches_files(&module),
+                self.link(lane, &compiled, unknown)?,
+                module_reaches_files(module),
             ),
             Compiled::Component(component) => (
-                ProgramKind::Component(self.link_component(&component, unknown)?),
-                component_reaches_files(&self.engine, &component),
+                self.link(lane, &compiled, unknown)?,
+                component_reaches_files(self.engine(), component),
             ),
         };
         Ok(Program {
             kind,
+            others: (1..self.lane_count()).map(|_| OnceLock::new()).collect(),
+            compiled,
+            unknown,
             digest,
             cache_hit,
             reaches_files,
         })
     }
 
+    /// `program` linked in `lane`, the lane numbered `number` (see [`Sandbox::lane`]).
+    pub(crate) fn linked<'p>(
+        &self,
+        program: &'p Program,
+        number: usize,
+        lane: &Lane,
+    ) -> Result<&'p ProgramKind, SandboxError> {
+        let Some(slot) = number.checked_sub(1).and_then(|k| program.others.get(k)) else {
+            return Ok(&program.kind);
+        };
+        slot.get_or_init(|| {
+            let code = match &program.compiled {
+                Compiled::Module(m) => m.serialize(),
+                Compiled::Component(c) => c.serialize(),
+            };
+            let here = code.and_then(|code| match &program.compiled {
+                Compiled::Module(_) => super::module_cache::deserialize_module(&lane.engine, &code)
+                    .map(Compiled::Module),
+                Compiled::Component(_) => {
+                    super::module_cache::deserialize_component(&lane.engine, &code)
+                        .map(Compiled::Component)
+                }
+            });
+            let here =
+                here.map_err(|e| format!("cannot load the program in a worker's engine: {e:#}"))?;
+            self.link(lane, &here, program.unknown)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| SandboxError::Link(e.clone()))
+    }
+
+    /// `compiled` (code of `lane`'s engine) linked against `lane`'s imports.
+    fn link(
+        &self,
+        lane: &Lane,
+        compiled: &Compiled,
+        unknown: UnknownImports,
+    ) -> Result<ProgramKind, SandboxError> {
+        Ok(match compiled {
+            Compiled::Module(module) => {
+                ProgramKind::Module(self.link_module(lane, module, unknown)?)
+            }
+            Compiled::Component(component) => {
+                ProgramKind::Component(self.link_component(lane, component, unknown)?)
+            }
+        })
+    }
+
     fn link_module(
         &self,
+        lane: &Lane,
         module: &Module,
         unknown: UnknownImports,
     ) -> Result<InstancePre<P1State>, SandboxError> {
@@ -140,9 +203,9 @@ impl Sandbox {
             }
         }
         let pre = if missing.is_empty() {
-            self.p1_linker.instantiate_pre(module)
+            lane.p1_linker.instantiate_pre(module)
         } else if unknown == UnknownImports::Trap {
-            let mut linker = self.p1_linker.clone();
+            let mut linker = lane.p1_linker.clone();
             linker
                 .define_unknown_imports_as_traps(module)
                 .map_err(link_error)?;
@@ -155,13 +218,14 @@ impl Sandbox {
 
     fn link_component(
         &self,
+        lane: &Lane,
         component: &Component,
         unknown: UnknownImports,
     ) -> Result<CommandPre<P2State>, SandboxError> {
-        let pre = match self.p2_linker.instantiate_pre(component) {
+        let pre = match lane.p2_linker.instantiate_pre(component) {
             Ok(pre) => pre,
             Err(_) if unknown == UnknownImports::Trap => {
-                let mut linker = self.p2_linker.clone();
+                let mut linker = lane.p2_linker.clone();
                 linker
                     .define_unknown_imports_as_traps(component)
                     .map_err(link_error)?;
@@ -171,7 +235,7 @@ impl Sandbox {
                 let message = format!("{e:#}");
                 let ty = component.component_type();
                 let imports: BTreeSet<String> = ty
-                    .imports(&self.engine)
+                    .imports(&lane.engine)
                     .map(|(name, _)| name.to_string())
                     .collect();
                 let missing: Vec<String> = imports
@@ -368,5 +432,81 @@ mod tests {
             .unwrap();
         let err = sandbox.run(&seeing, &inv).await.unwrap_err().to_string();
         assert!(err.starts_with("cannot mount `"), "{err}");
+    }
+
+    /// A core module whose `_start` calls `proc_exit(code)` (with the memory WASI requires).
+    fn exiting_with(code: i32) -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([I32], []);
+        types.ty().function([], []);
+        let mut imports = ImportSection::new();
+        imports.import(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            EntityType::Function(0),
+        );
+        let mut functions = FunctionSection::new();
+        functions.function(1);
+        let mut memories = wasm_encoder::MemorySection::new();
+        memories.memory(wasm_encoder::MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut exports = ExportSection::new();
+        exports.export("_start", ExportKind::Func, 1);
+        exports.export("memory", ExportKind::Memory, 0);
+        let mut body = Function::new([]);
+        body.instruction(&Instruction::I32Const(code))
+            .instruction(&Instruction::Call(0))
+            .instruction(&Instruction::End);
+        let mut code_section = CodeSection::new();
+        code_section.function(&body);
+        let mut module = Encoded::new();
+        module
+            .section(&types)
+            .section(&imports)
+            .section(&functions)
+            .section(&memories)
+            .section(&exports)
+            .section(&code_section);
+        module.finish()
+    }
+
+    #[tokio::test]
+    async fn a_program_runs_alike_in_every_lane_of_a_pool_sandbox() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = invocation(&t.path().join("missing"));
+        let sandbox = Sandbox::for_workers(3, None, false).unwrap();
+        let program = sandbox
+            .load_bytes(&exiting_with(7), UnknownImports::Reject)
+            .unwrap();
+        assert!(
+            sandbox.others.iter().all(|l| l.get().is_none()),
+            "lanes are made by their first invocation"
+        );
+        let mut fuel = Vec::new();
+        // Lane 9 does not exist: it is lane 0.
+        for lane in [0, 1, 2, 1, 9] {
+            let report = sandbox.run_in_lane(lane, &program, &inv).await.unwrap();
+            assert!(matches!(report.outcome, Outcome::Exit(7)), "{report:?}");
+            fuel.push(report.fuel_used);
+        }
+        assert!(fuel.iter().all(|&f| f == fuel[0] && f > 0), "{fuel:?}");
+        assert!(
+            sandbox
+                .others
+                .iter()
+                .all(|l| l.get().is_some_and(Option::is_some))
+        );
+        assert!(
+            program
+                .others
+                .iter()
+                .all(|p| p.get().is_some_and(Result::is_ok))
+        );
+        assert_eq!(sandbox.lane(9).0, 0);
     }
 }

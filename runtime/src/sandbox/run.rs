@@ -97,7 +97,22 @@ impl Sandbox {
     /// Runs `program` once. Errors are host-side failures (a mount that cannot be opened, a
     /// capture file that cannot be created); everything the guest does is in the [`Report`].
     pub async fn run(&self, program: &Program, inv: &Invocation) -> Result<Report, SandboxError> {
+        self.run_in_lane(0, program, inv).await
+    }
+
+    /// [`Sandbox::run`] in lane `lane` (see [`Sandbox::for_workers`]): a pool worker runs its
+    /// steps in its own lane, so that it never waits for another worker's engine. A lane the
+    /// sandbox does not have means lane 0.
+    pub async fn run_in_lane(
+        &self,
+        lane: usize,
+        program: &Program,
+        inv: &Invocation,
+    ) -> Result<Report, SandboxError> {
         let started = Instant::now();
+        let (number, lane) = self.lane(lane);
+        let linked = self.linked(program, number, lane)?;
+        let engine = &lane.engine;
         let stdout = capture(&inv.stdout, inv.limits.stdout)?.with_heartbeat(inv.heartbeat.clone());
         let stderr = capture(&inv.stderr, inv.limits.stderr)?.with_heartbeat(inv.heartbeat.clone());
         let clock = VirtualClock::default();
@@ -161,7 +176,7 @@ impl Sandbox {
 
         let deadline = started + inv.limits.timeout;
         let grace = inv.limits.timeout + Duration::from_millis(250);
-        let mut report = match &program.kind {
+        let mut report = match linked {
             ProgramKind::Module(pre) => {
                 let state = P1State {
                     wasi: builder.build_p1(),
@@ -175,7 +190,7 @@ impl Sandbox {
                     },
                     faults: super::faults::WasiFaultState::new(inv.wasi_fault),
                 };
-                let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
+                let mut store = store(engine, state, inv, deadline, over_output.clone(), |s| {
                     &mut s.limiter
                 })?;
                 let fut = async {
@@ -195,7 +210,7 @@ impl Sandbox {
                     timed_out: false,
                     faults: super::faults::SharedFaults::new(inv.wasi_fault),
                 };
-                let mut store = self.store(state, inv, deadline, over_output.clone(), |s| {
+                let mut store = store(engine, state, inv, deadline, over_output.clone(), |s| {
                     &mut s.limiter
                 })?;
                 let fut = async {
@@ -236,33 +251,34 @@ impl Sandbox {
         report.duration = started.elapsed();
         Ok(report)
     }
+}
 
-    fn store<T: GuestState>(
-        &self,
-        state: T,
-        inv: &Invocation,
-        deadline: Instant,
-        over_output: Arc<AtomicBool>,
-        limiter: fn(&mut T) -> &mut MemoryLimiter,
-    ) -> Result<Store<T>, SandboxError> {
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
-        store
-            .set_fuel(inv.limits.fuel)
-            .map_err(super::program::link_error)?;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            if over_output.load(Ordering::Relaxed) {
-                Ok(UpdateDeadline::Interrupt)
-            } else if Instant::now() >= deadline {
-                *ctx.data_mut().timed_out() = true;
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        Ok(store)
-    }
+/// A store in `engine` for one invocation, with its limits and its deadline.
+fn store<T: GuestState>(
+    engine: &wasmtime::Engine,
+    state: T,
+    inv: &Invocation,
+    deadline: Instant,
+    over_output: Arc<AtomicBool>,
+    limiter: fn(&mut T) -> &mut MemoryLimiter,
+) -> Result<Store<T>, SandboxError> {
+    let mut store = Store::new(engine, state);
+    store.limiter(move |s| limiter(s) as &mut dyn wasmtime::ResourceLimiter);
+    store
+        .set_fuel(inv.limits.fuel)
+        .map_err(super::program::link_error)?;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        if over_output.load(Ordering::Relaxed) {
+            Ok(UpdateDeadline::Interrupt)
+        } else if Instant::now() >= deadline {
+            *ctx.data_mut().timed_out() = true;
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    Ok(store)
 }
 
 fn capture(to: &CaptureTo, limit: u64) -> Result<Capture, SandboxError> {
