@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::{Event, Reporter, RunStatus, StepStatus};
 use crate::pool::metrics::RunMetrics;
+
+/// How many bytes of events are kept before they are written out, between two flushes.
+const PENDING_BYTES: usize = 64 << 10;
 
 /// How many runs are kept.
 pub const KEEP_RUNS: usize = 20;
@@ -44,22 +47,16 @@ pub struct RunJournal {
     dir: PathBuf,
     /// `.hermetic/logs`, where steps' logs are written; linked into the run's `logs/`.
     logs: PathBuf,
-    events: Option<BufWriter<File>>,
+    /// `events.jsonl`, `None` once writing it failed.
+    events: Option<File>,
+    /// Lines of `events.jsonl` not yet written out; see [`RunJournal::flush`].
+    pending: Vec<u8>,
+    /// Where each event is serialized before it is spliced into its line.
+    scratch: Vec<u8>,
     /// For events reported without a time.
     start: Instant,
     /// The first problem writing the journal; later ones are dropped.
     problem: Option<String>,
-}
-
-/// One line of `events.jsonl`.
-#[derive(Serialize)]
-struct Line<'a> {
-    t_us: u64,
-    #[serde(flatten)]
-    event: &'a Event,
-    /// A succeeded step's output files, for `--resume`.
-    #[serde(skip_serializing_if = "<[FileEntry]>::is_empty")]
-    files: &'a [FileEntry],
 }
 
 /// What `summary.json` holds.
@@ -162,7 +159,9 @@ impl RunJournal {
             id,
             dir,
             logs: state_dir.join("logs"),
-            events: Some(BufWriter::new(events)),
+            events: Some(events),
+            pending: Vec::with_capacity(PENDING_BYTES),
+            scratch: Vec::new(),
             start: Instant::now(),
             problem: None,
         })
@@ -181,18 +180,13 @@ impl RunJournal {
     /// Records `event`, which happened `at` after the start, and `files`, the outputs of a
     /// succeeded step.
     pub fn record(&mut self, at: Duration, event: &Event, files: &[FileEntry]) {
-        let line = Line {
-            t_us: crate::events::micros(at),
-            event,
-            files,
-        };
-        if let Some(out) = &mut self.events {
-            let written = serde_json::to_writer(&mut *out, &line)
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
+        if self.events.is_some() {
+            if let Err(e) = self.line(crate::events::micros(at), event, files) {
                 let path = self.dir.join("events.jsonl");
                 self.fail(at_path(&path, e));
+            }
+            if self.pending.len() >= PENDING_BYTES {
+                self.flush();
             }
         }
         match event {
@@ -204,14 +198,43 @@ impl RunJournal {
         }
     }
 
-    /// Writes the buffered events out.
+    /// Adds the line `{"t_us":…,"event":…,…,"files":[…]}` to the pending ones: the event's
+    /// own fields after the time, and `files` only when there are some.
+    ///
+    /// The event is serialized on its own and spliced in, which is what `#[serde(flatten)]`
+    /// would give, without the cost of flattening.
+    fn line(&mut self, t_us: u64, event: &Event, files: &[FileEntry]) -> io::Result<()> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, event)?;
+        // An internally tagged enum is a JSON object: `{"event":…}`.
+        let fields = self
+            .scratch
+            .strip_prefix(b"{")
+            .and_then(|s| s.strip_suffix(b"}"))
+            .ok_or_else(|| io::Error::other("an event is not a JSON object"))?;
+        let line = &mut self.pending;
+        line.extend_from_slice(b"{\"t_us\":");
+        serde_json::to_writer(&mut *line, &t_us)?;
+        line.push(b',');
+        line.extend_from_slice(fields);
+        if !files.is_empty() {
+            line.extend_from_slice(b",\"files\":");
+            serde_json::to_writer(&mut *line, files)?;
+        }
+        line.extend_from_slice(b"}\n");
+        Ok(())
+    }
+
+    /// Writes the pending events out.
     pub fn flush(&mut self) {
         if let Some(out) = &mut self.events
-            && let Err(e) = out.flush()
+            && let Err(e) = out.write_all(&self.pending)
         {
             let path = self.dir.join("events.jsonl");
             self.fail(at_path(&path, e));
+            self.events = None;
         }
+        self.pending.clear();
     }
 
     /// Links the step's logs into the run's directory.
