@@ -266,10 +266,13 @@ impl Worker {
                 if injected {
                     panic!("{INJECTED_PANIC}");
                 }
+                // Boxed: the step's future is 6 KiB, and held inline it made the future given
+                // to `block_on` 12 KiB, copied whole into the `select!` and into `block_on`.
+                let step = Box::pin(cached::run_step(&shared.ctx, lane, i, deps, retrying));
                 rt.block_on(async {
                     tokio::select! {
                         biased;
-                        end = cached::run_step(&shared.ctx, lane, i, deps, retrying) => Some(end),
+                        end = step => Some(end),
                         _ = cancel.wait_for(|c| *c) => None,
                     }
                 })
