@@ -5,7 +5,8 @@ mod inputs;
 pub mod key;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
 use crate::taskbuild::{BuiltTask, TaskBuilder};
@@ -23,10 +24,10 @@ pub struct PlannedStep {
     pub workflow_index: usize,
     /// The step's name.
     pub name: String,
-    /// The loaded program.
-    pub program: Program,
+    /// The loaded program, shared by every step that runs it.
+    pub program: Arc<Program>,
     /// The module file it was loaded from (remote execution sends its bytes).
-    pub module: PathBuf,
+    pub module: Arc<Path>,
     /// Indices of the steps this one depends on.
     pub deps: Vec<usize>,
     /// Indices of the steps that depend on this one.
@@ -315,14 +316,14 @@ struct Programs<'w> {
     /// Tasks named by crate, built (or not) once each.
     built: BTreeMap<String, Result<BuiltTask, String>>,
     /// Modules loaded (or not) once each, by path.
-    loaded: BTreeMap<PathBuf, Result<Program, String>>,
+    loaded: BTreeMap<PathBuf, Result<Arc<Program>, String>>,
     /// The last step's task and what it resolved to: steps mostly run the same task as the
     /// step before them, and this finds it without joining or comparing paths.
-    previous: Option<(&'w TaskRef, PathBuf, Program)>,
+    previous: Option<(&'w TaskRef, Arc<Path>, Arc<Program>)>,
 }
 
 impl<'w> Programs<'w> {
-    fn new(state_dir: &std::path::Path) -> Self {
+    fn new(state_dir: &Path) -> Self {
         Self {
             builder: TaskBuilder::new(state_dir),
             built: BTreeMap::new(),
@@ -340,7 +341,7 @@ impl<'w> Programs<'w> {
         sandbox: &Sandbox,
         options: &PlanOptions,
         diags: &mut Diagnostics,
-    ) -> Option<(PathBuf, Program)> {
+    ) -> Option<(Arc<Path>, Arc<Program>)> {
         if let Some((task, path, program)) = &self.previous
             && *task == &step.task
         {
@@ -382,6 +383,7 @@ impl<'w> Programs<'w> {
             .or_insert_with(|| {
                 sandbox
                     .load_file(&path, options.unknown_imports)
+                    .map(Arc::new)
                     .map_err(|e| e.to_string())
             })
             .clone();
@@ -410,7 +412,8 @@ impl<'w> Programs<'w> {
                 return None;
             }
         };
-        self.previous = Some((&step.task, path.clone(), program.clone()));
+        let path: Arc<Path> = path.into();
+        self.previous = Some((&step.task, Arc::clone(&path), Arc::clone(&program)));
         Some((path, program))
     }
 }
