@@ -30,6 +30,21 @@ pub(crate) enum Compiled {
     Component(Component),
 }
 
+impl Compiled {
+    /// The same code loaded into `engine`, which has the settings of the engine it was
+    /// compiled or loaded for (another lane's).
+    pub(crate) fn load_into(&self, engine: &Engine) -> wasmtime::Result<Compiled> {
+        match self {
+            Compiled::Module(m) => {
+                deserialize_module(engine, &m.serialize()?).map(Compiled::Module)
+            }
+            Compiled::Component(c) => {
+                deserialize_component(engine, &c.serialize()?).map(Compiled::Component)
+            }
+        }
+    }
+}
+
 /// The on-disk cache of compiled artifacts.
 #[derive(Debug, Clone)]
 pub struct ModuleCache {
@@ -112,10 +127,7 @@ fn compile(engine: &Engine, kind: ArtifactKind, wasm: &[u8]) -> Result<Compiled,
 /// Loads a module this process's cache wrote, or that `Module::serialize` gave in this process
 /// (to load lane 0's code into another lane's engine, which has the same settings).
 #[allow(unsafe_code)] // reason: deserializing is wasmtime's only way to skip compilation.
-pub(crate) fn deserialize_module(
-    engine: &Engine,
-    payload: &[u8],
-) -> wasmtime::Result<wasmtime::Module> {
+fn deserialize_module(engine: &Engine, payload: &[u8]) -> wasmtime::Result<wasmtime::Module> {
     // SAFETY: `Module::deserialize` requires bytes produced by `Module::serialize` of a
     // compatible engine, because they are machine code that is not validated again. `payload`
     // is exactly what `serialize` wrote: `try_load` checked its blake3 digest, stored ahead of it
@@ -129,10 +141,7 @@ pub(crate) fn deserialize_module(
 /// Loads a component this process's cache wrote, or that `Component::serialize` gave in this
 /// process.
 #[allow(unsafe_code)] // reason: deserializing is wasmtime's only way to skip compilation.
-pub(crate) fn deserialize_component(
-    engine: &Engine,
-    payload: &[u8],
-) -> wasmtime::Result<Component> {
+fn deserialize_component(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: as for `deserialize_module`: the bytes are verified output of
     // `Component::serialize` for a compatible engine.
     unsafe { Component::deserialize(engine, payload) }
