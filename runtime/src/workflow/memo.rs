@@ -16,6 +16,8 @@
 //! (anyone who can commit could forge steps that validation would refuse). The cache root is
 //! already trusted that much, since it holds the compiled modules that hermetic loads as code.
 //! `defaults.cache_dir` cannot move it, since it is only known once the workflow is read.
+//! The cache keeps the [`KEEP_MEMOS`] most recently written memos: without a bound, a machine
+//! that checks out to a new path for every CI job would keep one memo per job.
 //!
 //! # Layout
 //!
@@ -62,6 +64,10 @@ type Header = (
     Option<CircuitBreaker>,
     Option<ChaosSection>,
 );
+
+/// How many memos a cache keeps, the most recently written; writing one removes the oldest
+/// beyond them. A memo that is removed costs its workflow one parse.
+const KEEP_MEMOS: usize = 64;
 
 /// Fewer bytes than any step takes in a memo: so a memo of `n` bytes holds fewer than
 /// `n / MIN_STEP_BYTES` steps, which bounds what a damaged count can make a reader allocate.
@@ -166,10 +172,34 @@ pub(crate) fn write(memo: &Path, workflow: &Workflow) -> std::io::Result<()> {
     }
     let payload = blake3::hash(&bytes[HEADER..]);
     bytes[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(payload.as_bytes());
-    if let Some(dir) = memo.parent() {
-        std::fs::create_dir_all(dir)?;
+    let Some(dir) = memo.parent() else {
+        return crate::journal::write_atomic(memo, &bytes);
+    };
+    std::fs::create_dir_all(dir)?;
+    crate::journal::write_atomic(memo, &bytes)?;
+    if let Err(e) = prune(dir, KEEP_MEMOS) {
+        tracing::debug!(dir = %dir.display(), "workflow memos not pruned: {e}");
     }
-    crate::journal::write_atomic(memo, &bytes)
+    Ok(())
+}
+
+/// Removes the memos of `dir` but the `keep` most recently written.
+fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
+    let mut memos = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "memo") {
+            let written = std::fs::symlink_metadata(&path)?.modified()?;
+            memos.push((written, path));
+        }
+    }
+    if memos.len() > keep {
+        memos.sort();
+        for (_, path) in &memos[..memos.len() - keep] {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
 }
 
 /// The digest that ties a memo to this build of hermetic.
@@ -306,6 +336,31 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         let workflow = parsed("name: w\nsteps:\n  a: {task: b}\n");
         let bytes = postcard::to_allocvec(&workflow.steps[0]).expect("encodes");
         assert!(bytes.len() >= MIN_STEP_BYTES, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn only_the_most_recently_written_memos_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workflow = parsed(SOURCE);
+        let epoch = std::time::SystemTime::UNIX_EPOCH;
+        for (name, secs) in [("b", 30), ("a", 10), ("c", 20)] {
+            let memo = dir.path().join(format!("{name}.memo"));
+            write(&memo, &workflow).expect("written");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&memo)
+                .expect("open");
+            file.set_modified(epoch + std::time::Duration::from_secs(secs))
+                .expect("set mtime");
+        }
+        std::fs::write(dir.path().join("notes.txt"), "not a memo").expect("write");
+        prune(dir.path(), 2).expect("pruned");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["b.memo", "c.memo", "notes.txt"]);
     }
 
     #[test]
