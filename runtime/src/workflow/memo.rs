@@ -364,6 +364,21 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
     }
 
     #[test]
+    fn a_memo_that_cannot_be_written_only_costs_the_next_parse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workflow = dir.path().join("hermetic.yaml");
+        std::fs::write(&workflow, SOURCE).expect("write");
+        // `parsed` is a file, so no memo can be written under it.
+        let cache = dir.path().join("cache");
+        std::fs::create_dir_all(&cache).expect("mkdir");
+        std::fs::write(cache.join("parsed"), b"").expect("write");
+        for _ in 0..2 {
+            let loaded = Workflow::load_memoized(&workflow, &cache).expect("loads");
+            same(&loaded, &Workflow::load(&workflow).expect("loads"));
+        }
+    }
+
+    #[test]
     fn a_workflow_with_warnings_is_not_remembered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let memo = dir.path().join("m.memo");
