@@ -39,6 +39,7 @@ pub struct Preload {
 /// What a [`Preload`] does.
 #[derive(Debug, Clone)]
 pub struct Work {
+    /// The project's `.hermetic/`.
     pub state_dir: PathBuf,
     /// Read `keys.json`.
     pub keys: bool,

@@ -9,10 +9,10 @@
 //!
 //! The queues are ordered by [`Ready`], not FIFO/LIFO deques (crossbeam-deque's): a step
 //! released late with priority 10 must still start before a priority-1 step released early,
-//! and a deque cannot reorder. The workers' queues are binary heaps. The injector is a sorted
-//! vector ([`Sorted`]): it takes the roots all at once, then only retries. Each queue has its own lock,
-//! taken for a push or a pop only: a step runs for tens of microseconds at the least, so the
-//! locks are almost never contended.
+//! and a deque cannot reorder. The workers' queues are binary heaps; the injector, which takes
+//! the roots all at once and then only retries, is a sorted vector ([`Sorted`]). Each queue has
+//! its own lock, taken for a push or a pop only: a step runs for tens of microseconds at the
+//! least, so the locks are almost never contended.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
