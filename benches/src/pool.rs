@@ -711,8 +711,9 @@ impl Bench {
              type registry and two threads run no faster than one, so the baseline is the \
              fastest raw loop, an engine per thread, as hermetic's workers have; steps/s = {n} / \
              wall time of the run. The independent steps have no dependencies to stage into \
-             /deps, unlike the DAG's {} dependents. Ready → dispatch is `metrics.queue_wait_us`: here mostly time spent queued behind the other ready \
-             steps ({n} steps on {JOBS} workers). \"Once free\" = start − max(ready, end of the \
+             /deps, unlike the DAG's {} dependents. Ready → dispatch is \
+             `metrics.queue_wait_us`: here mostly time spent queued behind the other ready steps \
+             ({n} steps on {JOBS} workers). \"Once free\" = start − max(ready, end of the \
              worker's previous step): what the pool adds between two steps.",
             count(self.wide_steps - WIDE_ROOTS.min(self.wide_steps))
         ));
