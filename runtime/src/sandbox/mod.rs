@@ -235,7 +235,7 @@ impl Sandbox {
     /// Lane `lane`, made now if this is its first use, and its number: 0 when the sandbox has
     /// no such lane or its engine could not be made.
     pub(crate) fn lane(&self, lane: usize) -> (usize, &Lane) {
-        let Some(slot) = lane.checked_sub(1).and_then(|k| self.others.get(k)) else {
+        let Some(slot) = other_lane(&self.others, lane) else {
             return (0, &self.first);
         };
         let made = slot.get_or_init(|| match Lane::new(1, self.fault_hooks) {
@@ -256,6 +256,12 @@ impl Sandbox {
     pub fn engine_digest(&self) -> String {
         engine::compatibility_digest(self.engine())
     }
+}
+
+/// The slot of lane `lane` among what is kept for lanes 1 and up (a sandbox's engines, a
+/// program's linked forms): lane `k` at `k - 1`. `None` for lane 0 and for lanes past the end.
+fn other_lane<T>(others: &[T], lane: usize) -> Option<&T> {
+    lane.checked_sub(1).and_then(|k| others.get(k))
 }
 
 fn scratch_p1_state() -> P1State {

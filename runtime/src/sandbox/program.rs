@@ -18,8 +18,8 @@ use super::{Lane, Sandbox, SandboxError};
 pub struct Program {
     /// Linked in lane 0.
     pub(crate) kind: ProgramKind,
-    /// Linked in each other lane of the sandbox, by the first invocation there (lane `k` at
-    /// `k - 1`): a lane may run only a few of a workflow's programs, and loading one into an
+    /// Linked in each other lane of the sandbox, by the first invocation there (see
+    /// [`super::other_lane`]): a lane may run only a few of a workflow's programs, and loading one into an
     /// engine takes about as long as loading it from the compiled-module cache (1.8 ms for a
     /// 2.2 MiB module).
     others: Arc<[OnceLock<Result<ProgramKind, String>>]>,
@@ -123,26 +123,28 @@ impl Sandbox {
         })
     }
 
-    /// `program` linked in `lane`, the lane numbered `number` (see [`Sandbox::lane`]).
+    /// Lane `lane` (see [`Sandbox::lane`]) and `program` linked in it.
     pub(crate) fn linked<'p>(
         &self,
         program: &'p Program,
-        number: usize,
-        lane: &Lane,
-    ) -> Result<&'p ProgramKind, SandboxError> {
-        let Some(slot) = number.checked_sub(1).and_then(|k| program.others.get(k)) else {
-            return Ok(&program.kind);
+        lane: usize,
+    ) -> Result<(&Lane, &'p ProgramKind), SandboxError> {
+        let (number, lane) = self.lane(lane);
+        let Some(slot) = super::other_lane(&program.others, number) else {
+            return Ok((lane, &program.kind));
         };
-        slot.get_or_init(|| {
+        let linked = slot.get_or_init(|| {
             let here = program
                 .compiled
                 .load_into(&lane.engine)
                 .map_err(|e| format!("cannot load the program in a worker's engine: {e:#}"))?;
             self.link(lane, &here, program.unknown)
                 .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| SandboxError::Link(e.clone()))
+        });
+        match linked {
+            Ok(linked) => Ok((lane, linked)),
+            Err(e) => Err(SandboxError::Link(e.clone())),
+        }
     }
 
     /// `compiled` (code of `lane`'s engine) linked against `lane`'s imports.
@@ -293,6 +295,17 @@ mod tests {
     /// A core module that imports each `(name, params, results)` from `wasi_snapshot_preview1`
     /// and exports a `_start` that does nothing.
     fn module_importing(imports: &[(&str, &[ValType], &[ValType])]) -> Vec<u8> {
+        command_module(imports, &[], false)
+    }
+
+    /// A core module that imports each `(name, params, results)` from `wasi_snapshot_preview1`
+    /// (function `k` is the `k`th import), exports a `_start` running `start`, and with
+    /// `memory` exports the one-page memory WASI calls need.
+    fn command_module(
+        imports: &[(&str, &[ValType], &[ValType])],
+        start: &[Instruction<'_>],
+        memory: bool,
+    ) -> Vec<u8> {
         let (mut types, mut import_section) = (TypeSection::new(), ImportSection::new());
         for (k, (name, params, results)) in imports.iter().enumerate() {
             types
@@ -305,22 +318,38 @@ mod tests {
             );
         }
         types.ty().function([], []);
-        let start = imports.len() as u32;
+        let entry = imports.len() as u32;
         let mut functions = FunctionSection::new();
-        functions.function(start);
+        functions.function(entry);
+        let mut memories = wasm_encoder::MemorySection::new();
         let mut exports = ExportSection::new();
-        exports.export("_start", ExportKind::Func, start);
+        exports.export("_start", ExportKind::Func, entry);
+        if memory {
+            memories.memory(wasm_encoder::MemoryType {
+                minimum: 1,
+                maximum: None,
+                memory64: false,
+                shared: false,
+                page_size_log2: None,
+            });
+            exports.export("memory", ExportKind::Memory, 0);
+        }
         let mut code = CodeSection::new();
         let mut body = Function::new([]);
+        for instruction in start {
+            body.instruction(instruction);
+        }
         body.instruction(&Instruction::End);
         code.function(&body);
         let mut module = Encoded::new();
         module
             .section(&types)
             .section(&import_section)
-            .section(&functions)
-            .section(&exports)
-            .section(&code);
+            .section(&functions);
+        if memory {
+            module.section(&memories);
+        }
+        module.section(&exports).section(&code);
         module.finish()
     }
 
@@ -419,45 +448,13 @@ mod tests {
         assert!(err.starts_with("cannot mount `"), "{err}");
     }
 
-    /// A core module whose `_start` calls `proc_exit(code)` (with the memory WASI requires).
+    /// A core module whose `_start` calls `proc_exit(code)`.
     fn exiting_with(code: i32) -> Vec<u8> {
-        let mut types = TypeSection::new();
-        types.ty().function([I32], []);
-        types.ty().function([], []);
-        let mut imports = ImportSection::new();
-        imports.import(
-            "wasi_snapshot_preview1",
-            "proc_exit",
-            EntityType::Function(0),
-        );
-        let mut functions = FunctionSection::new();
-        functions.function(1);
-        let mut memories = wasm_encoder::MemorySection::new();
-        memories.memory(wasm_encoder::MemoryType {
-            minimum: 1,
-            maximum: None,
-            memory64: false,
-            shared: false,
-            page_size_log2: None,
-        });
-        let mut exports = ExportSection::new();
-        exports.export("_start", ExportKind::Func, 1);
-        exports.export("memory", ExportKind::Memory, 0);
-        let mut body = Function::new([]);
-        body.instruction(&Instruction::I32Const(code))
-            .instruction(&Instruction::Call(0))
-            .instruction(&Instruction::End);
-        let mut code_section = CodeSection::new();
-        code_section.function(&body);
-        let mut module = Encoded::new();
-        module
-            .section(&types)
-            .section(&imports)
-            .section(&functions)
-            .section(&memories)
-            .section(&exports)
-            .section(&code_section);
-        module.finish()
+        command_module(
+            &[PROC_EXIT],
+            &[Instruction::I32Const(code), Instruction::Call(0)],
+            true,
+        )
     }
 
     #[tokio::test]

@@ -110,8 +110,7 @@ impl Sandbox {
         inv: &Invocation,
     ) -> Result<Report, SandboxError> {
         let started = Instant::now();
-        let (number, lane) = self.lane(lane);
-        let linked = self.linked(program, number, lane)?;
+        let (lane, linked) = self.linked(program, lane)?;
         let engine = &lane.engine;
         let stdout = capture(&inv.stdout, inv.limits.stdout)?.with_heartbeat(inv.heartbeat.clone());
         let stderr = capture(&inv.stderr, inv.limits.stderr)?.with_heartbeat(inv.heartbeat.clone());
