@@ -181,7 +181,10 @@ impl RunJournal {
     /// succeeded step.
     pub fn record(&mut self, at: Duration, event: &Event, files: &[FileEntry]) {
         if self.events.is_some() {
+            let before = self.pending.len();
             if let Err(e) = self.line(crate::events::micros(at), event, files) {
+                // No half line: the line is left out, and the problem reported.
+                self.pending.truncate(before);
                 let path = self.dir.join("events.jsonl");
                 self.fail(at_path(&path, e));
             }
