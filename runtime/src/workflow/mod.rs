@@ -202,18 +202,19 @@ impl Workflow {
         let source: Arc<str> = std::fs::read_to_string(path)
             .map_err(|e| cannot_read(e.to_string()))?
             .into();
-        let Some(memo) = memo else {
-            return Self::from_tree(path, Arc::clone(&source), node::parse(&source));
-        };
-        match memo::read(memo, path, &source) {
-            Ok(workflow) => {
-                tracing::debug!(memo = %memo.display(), "workflow: memo hit");
-                return Ok(workflow);
+        if let Some(memo) = memo {
+            match memo::read(memo, path, &source) {
+                Ok(workflow) => {
+                    tracing::debug!(memo = %memo.display(), "workflow: memo hit");
+                    return Ok(workflow);
+                }
+                Err(why) => tracing::debug!(memo = %memo.display(), "workflow: memo miss ({why})"),
             }
-            Err(why) => tracing::debug!(memo = %memo.display(), "workflow: memo miss ({why})"),
         }
         let workflow = Self::from_tree(path, Arc::clone(&source), node::parse(&source))?;
-        if let Err(e) = memo::write(memo, &workflow) {
+        if let Some(memo) = memo
+            && let Err(e) = memo::write(memo, &workflow)
+        {
             tracing::debug!(memo = %memo.display(), "workflow: memo not written: {e}");
         }
         Ok(workflow)
