@@ -257,8 +257,8 @@ pub struct Bench {
     rt: tokio::runtime::Runtime,
     /// Runs single steps on this thread, as a worker does.
     local: tokio::runtime::Runtime,
-    raw: inproc::Raw,
-    /// One raw loop per thread, each with its own engine.
+    /// One raw loop per thread, each with its own engine; the first also runs on every thread
+    /// at once for the shared-engine figure.
     raw_own: Vec<inproc::Raw>,
     /// Iterations of the raw loop per round, per thread.
     iters: usize,
@@ -310,7 +310,6 @@ impl Bench {
         let local = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let raw = inproc::Raw::new(&guests.noop)?;
         let raw_own = (0..JOBS)
             .map(|_| inproc::Raw::new(&guests.noop))
             .collect::<anyhow::Result<_>>()?;
@@ -446,7 +445,6 @@ impl Bench {
             sandbox,
             rt,
             local,
-            raw,
             raw_own,
             iters: args.iters,
             wide_steps,
@@ -474,9 +472,9 @@ impl Bench {
 
         // The short runs once, untimed: binaries, compiled modules and files are then warm (the
         // 10k-step runs are warmed up by the binary's first run and cost seconds each).
-        bench
-            .rt
-            .block_on(bench.raw.run_async(bench.iters / 10 + 1))?;
+        for raw in &bench.raw_own {
+            bench.rt.block_on(raw.run_async(bench.iters / 10 + 1))?;
+        }
         for plan in [&bench.chain, &bench.cpu, &bench.skew] {
             bench.execute(plan, true)?;
         }
@@ -514,7 +512,7 @@ impl Bench {
                 if own_engines {
                     &self.raw_own[t]
                 } else {
-                    &self.raw
+                    &self.raw_own[0]
                 }
             })
             .collect();
@@ -633,7 +631,8 @@ impl Bench {
     pub fn print(&self, t: &mut Table, f: &Figures) {
         let n = count(self.wide_steps);
         // Rates are shown with the ratio of times per step: the raw rate over this rate.
-        let slower = |fig: &Figure, raw: &Figure| format!("{:.2}×", raw.median() / fig.median());
+        let ratio = |fig: &Figure, raw: &Figure| raw.median() / fig.median();
+        let slower = |fig: &Figure, raw: &Figure| format!("{:.2}×", ratio(fig, raw));
         t.heading(format!(
             "5.1 Pool: {n} no-op steps, a wide DAG ({WIDE_ROOTS} roots, each with a fan-out), \
              -j{JOBS}, no result cache; ratio = time per step ÷ raw wasmtime on {JOBS} threads, \
@@ -717,7 +716,6 @@ impl Bench {
              worker's previous step): what the pool adds between two steps.",
             count(self.wide_steps - WIDE_ROOTS.min(self.wide_steps))
         ));
-        let ratio = |fig: &Figure, raw: &Figure| raw.median() / fig.median();
         let end_to_end = if measured {
             let own = ratio(&f.wide_bin, &f.raw2_own);
             format!(
