@@ -40,6 +40,7 @@ pub mod outcome;
 mod poll;
 pub mod program;
 mod random;
+mod reaper;
 pub mod run;
 mod sleep_p2;
 mod state;
@@ -117,6 +118,9 @@ pub struct Sandbox {
     /// `(module, name)` of every import the p1 linker defines, for clear unknown-import errors.
     pub(crate) p1_provided: HashSet<(String, String)>,
     pub(crate) modules: ModuleCache,
+    /// Where finished stores are dropped in a pool's sandbox (see [`reaper`]); `None` drops
+    /// them on the thread that ran the guest.
+    reaper: Option<reaper::Reaper>,
     _ticker: engine::EpochTicker,
 }
 
@@ -125,6 +129,8 @@ pub(crate) struct Lane {
     pub(crate) engine: Engine,
     pub(crate) p1_linker: Linker<P1State>,
     pub(crate) p2_linker: wasmtime::component::Linker<P2State>,
+    /// Finished stores of this engine waiting for the sandbox's reaper (see [`reaper`]).
+    finished: reaper::Batch,
 }
 
 impl Lane {
@@ -135,8 +141,7 @@ impl Lane {
         let engine = engine::build_engine(concurrency).map_err(err)?;
 
         let mut p1_linker = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, |s: &mut P1State| &mut s.wasi)
-            .map_err(err)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, P1State::wasi).map_err(err)?;
         poll::add_to_linker(&mut p1_linker).map_err(err)?;
         host_calls::add_to_linker(&mut p1_linker).map_err(err)?;
         if fault_hooks {
@@ -153,6 +158,7 @@ impl Lane {
             engine,
             p1_linker,
             p2_linker,
+            finished: reaper::Batch::default(),
         })
     }
 }
@@ -169,19 +175,19 @@ impl Sandbox {
     /// A sandbox for up to `concurrency` simultaneous invocations, caching compiled modules
     /// under `cache_root` (or not at all).
     pub fn new(concurrency: u32, cache_root: Option<&Path>) -> Result<Self, SandboxError> {
-        Self::build(concurrency, 1, cache_root, false)
+        Self::build(concurrency, 1, cache_root, false, false)
     }
 
     /// A sandbox for a pool of `workers` workers, each running one invocation at a time in
     /// its own lane (see [`Sandbox::run_in_lane`]), plus `fault_hooks` as in
     /// [`Sandbox::with_fault_hooks`]. Lane 0 also serves up to `workers` invocations that name
-    /// no lane.
+    /// no lane. Finished stores are dropped on a reaper thread (see [`reaper`]).
     pub fn for_workers(
         workers: u32,
         cache_root: Option<&Path>,
         fault_hooks: bool,
     ) -> Result<Self, SandboxError> {
-        Self::build(workers, workers, cache_root, fault_hooks)
+        Self::build(workers, workers, cache_root, fault_hooks, true)
     }
 
     /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a guest's WASI
@@ -191,7 +197,7 @@ impl Sandbox {
         concurrency: u32,
         cache_root: Option<&Path>,
     ) -> Result<Self, SandboxError> {
-        Self::build(concurrency, 1, cache_root, true)
+        Self::build(concurrency, 1, cache_root, true, false)
     }
 
     fn build(
@@ -199,6 +205,7 @@ impl Sandbox {
         lanes: u32,
         cache_root: Option<&Path>,
         fault_hooks: bool,
+        reaper: bool,
     ) -> Result<Self, SandboxError> {
         let first = Lane::new(concurrency, fault_hooks)?;
         let p1_provided = {
@@ -218,6 +225,7 @@ impl Sandbox {
             fault_hooks,
             p1_provided,
             modules,
+            reaper: reaper.then(reaper::Reaper::start).flatten(),
             _ticker: ticker,
         })
     }
@@ -264,9 +272,21 @@ fn other_lane<T>(others: &[T], lane: usize) -> Option<&T> {
     lane.checked_sub(1).and_then(|k| others.get(k))
 }
 
+impl Sandbox {
+    /// Drops a store whose guest has ended: its WASI context here, the rest on the reaper
+    /// thread if there is one.
+    fn dispose<T: state::GuestState>(&self, lane: &Lane, mut store: Store<T>) {
+        store.data_mut().end_wasi();
+        match &self.reaper {
+            Some(reaper) => reaper.dispose(&lane.finished, Box::new(store)),
+            None => drop(store),
+        }
+    }
+}
+
 fn scratch_p1_state() -> P1State {
     P1State {
-        wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+        wasi: None,
         limiter: limits::MemoryLimiter::new(0),
         clock: clock::VirtualClock::default(),
         epoch_nanos: 0,

@@ -491,4 +491,27 @@ mod tests {
         );
         assert_eq!(sandbox.lane(9).0, 0);
     }
+
+    /// Finished stores go to the reaper in batches: many more runs than an engine has pool
+    /// slots all succeed, alike, in one lane and in lane 0.
+    #[tokio::test]
+    async fn runs_in_a_pool_sandbox_never_run_out_of_pool_slots() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = invocation(&t.path().join("missing"));
+        let sandbox = Sandbox::for_workers(2, None, false).unwrap();
+        assert!(sandbox.reaper.is_some());
+        let program = sandbox
+            .load_bytes(&exiting_with(3), UnknownImports::Reject)
+            .unwrap();
+        let mut fuel = Vec::new();
+        for i in 0..200 {
+            let report = sandbox.run_in_lane(i % 2, &program, &inv).await.unwrap();
+            assert!(
+                matches!(report.outcome, Outcome::Exit(3)),
+                "{i}: {report:?}"
+            );
+            fuel.push(report.fuel_used);
+        }
+        assert!(fuel.iter().all(|&f| f == fuel[0] && f > 0), "{fuel:?}");
+    }
 }

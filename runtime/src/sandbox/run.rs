@@ -178,7 +178,7 @@ impl Sandbox {
         let mut report = match linked {
             ProgramKind::Module(pre) => {
                 let state = P1State {
-                    wasi: builder.build_p1(),
+                    wasi: Some(builder.build_p1()),
                     limiter,
                     clock,
                     epoch_nanos: inv.clock_epoch.as_nanos() as u64,
@@ -198,11 +198,13 @@ impl Sandbox {
                     start.call_async(&mut store, ()).await
                 };
                 let result = drive(fut, grace, watch).await;
-                finish(&mut store, result, &inv.limits)
+                let report = finish(&mut store, result, &inv.limits);
+                self.dispose(lane, store);
+                report
             }
             ProgramKind::Component(pre) => {
                 let state = P2State {
-                    ctx: builder.build(),
+                    ctx: Some(builder.build()),
                     table: ResourceTable::new(),
                     limiter,
                     clock,
@@ -220,7 +222,9 @@ impl Sandbox {
                     }
                 };
                 let result = drive(fut, grace, watch).await;
-                finish(&mut store, result, &inv.limits)
+                let report = finish(&mut store, result, &inv.limits);
+                self.dispose(lane, store);
+                report
             }
         };
 

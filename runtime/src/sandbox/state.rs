@@ -10,7 +10,9 @@ use super::poll::PollState;
 
 /// Host state of a core-module (WASI p1) guest.
 pub struct P1State {
-    pub(crate) wasi: WasiP1Ctx,
+    /// Taken (and dropped) once the guest has ended, before the rest of the store is (see
+    /// [`GuestState::end_wasi`]).
+    pub(crate) wasi: Option<WasiP1Ctx>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) clock: VirtualClock,
     pub(crate) epoch_nanos: u64,
@@ -24,7 +26,8 @@ pub struct P1State {
 
 /// Host state of a component (WASI p2) guest.
 pub struct P2State {
-    pub(crate) ctx: WasiCtx,
+    /// Taken, with `table`, once the guest has ended (see [`GuestState::end_wasi`]).
+    pub(crate) ctx: Option<WasiCtx>,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) clock: VirtualClock,
@@ -37,7 +40,7 @@ pub struct P2State {
 impl WasiView for P2State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.ctx,
+            ctx: self.ctx.as_mut().expect(ENDED),
             table: &mut self.table,
         }
     }
@@ -58,10 +61,24 @@ impl PollState for P1State {
     }
 }
 
+/// Why a WASI context can be missing: no host call runs after the guest ended.
+pub(crate) const ENDED: &str = "a WASI call after the guest ended";
+
+impl P1State {
+    /// The guest's WASI context, which exists while the guest runs.
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        self.wasi.as_mut().expect(ENDED)
+    }
+}
+
 /// Access shared by both kinds of state, so the runner is written once.
 pub(crate) trait GuestState: Send + 'static {
     fn limiter(&mut self) -> &mut MemoryLimiter;
     fn timed_out(&mut self) -> &mut bool;
+    /// Drops everything of the guest's WASI context: its open files, directories and
+    /// streams. Called once the guest has ended, so that what is left of the store holds
+    /// nothing of the host's but its pool slots.
+    fn end_wasi(&mut self);
 }
 
 impl GuestState for P1State {
@@ -71,6 +88,9 @@ impl GuestState for P1State {
     fn timed_out(&mut self) -> &mut bool {
         &mut self.timed_out
     }
+    fn end_wasi(&mut self) {
+        self.wasi = None;
+    }
 }
 
 impl GuestState for P2State {
@@ -79,5 +99,9 @@ impl GuestState for P2State {
     }
     fn timed_out(&mut self) -> &mut bool {
         &mut self.timed_out
+    }
+    fn end_wasi(&mut self) {
+        self.ctx = None;
+        self.table = ResourceTable::new();
     }
 }

@@ -21,7 +21,7 @@ macro_rules! with_memory {
         let fuel = wasmtime::AsContextMut::as_context_mut(&mut $caller).hostcall_fuel();
         let (bytes, state) = memory.data_and_store_mut(&mut $caller);
         let mut $mem = wiggle::GuestMemory::Unshared(bytes);
-        let $ctx = &mut state.wasi;
+        let $ctx = state.wasi();
         wasi::WasiSnapshotPreview1::set_hostcall_fuel($ctx, fuel);
         $call.await
     }};
