@@ -274,12 +274,15 @@ fn other_lane<T>(others: &[T], lane: usize) -> Option<&T> {
 
 impl Sandbox {
     /// Drops a store whose guest has ended: its WASI context here, the rest on the reaper
-    /// thread if there is one.
+    /// thread if there is one and the guest's memory stayed small.
     fn dispose<T: state::GuestState>(&self, lane: &Lane, mut store: Store<T>) {
         store.data_mut().end_wasi();
+        let peak = store.data_mut().limiter().peak;
         match &self.reaper {
-            Some(reaper) => reaper.dispose(&lane.finished, Box::new(store)),
-            None => drop(store),
+            Some(reaper) if peak <= reaper::MAX_MEMORY => {
+                reaper.dispose(&lane.finished, Box::new(store));
+            }
+            _ => drop(store),
         }
     }
 }

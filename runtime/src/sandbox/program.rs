@@ -514,4 +514,32 @@ mod tests {
         }
         assert!(fuel.iter().all(|&f| f == fuel[0] && f > 0), "{fuel:?}");
     }
+
+    /// A store waits in its lane's batch for the reaper only if its guest's memory stayed
+    /// small: one that grew past `reaper::MAX_MEMORY` is dropped at once, dirty pages and all.
+    #[tokio::test]
+    async fn a_store_with_a_large_memory_is_not_kept_for_the_reaper() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = invocation(&t.path().join("missing"));
+        let sandbox = Sandbox::for_workers(1, None, false).unwrap();
+        let waiting = || sandbox.first.finished.lock().unwrap().len();
+        // 1 page, then `memory.grow` by enough 64 KiB pages to pass the bound.
+        let pages = (super::super::reaper::MAX_MEMORY >> 16) as i32 + 1;
+        let grows = command_module(
+            &[],
+            &[
+                Instruction::I32Const(pages),
+                Instruction::MemoryGrow(0),
+                Instruction::Drop,
+            ],
+            true,
+        );
+        let small = command_module(&[], &[], true);
+        for (bytes, waits) in [(&small, 1), (&grows, 1), (&small, 2)] {
+            let program = sandbox.load_bytes(bytes, UnknownImports::Reject).unwrap();
+            let report = sandbox.run(&program, &inv).await.unwrap();
+            assert!(report.outcome.is_success(), "{report:?}");
+            assert_eq!(waiting(), waits, "{report:?}");
+        }
+    }
 }
