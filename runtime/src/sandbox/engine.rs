@@ -38,8 +38,9 @@ pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
         .parallel_compilation(true);
 
     // A component may hold a few core instances and memories; leave room for `concurrency`
-    // components plus retries in flight.
-    let slots = concurrency.max(1) * 4 + 8;
+    // components plus retries in flight, and for the finished stores that wait for the
+    // sandbox's reaper (see `reaper`).
+    let slots = concurrency.max(1) * 4 + 8 + 2 * super::reaper::BATCH as u32;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(slots * 4)
         .total_component_instances(slots)
