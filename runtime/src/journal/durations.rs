@@ -56,8 +56,7 @@ impl Durations {
     /// Writes the history.
     pub fn save(&mut self, state_dir: &Path) -> io::Result<()> {
         self.version = VERSION;
-        let bytes = serde_json::to_vec(self).map_err(io::Error::from)?;
-        super::write_atomic(&path(state_dir), &bytes)
+        super::write_json_atomic(&path(state_dir), self)
     }
 
     /// The 95th percentile of `step`'s recorded times, once there are enough.

@@ -32,7 +32,7 @@ use hermetic_cache::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{read_json, write_atomic};
+use super::{read_json, write_atomic, write_json_atomic};
 use crate::plan::{KeyComponents, Plan};
 use crate::pool::{RunSummary, StepKey};
 
@@ -312,8 +312,7 @@ pub fn record_all(
         // No claim about the records may outlive them.
         crate::outputs::fsx::remove_all(&settled_path(state_dir)).map_err(io::Error::other)?;
         records.last_hits = hits;
-        let json = serde_json::to_vec(&records).map_err(io::Error::other)?;
-        write_atomic(&path(state_dir), &json)?;
+        write_json_atomic(&path(state_dir), &records)?;
         // The records of version 1, one file per step, are replaced by this file.
         let _ = std::fs::remove_dir_all(state_dir.join("keys"));
     }

@@ -270,10 +270,7 @@ impl RunJournal {
         let path = self.dir.join("summary.json");
         // Compact: it is read by programs (`jq .` shows it indented), and indenting made a
         // 20,000-step summary twice as large and twice as slow to write.
-        let written = serde_json::to_vec(summary)
-            .map_err(io::Error::from)
-            .and_then(|bytes| super::write_atomic(&path, &bytes));
-        if let Err(e) = written {
+        if let Err(e) = super::write_json_atomic(&path, summary) {
             self.fail(e.to_string());
         }
         self.problem.map_or(Ok(()), Err)
