@@ -37,7 +37,8 @@ pub(crate) fn write_json_atomic<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> io::Result<()> {
     write_atomic_with(path, |out| {
-        serde_json::to_writer(out, value).map_err(io::Error::other)
+        // `From` keeps the kind of an I/O error underneath (a full disk stays one).
+        serde_json::to_writer(out, value).map_err(io::Error::from)
     })
 }
 
@@ -67,4 +68,51 @@ fn write_atomic_with(
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn streamed_json_is_the_same_bytes_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let value: BTreeMap<String, Vec<u64>> = (0..20_000)
+            .map(|i| (format!("step-{i:05}"), vec![i, i * 3]))
+            .collect();
+        write_json_atomic(&path, &value).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            serde_json::to_vec(&value).unwrap()
+        );
+        assert_eq!(names(dir.path()), ["summary.json"]);
+    }
+
+    #[test]
+    fn json_that_fails_halfway_leaves_the_old_file_and_no_temporary_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        std::fs::write(&path, "old").unwrap();
+        // JSON object keys must be strings: serialization fails at the first entry, after
+        // the opening brace has been written to the temporary file.
+        let bad: BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into_iter().collect();
+        let err = write_json_atomic(&path, &bad).unwrap_err();
+        assert!(err.to_string().starts_with("cannot write `"), "{err}");
+        assert!(err.to_string().contains("key must be a string"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(names(dir.path()), ["keys.json"]);
+    }
 }
