@@ -289,9 +289,10 @@ pub fn record_all(
     let state_dir = &plan.state_dir;
     let mut changed = false;
     let mut hits = BTreeMap::new();
-    for (step, key) in plan.steps.iter().zip(&summary.keys) {
+    for (i, (step, key)) in plan.steps.iter().zip(&summary.keys).enumerate() {
         if let Some(key) = key {
-            changed |= record(&mut records.steps, &step.name, key)?;
+            let components = || summary.key_components(plan, i);
+            changed |= record(&mut records.steps, &step.name, key, components)?;
             if key.cached {
                 hits.insert(step.name.clone(), key.key);
             }
@@ -351,11 +352,22 @@ fn unchanged(old: Option<&Entry>, run: &StepKey) -> bool {
         || (old.head() == head && old.before.as_ref().map(StoredRun::head) == Some(head))
 }
 
-/// Records one run of `step` in `steps`; whether that changed anything.
-fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io::Result<bool> {
+/// Records one run of `step` in `steps`; whether that changed anything. `components` gives
+/// what the run's key was computed from, asked for only when they are not recorded yet.
+fn record(
+    steps: &mut BTreeMap<String, Entry>,
+    step: &str,
+    run: &StepKey,
+    components: impl FnOnce() -> KeyComponents,
+) -> io::Result<bool> {
     if unchanged(steps.get(step), run) {
         return Ok(false);
     }
+    let components = || {
+        let rebuilt = components();
+        debug_assert_eq!(rebuilt.key(), run.key, "`{step}`'s rebuilt components");
+        rebuilt
+    };
     let old = steps.remove(step);
     let (components, before) = match old {
         // The same key: the same components, already in JSON, and the run before needs no
@@ -365,7 +377,7 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
             (old.components, Some(before))
         }
         Some(old) => {
-            let components = components_json(&run.components)?;
+            let components = components_json(&components())?;
             let before = StoredRun {
                 key: old.key,
                 cached: old.cached,
@@ -374,7 +386,7 @@ fn record(steps: &mut BTreeMap<String, Entry>, step: &str, run: &StepKey) -> io:
             };
             (components, Some(before))
         }
-        None => (components_json(&run.components)?, None),
+        None => (components_json(&components())?, None),
     };
     steps.insert(
         step.to_string(),

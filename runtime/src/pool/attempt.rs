@@ -8,7 +8,7 @@ use hermetic_cache::{ActionEntry, Digest, FileEntry, tree_digest};
 
 use crate::events::{Event, StepStatus, millis};
 use crate::outputs::{OutputError, collect_and_publish, dependency_view, stage_files};
-use crate::plan::{KeyComponents, Plan, PlannedStep};
+use crate::plan::{Plan, PlannedStep};
 use crate::remote::{RemoteExec, RemoteStep};
 use crate::sandbox::{
     CaptureTo, Heartbeat, HostCallSink, Invocation, Mount, Outcome, Sandbox, UnknownImports, clock,
@@ -49,9 +49,8 @@ pub struct AttemptResult {
     pub stderr: Vec<u8>,
     /// Whether stdout or stderr is in the step's logs directory.
     pub logs: bool,
-    /// The step's action key and what it was computed from, once known.
+    /// The step's action key, once known.
     pub key: Option<Digest>,
-    pub components: Option<KeyComponents>,
     /// Problems that did not fail the step, such as a cache that could not be written.
     pub warnings: Vec<String>,
 }
@@ -76,7 +75,6 @@ impl AttemptResult {
             stderr: Vec::new(),
             logs: false,
             key: None,
-            components: None,
             warnings: Vec::new(),
         }
     }

@@ -86,8 +86,9 @@ pub(crate) async fn run_step(
     retrying: Option<Retrying>,
 ) -> StepEnd {
     let step = &ctx.plan.steps[i];
-    let components = ctx.plan.key_components(step, &ctx.engine, deps);
-    let key = components.key();
+    // The components are dropped once hashed: the key's record rebuilds them if it needs them
+    // (see `RunSummary::key_components`).
+    let key = ctx.plan.key_components(step, &ctx.engine, deps).key();
     let mut warnings = Vec::new();
 
     // `--resume`: a step that succeeded in the run being continued keeps its result, if its
@@ -101,7 +102,6 @@ pub(crate) async fn run_step(
         // The logs it left, if any, are still in place.
         result.logs = ctx.leftovers.logs(i);
         result.key = Some(key);
-        result.components = Some(components);
         return StepEnd::Done(Box::new(result));
     }
 
@@ -112,7 +112,6 @@ pub(crate) async fn run_step(
         match lookup_and_restore(&*cache.store, &ctx.plan, &ctx.leftovers, step, &key).await {
             Ok(Some(mut hit)) => {
                 hit.key = Some(key);
-                hit.components = Some(components);
                 return StepEnd::Done(Box::new(hit));
             }
             Ok(None) => {}
@@ -201,7 +200,6 @@ pub(crate) async fn run_step(
         }
     }
     result.key = Some(key);
-    result.components = Some(components);
     result.warnings.extend(warnings);
     StepEnd::Done(Box::new(result))
 }

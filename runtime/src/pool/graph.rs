@@ -26,7 +26,7 @@ pub(crate) struct Graph {
     /// Each step's key record, once it ran or was served from the cache.
     pub keys: Vec<Option<StepKey>>,
     /// The Merkle root of each finished step's outputs, for its dependents' keys.
-    output_trees: Vec<Option<Digest>>,
+    pub output_trees: Vec<Option<Digest>>,
     /// How many dependencies of each step have not reached a final state.
     waiting: Vec<usize>,
     /// Steps without a final state; the run is over at 0.
@@ -116,15 +116,7 @@ impl Graph {
                 }
             }
         }
-        let deps = plan.steps[i]
-            .deps
-            .iter()
-            .map(|&d| {
-                let tree = self.output_trees[d].unwrap_or_else(|| hermetic_cache::tree_digest(&[]));
-                (plan.steps[d].name.clone(), tree)
-            })
-            .collect();
-        Start::Run(deps, retrying)
+        Start::Run(dep_trees(plan, &self.output_trees, i), retrying)
     }
 
     /// Records that step `i` failed an attempt and will be tried again: it keeps its place,
@@ -261,19 +253,33 @@ pub(crate) struct Finished {
     pub output_tree: Digest,
 }
 
+/// The Merkle roots of step `i`'s dependencies' outputs by name, as its key takes them, given
+/// each step's (`None`: it has published nothing, as a skipped step, which counts as no
+/// files).
+pub(crate) fn dep_trees(
+    plan: &Plan,
+    output_trees: &[Option<Digest>],
+    i: usize,
+) -> BTreeMap<String, Digest> {
+    plan.steps[i]
+        .deps
+        .iter()
+        .map(|&d| {
+            let tree = output_trees[d].unwrap_or_else(|| hermetic_cache::tree_digest(&[]));
+            (plan.steps[d].name.clone(), tree)
+        })
+        .collect()
+}
+
 impl Finished {
-    /// Takes the key's components out of `result`: nothing reads them there afterwards.
+    /// What the graph keeps of `result`.
     pub fn take(result: &mut AttemptResult) -> Self {
-        let key = match (result.key, result.components.take()) {
-            (Some(key), Some(components)) => Some(StepKey {
-                key,
-                components,
-                cached: result.cached,
-                succeeded: result.succeeded,
-                output_files: result.output_files.clone(),
-            }),
-            _ => None,
-        };
+        let key = result.key.map(|key| StepKey {
+            key,
+            cached: result.cached,
+            succeeded: result.succeeded,
+            output_files: result.output_files.clone(),
+        });
         Self {
             succeeded: result.succeeded,
             key,
