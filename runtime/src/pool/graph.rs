@@ -25,7 +25,8 @@ pub(crate) struct Graph {
     pub status: Vec<Option<StepStatus>>,
     /// Each step's key record, once it ran or was served from the cache.
     pub keys: Vec<Option<StepKey>>,
-    /// The Merkle root of each finished step's outputs, for its dependents' keys.
+    /// The Merkle root of each finished step's outputs, for its dependents' keys (and, once
+    /// the run has ended, for `RunSummary::key_components`).
     pub output_trees: Vec<Option<Digest>>,
     /// How many dependencies of each step have not reached a final state.
     waiting: Vec<usize>,
@@ -253,9 +254,9 @@ pub(crate) struct Finished {
     pub output_tree: Digest,
 }
 
-/// The Merkle roots of step `i`'s dependencies' outputs by name, as its key takes them, given
-/// each step's (`None`: it has published nothing, as a skipped step, which counts as no
-/// files).
+/// The Merkle roots of the outputs of step `i`'s dependencies, by name, as its key takes them.
+/// `output_trees` holds each step's root; `None` (a step that published nothing, such as a
+/// skipped one) counts as no files.
 pub(crate) fn dep_trees(
     plan: &Plan,
     output_trees: &[Option<Digest>],
