@@ -25,29 +25,29 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T
 /// Writes `bytes` to `path` through a temporary file and a rename, so that a reader (or a
 /// killed writer) never sees half a file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_with(path, |out| out.write_all(bytes))
+    write_atomic_with(path, |mut file| file.write_all(bytes))
 }
 
-/// Writes the JSON of `value` to `path` as [`write_atomic`] does, streamed to the file rather
-/// than built whole in memory first: a large record (10,000 steps' metrics, or their keys) is
-/// megabytes, and each new page of a buffer that size costs a page fault (about 3 µs on a
-/// virtual machine).
+/// Writes the JSON of `value` to `path` as [`write_atomic`] does, streamed to the file through
+/// a buffer rather than built whole in memory first: a large record (10,000 steps' metrics, or
+/// their keys) is megabytes, and each new page of a buffer that size costs a page fault (about
+/// 3 µs on a virtual machine).
 pub(crate) fn write_json_atomic<T: serde::Serialize + ?Sized>(
     path: &Path,
     value: &T,
 ) -> io::Result<()> {
-    write_atomic_with(path, |out| {
+    write_atomic_with(path, |file| {
+        let mut out = BufWriter::with_capacity(64 << 10, file);
         // `From` keeps the kind of an I/O error underneath (a full disk stays one).
-        serde_json::to_writer(out, value).map_err(io::Error::from)
+        serde_json::to_writer(&mut out, value).map_err(io::Error::from)?;
+        out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        Ok(())
     })
 }
 
 /// What [`write_atomic`] and [`write_json_atomic`] share: `write` fills the temporary file,
-/// through a buffer; the rename follows only if it and the flush succeeded.
-fn write_atomic_with(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<()> {
+/// and the rename follows only if it succeeded.
+fn write_atomic_with(path: &Path, write: impl FnOnce(File) -> io::Result<()>) -> io::Result<()> {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(name);
@@ -55,12 +55,7 @@ fn write_atomic_with(
         io::Error::new(e.kind(), format!("cannot write `{}`: {e}", p.display()))
     };
     let written = File::create(&tmp)
-        .and_then(|file| {
-            let mut out = BufWriter::with_capacity(64 << 10, file);
-            write(&mut out)?;
-            out.into_inner().map_err(io::IntoInnerError::into_error)?;
-            Ok(())
-        })
+        .and_then(write)
         .map_err(|e| context(e, &tmp))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| context(e, path)));
     if written.is_err() {
