@@ -9,7 +9,7 @@
 //!   and `key`, the digest of everything its action key is computed from that is known before
 //!   the run (all but the dependencies' outputs, which their own pins cover).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use hermetic_cache::Digest;
 use hermetic_lockfile::{Lockfile, ModulePin, StepPin, TaskPin};
@@ -52,12 +52,8 @@ pub fn lockfile(plan: &Plan, engine: &str) -> Lockfile {
         };
         // Dependencies' outputs are unknown before the run; a fixed placeholder keeps `key` a
         // function of this step's own definition.
-        let deps: BTreeMap<String, Digest> = step
-            .deps
-            .iter()
-            .map(|&d| (plan.steps[d].name.clone(), Digest::from_bytes([0; 32])))
-            .collect();
-        let key = plan.key_components(step, engine, deps).key();
+        let deps = vec![Digest::from_bytes([0; 32]); step.deps.len()];
+        let key = plan.action_key(step, engine, &deps);
         lock.steps.push(StepPin {
             name: step.name.clone(),
             task,

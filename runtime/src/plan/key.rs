@@ -86,38 +86,83 @@ impl KeyHasher {
     }
 }
 
-impl KeyComponents {
-    /// The action key.
-    pub fn key(&self) -> Digest {
+/// A key's components, borrowed: what [`KeyComponents::key`] and `Plan::action_key` both
+/// hash, so that a key computed for a run and one rebuilt for `hermetic why` cannot differ.
+/// `args` and `deps` are given to [`KeyFields::key`], because a run has them in other shapes.
+pub(crate) struct KeyFields<'a> {
+    pub format: u32,
+    pub wasmtime: &'a str,
+    pub engine: &'a str,
+    pub module: Digest,
+    pub unknown_imports: &'a str,
+    pub env: &'a BTreeMap<String, String>,
+    pub inputs: Digest,
+    pub outputs: &'a [String],
+    pub clock_epoch_secs: u64,
+    pub seed: Digest,
+}
+
+impl KeyFields<'_> {
+    /// The action key of these fields, with the guest's argv (`argv0`, if given, then `args`)
+    /// and `deps`, each dependency's name and output root, sorted by name.
+    pub(crate) fn key<'d>(
+        &self,
+        argv0: Option<&str>,
+        args: &[String],
+        deps: impl ExactSizeIterator<Item = (&'d str, Digest)>,
+    ) -> Digest {
         let mut h = KeyHasher(Vec::with_capacity(512));
         h.0.extend_from_slice(b"hermetic action key\0");
         h.u64(u64::from(self.format));
-        h.str(&self.wasmtime);
-        h.str(&self.engine);
+        h.str(self.wasmtime);
+        h.str(self.engine);
         h.digest(&self.module);
-        h.str(&self.unknown_imports);
-        h.u64(self.args.len() as u64);
-        for arg in &self.args {
+        h.str(self.unknown_imports);
+        h.u64((usize::from(argv0.is_some()) + args.len()) as u64);
+        for arg in argv0.into_iter().chain(args.iter().map(String::as_str)) {
             h.str(arg);
         }
         h.u64(self.env.len() as u64);
-        for (name, value) in &self.env {
+        for (name, value) in self.env {
             h.str(name);
             h.str(value);
         }
         h.digest(&self.inputs);
-        h.u64(self.deps.len() as u64);
-        for (name, digest) in &self.deps {
+        h.u64(deps.len() as u64);
+        for (name, digest) in deps {
             h.str(name);
-            h.digest(digest);
+            h.digest(&digest);
         }
         h.u64(self.outputs.len() as u64);
-        for output in &self.outputs {
+        for output in self.outputs {
             h.str(output);
         }
         h.u64(self.clock_epoch_secs);
         h.digest(&self.seed);
         Digest::of(&h.0)
+    }
+}
+
+impl KeyComponents {
+    /// The action key.
+    pub fn key(&self) -> Digest {
+        KeyFields {
+            format: self.format,
+            wasmtime: &self.wasmtime,
+            engine: &self.engine,
+            module: self.module,
+            unknown_imports: &self.unknown_imports,
+            env: &self.env,
+            inputs: self.inputs,
+            outputs: &self.outputs,
+            clock_epoch_secs: self.clock_epoch_secs,
+            seed: self.seed,
+        }
+        .key(
+            None,
+            &self.args,
+            self.deps.iter().map(|(n, d)| (n.as_str(), *d)),
+        )
     }
 
     /// Each difference from `old`, as a sentence naming exactly what changed, for

@@ -3,16 +3,21 @@
 
 mod inputs;
 pub mod key;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use hermetic_cache::Digest;
 
 use crate::sandbox::{Limits, Program, Sandbox, UnknownImports};
 use crate::taskbuild::{BuiltTask, TaskBuilder};
 use crate::workflow::{Diagnostic, Diagnostics, Step, TaskRef, Workflow};
 
 pub use inputs::{hash_inputs, resolve_inputs};
+use key::KeyFields;
 pub use key::{KEY_FORMAT, KeyComponents};
 
 /// One step, ready to schedule.
@@ -39,7 +44,7 @@ pub struct PlannedStep {
     /// can never be cached under the key of its old content.
     pub input_files: Vec<hermetic_cache::FileEntry>,
     /// The Merkle root of `input_files`.
-    pub inputs_tree: hermetic_cache::Digest,
+    pub inputs_tree: Digest,
     /// Effective limits (step, then `defaults`, then built-in defaults).
     pub limits: Limits,
     /// Seed for the guest's randomness, derived from the workflow and step names.
@@ -200,33 +205,79 @@ impl Plan {
         std::fs::create_dir_all(self.empty_dir())
     }
 
-    /// The components of `step`'s action key, given the Merkle roots of its dependencies'
-    /// outputs and the sandbox's engine digest.
+    /// `step`'s action key, given the Merkle roots of its dependencies' outputs (`dep_trees`,
+    /// in the order of [`PlannedStep::deps`]) and the sandbox's engine digest: the key of
+    /// [`Plan::key_components`], hashed from the plan without building them.
+    pub fn action_key(&self, step: &PlannedStep, engine: &str, dep_trees: &[Digest]) -> Digest {
+        let mut deps = self.named_deps(step, dep_trees);
+        deps.sort_unstable_by_key(|&(name, _)| name);
+        let args = &self.step_def(step).args;
+        self.key_fields(step, engine)
+            .key(Some(&step.name), args, deps.into_iter())
+    }
+
+    /// The components of `step`'s action key, given what [`Plan::action_key`] is.
     pub fn key_components(
         &self,
         step: &PlannedStep,
         engine: &str,
-        deps: BTreeMap<String, hermetic_cache::Digest>,
+        dep_trees: &[Digest],
     ) -> KeyComponents {
         let def = self.step_def(step);
+        let fields = self.key_fields(step, engine);
         KeyComponents {
-            format: KEY_FORMAT,
-            wasmtime: crate::sandbox::engine::WASMTIME_VERSION.to_owned(),
-            engine: engine.to_owned(),
-            module: step.program.digest,
-            unknown_imports: match self.unknown_imports {
-                UnknownImports::Reject => "reject".into(),
-                UnknownImports::Trap => "trap".into(),
-            },
+            format: fields.format,
+            wasmtime: fields.wasmtime.to_owned(),
+            engine: fields.engine.to_owned(),
+            module: fields.module,
+            unknown_imports: fields.unknown_imports.to_owned(),
             args: self.argv(step),
             env: def.env.clone(),
-            inputs: step.inputs_tree,
-            deps,
+            inputs: fields.inputs,
+            deps: self
+                .named_deps(step, dep_trees)
+                .into_iter()
+                .map(|(name, tree)| (name.to_owned(), tree))
+                .collect(),
             outputs: def.outputs.clone(),
-            clock_epoch_secs: crate::sandbox::clock::DEFAULT_EPOCH_SECS,
-            seed: hermetic_cache::Digest::from_bytes(step.seed),
+            clock_epoch_secs: fields.clock_epoch_secs,
+            seed: fields.seed,
             input_files: step.input_files.clone(),
         }
+    }
+
+    /// The fields of `step`'s key that do not depend on the run.
+    fn key_fields<'a>(&'a self, step: &PlannedStep, engine: &'a str) -> KeyFields<'a> {
+        let def = self.step_def(step);
+        KeyFields {
+            format: KEY_FORMAT,
+            wasmtime: crate::sandbox::engine::WASMTIME_VERSION,
+            engine,
+            module: step.program.digest,
+            unknown_imports: match self.unknown_imports {
+                UnknownImports::Reject => "reject",
+                UnknownImports::Trap => "trap",
+            },
+            env: &def.env,
+            inputs: step.inputs_tree,
+            outputs: &def.outputs,
+            clock_epoch_secs: crate::sandbox::clock::DEFAULT_EPOCH_SECS,
+            seed: Digest::from_bytes(step.seed),
+        }
+    }
+
+    /// Each dependency of `step` by name, with its entry of `dep_trees`.
+    fn named_deps<'a>(
+        &'a self,
+        step: &PlannedStep,
+        dep_trees: &[Digest],
+    ) -> Vec<(&'a str, Digest)> {
+        debug_assert_eq!(step.deps.len(), dep_trees.len());
+        step.deps
+            .iter()
+            .zip(dep_trees)
+            .map(|(&d, &tree)| (self.steps[d].name.as_str(), tree))
+            .collect()
     }
 
     /// The guest's argv: the step's name, then its `args`.

@@ -8,7 +8,6 @@
 //! else is a miss and the step runs. A cache that cannot be read or written never fails a step:
 //! the problem is reported as a warning and the run goes on.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,19 +75,19 @@ pub(crate) enum StepEnd {
 }
 
 /// Runs step `i` through the cache: a first dispatch looks its key up, and runs one attempt on
-/// a miss; a retry (`retrying` holds the failed attempts) runs the next attempt. `deps` maps
-/// each dependency's name to the Merkle root of its outputs.
+/// a miss; a retry (`retrying` holds the failed attempts) runs the next attempt. `deps` holds
+/// the Merkle roots of its dependencies' outputs (see `graph::dep_trees`).
 pub(crate) async fn run_step(
     ctx: &StepContext,
     lane: usize,
     i: usize,
-    deps: BTreeMap<String, Digest>,
+    deps: Vec<Digest>,
     retrying: Option<Retrying>,
 ) -> StepEnd {
     let step = &ctx.plan.steps[i];
-    // The components are dropped once hashed: the key's record rebuilds them if it needs them
-    // (see `RunSummary::key_components`).
-    let key = ctx.plan.key_components(step, &ctx.engine, deps).key();
+    // Hashed from the plan, not from `KeyComponents`: the key's record rebuilds those only
+    // if it needs them (see `RunSummary::key_components`).
+    let key = ctx.plan.action_key(step, &ctx.engine, &deps);
     let mut warnings = Vec::new();
 
     // `--resume`: a step that succeeded in the run being continued keeps its result, if its

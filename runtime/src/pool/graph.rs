@@ -4,7 +4,6 @@
 //! guards it all, taken once when a step starts and once when it ends.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hermetic_cache::Digest;
@@ -49,9 +48,9 @@ pub(crate) struct Graph {
 /// What to do with a step taken from a queue.
 #[derive(Debug)]
 pub(crate) enum Start {
-    /// Run it: its dependencies' output digests by name, for its key, and its failed attempts
-    /// so far if it is being retried.
-    Run(BTreeMap<String, Digest>, Option<Retrying>),
+    /// Run it: its dependencies' output digests (see [`dep_trees`]), for its key, and its
+    /// failed attempts so far if it is being retried.
+    Run(Vec<Digest>, Option<Retrying>),
     /// It must not run, for this reason; it is marked skipped already.
     Skip(String, Released),
     /// It fails without running (its module's circuit breaker is open); it is marked failed.
@@ -254,21 +253,15 @@ pub(crate) struct Finished {
     pub output_tree: Digest,
 }
 
-/// The Merkle roots of the outputs of step `i`'s dependencies, by name, as its key takes them.
+/// The Merkle roots of the outputs of step `i`'s dependencies, in the order of its
+/// [`PlannedStep::deps`](crate::plan::PlannedStep::deps), as [`Plan::action_key`] takes them.
 /// `output_trees` holds each step's root; `None` (a step that published nothing, such as a
 /// skipped one) counts as no files.
-pub(crate) fn dep_trees(
-    plan: &Plan,
-    output_trees: &[Option<Digest>],
-    i: usize,
-) -> BTreeMap<String, Digest> {
+pub(crate) fn dep_trees(plan: &Plan, output_trees: &[Option<Digest>], i: usize) -> Vec<Digest> {
     plan.steps[i]
         .deps
         .iter()
-        .map(|&d| {
-            let tree = output_trees[d].unwrap_or_else(|| hermetic_cache::tree_digest(&[]));
-            (plan.steps[d].name.clone(), tree)
-        })
+        .map(|&d| output_trees[d].unwrap_or_else(|| hermetic_cache::tree_digest(&[])))
         .collect()
 }
 

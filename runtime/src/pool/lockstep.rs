@@ -13,7 +13,7 @@
 //! The pool's clock is virtual here: one second per round (see [`Shared::rounds`]).
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -62,7 +62,7 @@ struct Job {
     /// Its place in the round's dispatch order.
     slot: usize,
     step: usize,
-    deps: BTreeMap<String, Digest>,
+    deps: Vec<Digest>,
     retrying: Option<Retrying>,
 }
 

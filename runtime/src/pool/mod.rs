@@ -92,7 +92,7 @@ impl RunSummary {
     /// machine a page fault, about 3 µs, for every 13 steps.)
     pub fn key_components(&self, plan: &Plan, i: usize) -> KeyComponents {
         let deps = graph::dep_trees(plan, &self.output_trees, i);
-        plan.key_components(&plan.steps[i], &self.engine, deps)
+        plan.key_components(&plan.steps[i], &self.engine, &deps)
     }
 }
 

@@ -108,7 +108,7 @@ impl Shared {
         &self,
         worker: usize,
         i: usize,
-    ) -> Result<(std::collections::BTreeMap<String, Digest>, Option<Retrying>), Released> {
+    ) -> Result<(Vec<Digest>, Option<Retrying>), Released> {
         let mut graph = self.graph();
         let start = graph.start(&self.plan, i, self.now());
         let graph_events = graph.take_events();
@@ -244,7 +244,7 @@ impl Worker {
         &mut self,
         shared: &Shared,
         i: usize,
-        deps: std::collections::BTreeMap<String, Digest>,
+        deps: Vec<Digest>,
         retrying: Option<Retrying>,
     ) -> Option<StepEnd> {
         let _span = tracing::debug_span!(
