@@ -210,58 +210,16 @@ async fn attempt_inner(
     step: &PlannedStep,
     observers: Observers,
 ) -> Result<(AttemptResult, Vec<PathBuf>), String> {
-    // Steps without inputs or dependencies share one empty read-only directory, which saves
-    // filesystem work on every such step.
-    // (`Executor::run` creates it once per run.)
-    let empty = plan.empty_dir();
-    let in_dir = if step.inputs.is_empty() {
-        empty.clone()
-    } else {
-        work.inputs.clone()
-    };
-    let (out_dir, scratch) = (work.out.clone(), work.tmp.clone());
     // A program that cannot reach files runs without its mounts here (see
     // `Program::reaches_files`): nothing to stage or list for it. (A remote worker decides
     // that for itself, from the same module; the action it runs names the mounts.)
     let staged = step.program.reaches_files || matches!(runner, Runner::Remote(_));
-    if staged && !step.inputs.is_empty() {
-        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
-        // On the pool's worker thread: blocking here is fine.
-        stage_files(&step.inputs, &expected, &in_dir)
-            .map_err(|e| format!("cannot stage inputs: {e}"))?;
-    }
-    // Dependencies' published outputs are mounted read-only where they are, over a shared
-    // view that lists them: no copies (see `dependency_view`).
-    let mut dep_mounts = Vec::with_capacity(step.deps.len());
-    let deps_dir = if !staged || step.deps.is_empty() {
-        empty.clone()
+    let mounts = if staged {
+        stage(plan, work, step)?
     } else {
-        let names: Vec<&str> = step
-            .deps
-            .iter()
-            .map(|&d| plan.steps[d].name.as_str())
-            .collect();
-        for name in &names {
-            let published = plan.out_root.join(name);
-            if published.is_dir() {
-                dep_mounts.push((published, format!("/deps/{name}")));
-            }
-        }
-        dependency_view(&plan.state_dir.join("views"), &names)
-            .map_err(|e| format!("cannot prepare `/deps`: {e}"))?
+        Vec::new()
     };
-
     let def = plan.step_def(step);
-    let env: Vec<(String, String)> = def
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mount = |host: &Path, guest: &str, writable| Mount {
-        host: host.to_path_buf(),
-        guest: guest.into(),
-        writable,
-    };
     let mut limits = step.limits;
     let mut clock_epoch = Duration::from_secs(clock::DEFAULT_EPOCH_SECS);
     if let Some(fault) = observers.fault {
@@ -278,25 +236,12 @@ async fn attempt_inner(
     }
     let invocation = Invocation {
         args: plan.argv(step),
-        env,
-        // The sandbox would not mount them for a program that reaches no files.
-        mounts: if staged {
-            [
-                mount(&in_dir, "/in", false),
-                mount(&deps_dir, "/deps", false),
-                mount(&out_dir, "/out", true),
-                mount(&scratch, "/tmp", true),
-            ]
-            .into_iter()
-            .chain(
-                dep_mounts
-                    .iter()
-                    .map(|(host, guest)| mount(host, guest, false)),
-            )
-            .collect()
-        } else {
-            Vec::new()
-        },
+        env: def
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        mounts,
         limits,
         seed: step.seed,
         clock_epoch,
@@ -339,7 +284,7 @@ async fn attempt_inner(
     let mut known_empty = if report.mounted {
         report.empty_mounts
     } else {
-        vec![out_dir.clone(), scratch.clone()]
+        vec![work.out.clone(), work.tmp.clone()]
     };
     if !staged || step.inputs.is_empty() {
         known_empty.push(work.inputs.clone());
@@ -367,7 +312,7 @@ async fn attempt_inner(
     let published = if def.outputs.is_empty() && !leftovers.published(step.index) {
         Ok(Vec::new())
     } else {
-        collect_and_publish(&out_dir, &def.outputs, &plan.out_root, &step.name)
+        collect_and_publish(&work.out, &def.outputs, &plan.out_root, &step.name)
     };
     match published {
         Ok(files) => {
@@ -395,6 +340,63 @@ async fn attempt_inner(
         }
     }
     Ok((result, known_empty))
+}
+
+/// Stages `step`'s inputs into `work`, and lists the mounts its guest gets: `/in` and `/deps`
+/// read-only, `/out` and `/tmp` read-write, and each dependency's published outputs at
+/// `/deps/<name>`.
+fn stage(plan: &Plan, work: &Scratch, step: &PlannedStep) -> Result<Vec<Mount>, String> {
+    // Steps without inputs or dependencies share one empty read-only directory, which saves
+    // filesystem work on every such step.
+    // (`Executor::run` creates it once per run.)
+    let empty = plan.empty_dir();
+    let in_dir = if step.inputs.is_empty() {
+        empty.clone()
+    } else {
+        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
+        // On the pool's worker thread: blocking here is fine.
+        stage_files(&step.inputs, &expected, &work.inputs)
+            .map_err(|e| format!("cannot stage inputs: {e}"))?;
+        work.inputs.clone()
+    };
+    // Dependencies' published outputs are mounted read-only where they are, over a shared
+    // view that lists them: no copies (see `dependency_view`).
+    let mut dep_mounts = Vec::with_capacity(step.deps.len());
+    let deps_dir = if step.deps.is_empty() {
+        empty
+    } else {
+        let names: Vec<&str> = step
+            .deps
+            .iter()
+            .map(|&d| plan.steps[d].name.as_str())
+            .collect();
+        for name in &names {
+            let published = plan.out_root.join(name);
+            if published.is_dir() {
+                dep_mounts.push((published, format!("/deps/{name}")));
+            }
+        }
+        dependency_view(&plan.state_dir.join("views"), &names)
+            .map_err(|e| format!("cannot prepare `/deps`: {e}"))?
+    };
+    let mount = |host: PathBuf, guest: String, writable| Mount {
+        host,
+        guest,
+        writable,
+    };
+    Ok([
+        mount(in_dir, "/in".into(), false),
+        mount(deps_dir, "/deps".into(), false),
+        mount(work.out.clone(), "/out".into(), true),
+        mount(work.tmp.clone(), "/tmp".into(), true),
+    ]
+    .into_iter()
+    .chain(
+        dep_mounts
+            .into_iter()
+            .map(|(host, guest)| mount(host, guest, false)),
+    )
+    .collect())
 }
 
 /// Writes the captured streams of step `step` to `logs/<step>/stdout` and `…/stderr` under
