@@ -568,4 +568,31 @@ mod tests {
         assert!(past[0].summary.is_none());
         assert_eq!(past[0].finished_steps, 2);
     }
+
+    #[test]
+    fn a_line_is_the_time_then_the_event_then_its_files() {
+        let state = tempfile::tempdir().unwrap();
+        let mut journal = RunJournal::create(state.path()).unwrap();
+        let started = Event::StepStarted {
+            step: "a".into(),
+            attempt: 2,
+        };
+        journal.record(Duration::from_micros(7), &started, &[]);
+        let files = [FileEntry {
+            path: "o.txt".into(),
+            digest: Digest::from_bytes([0; 32]),
+            size: 3,
+        }];
+        journal.record(Duration::from_micros(1_234), &started, &files);
+        journal.flush();
+        let zeros = "0".repeat(64);
+        assert_eq!(
+            std::fs::read_to_string(journal.dir.join("events.jsonl")).unwrap(),
+            format!(
+                "{{\"t_us\":7,\"event\":\"step_started\",\"step\":\"a\",\"attempt\":2}}\n\
+                 {{\"t_us\":1234,\"event\":\"step_started\",\"step\":\"a\",\"attempt\":2,\
+                 \"files\":[{{\"path\":\"o.txt\",\"digest\":\"{zeros}\",\"size\":3}}]}}\n"
+            )
+        );
+    }
 }
