@@ -38,16 +38,20 @@ fn plan(dir: &Path) -> Plan {
     Plan::new(workflow, &sandbox, &PlanOptions::default()).unwrap()
 }
 
+/// An output root for each dependency of `step`, made from the dependency's name.
+fn trees(plan: &Plan, step: &PlannedStep) -> Vec<Digest> {
+    step.deps
+        .iter()
+        .map(|&d| Digest::of(plan.steps[d].name.as_bytes()))
+        .collect()
+}
+
 #[test]
 fn the_action_key_is_the_key_of_the_components() {
     let dir = tempfile::tempdir().unwrap();
     let plan = plan(dir.path());
     for step in &plan.steps {
-        let trees: Vec<Digest> = step
-            .deps
-            .iter()
-            .map(|&d| Digest::of(plan.steps[d].name.as_bytes()))
-            .collect();
+        let trees = trees(&plan, step);
         let components = plan.key_components(step, "engine", &trees);
         assert_eq!(
             plan.action_key(step, "engine", &trees),
@@ -58,11 +62,7 @@ fn the_action_key_is_the_key_of_the_components() {
     }
 
     let both = plan.steps.iter().find(|s| s.name == "both").unwrap();
-    let trees: Vec<Digest> = both
-        .deps
-        .iter()
-        .map(|&d| Digest::of(plan.steps[d].name.as_bytes()))
-        .collect();
+    let trees = trees(&plan, both);
     let components = plan.key_components(both, "engine", &trees);
     assert_eq!(components.args, ["both", "x", "y"]);
     assert_eq!(
