@@ -89,7 +89,7 @@ pub enum Event {
         status: StepStatus,
         /// The sandbox outcome kind (`success`, `exit`, `trap`, `out_of_fuel`, `timed_out`,
         /// `memory_limit`, `output_limit`), or `outputs`/`host_error`, or `skipped`.
-        outcome: String,
+        outcome: &'static str,
         /// The guest's exit code, when it exited.
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,

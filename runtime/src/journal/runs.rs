@@ -521,7 +521,7 @@ mod tests {
         let finished = |step: &str, status| Event::StepFinished {
             step: step.into(),
             status,
-            outcome: "success".into(),
+            outcome: "success",
             exit_code: Some(0),
             message: None,
             attempts: 1,

@@ -23,7 +23,7 @@ pub struct AttemptResult {
     /// Whether the last attempt succeeded.
     pub succeeded: bool,
     /// The outcome kind for events.
-    pub outcome: String,
+    pub outcome: &'static str,
     /// The guest's exit code, if it exited with one.
     pub exit_code: Option<i32>,
     /// Why it failed.
@@ -57,10 +57,10 @@ pub struct AttemptResult {
 
 impl AttemptResult {
     /// A result with nothing in it yet.
-    fn blank(outcome: &str) -> Self {
+    fn blank(outcome: &'static str) -> Self {
         Self {
             succeeded: false,
-            outcome: outcome.into(),
+            outcome,
             exit_code: None,
             message: None,
             attempts: 1,
@@ -127,7 +127,7 @@ impl AttemptResult {
             } else {
                 StepStatus::Failed
             },
-            outcome: self.outcome.clone(),
+            outcome: self.outcome,
             exit_code: self.exit_code,
             message: self.message.clone(),
             attempts: self.attempts,
@@ -326,7 +326,7 @@ async fn attempt_inner(
         }
         Err(OutputError::Io(e)) => return Err(e.to_string()),
         Err(e) => {
-            result.outcome = "outputs".into();
+            result.outcome = "outputs";
             let at = match &e {
                 OutputError::Missing(o) => def
                     .outputs

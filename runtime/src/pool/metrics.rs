@@ -366,7 +366,7 @@ mod tests {
         Event::StepFinished {
             step: step.into(),
             status,
-            outcome: "success".into(),
+            outcome: "success",
             exit_code: Some(0),
             message: None,
             attempts,

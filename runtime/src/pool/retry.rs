@@ -45,8 +45,8 @@ pub(crate) fn decide(
     if result.succeeded || attempt > def.retries {
         return None;
     }
-    if !def.retry_on.matches(&result.outcome, result.exit_code) {
-        let kind = match (result.outcome.as_str(), result.exit_code) {
+    if !def.retry_on.matches(result.outcome, result.exit_code) {
+        let kind = match (result.outcome, result.exit_code) {
             ("exit", Some(code)) => format!("exit code {code}"),
             ("timed_out", _) => "timeout".to_string(),
             (kind, _) => kind.to_string(),

@@ -400,14 +400,14 @@ fn finished_events(plan: &Plan, i: usize, result: &AttemptResult) -> impl Iterat
 fn not_run_event(
     step: &str,
     status: StepStatus,
-    outcome: &str,
+    outcome: &'static str,
     reason: String,
     allowed_failure: bool,
 ) -> Event {
     Event::StepFinished {
         step: step.to_string(),
         status,
-        outcome: outcome.into(),
+        outcome,
         exit_code: None,
         message: Some(reason),
         attempts: 0,
