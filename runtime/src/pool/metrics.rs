@@ -224,7 +224,7 @@ impl Recorder {
             } => {
                 let dispatched = self.dispatched.remove_entry(step.as_str());
                 let was_dispatched = dispatched.is_some();
-                let (name, figures) = match dispatched {
+                let (name, (queue_wait_us, run_us, latency_us)) = match dispatched {
                     Some((name, mut d)) => {
                         d.close(step, now, &mut self.slices);
                         let latency_us = now.saturating_sub(d.first_ready_us);
@@ -232,7 +232,6 @@ impl Recorder {
                     }
                     None => (step.clone(), (0, 0, 0)),
                 };
-                let (queue_wait_us, run_us, latency_us) = figures;
                 self.steps.push((
                     StepMetrics {
                         step: name,
