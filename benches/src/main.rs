@@ -19,10 +19,9 @@
 //!
 //! `--only SECTION,…` measures some of them.
 
-/// The allocator of the `hermetic` binary, so that the in-process figures (the raw wasmtime
-/// baseline above all) are measured as `hermetic run` runs.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+// The allocator of the `hermetic` binary, with its options, so that the in-process figures
+// (the raw wasmtime baseline above all) are measured as `hermetic run` runs.
+hermetic_runtime::global_allocator!();
 
 mod artifacts;
 mod inproc;

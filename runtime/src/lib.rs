@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the flow. The `hermetic` binary is a
 //! thin wrapper over [`cli::main`].
 
+pub mod allocator;
 pub mod chaos;
 pub mod cli;
 pub mod events;
