@@ -38,7 +38,12 @@ impl Outbox {
 
     /// Leaves `event` for the reporter.
     pub fn send(&self, event: Event) {
-        let at = self.now();
+        self.send_at(self.now(), event);
+    }
+
+    /// Leaves `event` for the reporter, timed `at` (from [`Outbox::now`]): for a caller that
+    /// has just read the clock, since a read costs as much as the push.
+    pub fn send_at(&self, at: Duration, event: Event) {
         self.events
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -85,16 +85,20 @@ impl Shared {
         self.done.load(Ordering::SeqCst) || self.cancelled.load(Ordering::SeqCst)
     }
 
-    /// The pool's clock, for the circuit breaker.
-    fn now(&self) -> Duration {
+    /// The pool's clock for the circuit breaker, given the run's time `at`: under `--seed`,
+    /// the round instead.
+    fn breaker_time(&self, at: Duration) -> Duration {
         match &self.rounds {
             Some(rounds) => Duration::from_secs(rounds.load(Ordering::SeqCst)),
-            None => self.ctx.events.now(),
+            None => at,
         }
     }
 
     /// Records that the steps of `ready` became ready now.
     pub fn mark_ready(&self, ready: &[Ready]) {
+        if ready.is_empty() {
+            return;
+        }
         let now = micros(self.ctx.events.now());
         for r in ready {
             self.ready_at[r.index()].store(now, Ordering::Relaxed);
@@ -109,20 +113,23 @@ impl Shared {
         worker: usize,
         i: usize,
     ) -> Result<(Vec<Digest>, Option<Retrying>), Released> {
+        // One read of the clock for the whole dispatch: the step's start and its events.
+        let at = self.ctx.events.now();
         let mut graph = self.graph();
-        let start = graph.start(&self.plan, i, self.now());
+        let start = graph.start(&self.plan, i, self.breaker_time(at));
         let graph_events = graph.take_events();
         drop(graph);
+        let events = &self.ctx.events;
         for event in graph_events {
             tracing::debug!(?event, "circuit breaker");
-            self.send(event);
+            events.send_at(at, event);
         }
         let name = &self.plan.steps[i].name;
         match start {
             Start::Skip(reason, released) => {
                 self.unpublish(i);
                 let event = not_run_event(name, StepStatus::Skipped, "skipped", reason, false);
-                self.send(event);
+                events.send_at(at, event);
                 Err(released)
             }
             Start::Refuse(reason, released) => {
@@ -130,18 +137,20 @@ impl Shared {
                 let allowed = self.plan.step_def(&self.plan.steps[i]).allow_failure;
                 let event =
                     not_run_event(name, StepStatus::Failed, "circuit_open", reason, allowed);
-                self.send(event);
+                events.send_at(at, event);
                 Err(released)
             }
             Start::Run(deps, retrying) => {
-                let waited = micros(self.ctx.events.now())
-                    .saturating_sub(self.ready_at[i].load(Ordering::Relaxed));
-                self.send(Event::StepDispatched {
-                    step: name.clone(),
-                    worker,
-                    attempt: retrying.as_ref().map_or(1, |r| r.attempt),
-                    queue_wait_us: waited,
-                });
+                let waited = micros(at).saturating_sub(self.ready_at[i].load(Ordering::Relaxed));
+                events.send_at(
+                    at,
+                    Event::StepDispatched {
+                        step: name.clone(),
+                        worker,
+                        attempt: retrying.as_ref().map_or(1, |r| r.attempt),
+                        queue_wait_us: waited,
+                    },
+                );
                 Ok((deps, retrying))
             }
         }
@@ -164,14 +173,15 @@ impl Shared {
                     self.unpublish(i);
                 }
                 let finished = Finished::take(&mut result);
+                let at = self.ctx.events.now();
                 let mut graph = self.graph();
-                let released = graph.finished(&self.plan, i, finished, self.now());
+                let released = graph.finished(&self.plan, i, finished, self.breaker_time(at));
                 let graph_events = graph.take_events();
                 drop(graph);
                 // Before the dependents are visible to other workers, so that a dependent's
                 // start is never reported before this step's end.
                 for event in finished_events(&self.plan, i, &result).chain(graph_events) {
-                    self.send(event);
+                    self.ctx.events.send_at(at, event);
                 }
                 Settled::Released(released)
             }
