@@ -9,6 +9,7 @@ pub mod cli;
 pub mod events;
 pub mod journal;
 pub mod outputs;
+mod par;
 pub mod pins;
 pub mod plan;
 pub mod pool;

@@ -108,44 +108,41 @@ impl Plan {
         let selected = select(wf, &index, &options.only, &mut diags);
         let mut inputs = resolve_inputs(wf, &mut diags);
 
+        // Each step's program, in order, since loading one may build or compile it; then the
+        // rest of each step, on every core for a large workflow (see `crate::par`).
         let mut programs = Programs::new(&state_dir);
-        let mut steps = Vec::with_capacity(wf.steps.len());
+        let mut loaded = Vec::with_capacity(wf.steps.len());
         for (i, step) in wf.steps.iter().enumerate() {
             if !selected.contains(&i) {
                 continue;
             }
-            let Some((path, program)) = programs.load(wf, step, sandbox, options, &mut diags)
-            else {
-                continue;
-            };
-            let limits = Limits::default().overridden(step.timeout, step.fuel, step.memory);
-            let seed = *blake3::Hasher::new()
-                .update(b"hermetic step seed v1\0")
-                .update(wf.name.as_bytes())
-                .update(b"\0")
-                .update(step.name.as_bytes())
-                .finalize()
-                .as_bytes();
-            steps.push(PlannedStep {
+            if let Some((path, program)) = programs.load(wf, step, sandbox, options, &mut diags) {
+                loaded.push((i, path, program, inputs.remove(&i).unwrap_or_default()));
+            }
+        }
+        let empty_tree = hermetic_cache::tree_digest(&[]);
+        let mut steps = crate::par::map_vec(loaded, |(i, module, program, inputs)| {
+            let step = &wf.steps[i];
+            PlannedStep {
                 index: i,
                 workflow_index: i,
                 name: step.name.clone(),
                 program,
-                module: path,
+                module,
                 deps: step
                     .depends_on
                     .iter()
                     .filter_map(|d| index.get(d.as_str()).copied())
                     .collect(),
                 dependents: Vec::new(),
-                inputs: inputs.remove(&i).unwrap_or_default(),
+                inputs,
                 input_files: Vec::new(),
-                inputs_tree: hermetic_cache::tree_digest(&[]),
-                limits,
-                seed,
+                inputs_tree: empty_tree,
+                limits: Limits::default().overridden(step.timeout, step.fuel, step.memory),
+                seed: step_seed(&wf.name, &step.name),
                 critical_path: 0,
-            });
-        }
+            }
+        });
         if diags.has_errors() {
             diags.sort();
             return Err(diags);
@@ -338,6 +335,18 @@ fn select(
         }
     }
     chosen
+}
+
+/// The seed of step `step`'s randomness in workflow `workflow`: a function of their names
+/// alone, so that a step draws the same numbers on every machine and in every run.
+fn step_seed(workflow: &str, step: &str) -> [u8; 32] {
+    *blake3::Hasher::new()
+        .update(b"hermetic step seed v1\0")
+        .update(workflow.as_bytes())
+        .update(b"\0")
+        .update(step.as_bytes())
+        .finalize()
+        .as_bytes()
 }
 
 /// The longest chain of dependents below each step (the workflow is acyclic: validated).

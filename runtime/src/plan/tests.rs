@@ -30,9 +30,13 @@ steps:
 ";
 
 fn plan(dir: &Path) -> Plan {
+    plan_of(dir, WORKFLOW)
+}
+
+fn plan_of(dir: &Path, workflow: &str) -> Plan {
     std::fs::write(dir.join("noop.wasm"), NOOP_WASM).unwrap();
     let path = dir.join("hermetic.yaml");
-    std::fs::write(&path, WORKFLOW).unwrap();
+    std::fs::write(&path, workflow).unwrap();
     let workflow = Workflow::load(&path).unwrap();
     let sandbox = Sandbox::new(1, None).unwrap();
     Plan::new(workflow, &sandbox, &PlanOptions::default()).unwrap()
@@ -78,4 +82,45 @@ fn the_action_key_is_the_key_of_the_components() {
         plan.action_key(both, "engine", &swapped),
         plan.action_key(both, "engine", &trees)
     );
+}
+
+#[test]
+fn a_large_workflow_is_planned_on_every_core_in_order() {
+    // Enough steps for `crate::par` to use every core; each depends on the one before, and
+    // every third has a limit of its own.
+    let n = crate::par::PARALLEL_FROM + 50;
+    let mut workflow = String::from("name: big\nsteps:\n");
+    for i in 0..n {
+        workflow.push_str(&format!("  s{i}:\n    task: noop.wasm\n"));
+        if i > 0 {
+            workflow.push_str(&format!("    depends_on: [s{}]\n", i - 1));
+        }
+        if i % 3 == 0 {
+            workflow.push_str(&format!("    fuel: {}\n", 1000 + i));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_of(dir.path(), &workflow);
+    assert_eq!(plan.steps.len(), n);
+    let default_fuel = Limits::default().fuel;
+    for (i, step) in plan.steps.iter().enumerate() {
+        assert_eq!((step.index, step.workflow_index), (i, i));
+        assert_eq!(step.name, format!("s{i}"));
+        assert_eq!(step.deps, if i > 0 { vec![i - 1] } else { vec![] });
+        assert_eq!(
+            step.dependents,
+            if i + 1 < n { vec![i + 1] } else { vec![] }
+        );
+        assert_eq!(step.seed, step_seed("big", &step.name));
+        let fuel = if i % 3 == 0 {
+            1000 + i as u64
+        } else {
+            default_fuel
+        };
+        assert_eq!(step.limits.fuel, fuel, "`{}`", step.name);
+        assert_eq!(step.critical_path as usize, n - 1 - i);
+    }
+    // The seed is a function of the names alone.
+    assert_ne!(plan.steps[0].seed, plan.steps[1].seed);
+    assert_eq!(step_seed("big", "s0"), step_seed("big", "s0"));
 }

@@ -75,10 +75,6 @@ type Header = (
 /// beyond them. A memo that is removed costs its workflow one parse.
 const KEEP_MEMOS: usize = 64;
 
-/// From how many steps a memo is decoded on every core: below, starting rayon's threads
-/// costs more than they save.
-const PARALLEL_FROM: usize = 1024;
-
 /// Fewer bytes than any step takes in a memo, its length included: so a memo of `n` bytes holds fewer than
 /// `n / MIN_STEP_BYTES` steps, which bounds what a damaged count can make a reader allocate.
 const MIN_STEP_BYTES: usize = 16;
@@ -147,23 +143,16 @@ pub(crate) fn read(
     if at != encoded.len() {
         return Err(unequal());
     }
-    let decode = |span: &std::ops::Range<usize>| match postcard::take_from_bytes::<Step>(
-        &encoded[span.clone()],
-    ) {
-        Ok((step, [])) => Ok(step),
-        Ok(_) => Err("corrupt: bytes after a step".to_owned()),
-        Err(e) => Err(corrupt(e)),
-    };
+    let decode =
+        |span: std::ops::Range<usize>| match postcard::take_from_bytes::<Step>(&encoded[span]) {
+            Ok((step, [])) => Ok(step),
+            Ok(_) => Err("corrupt: bytes after a step".to_owned()),
+            Err(e) => Err(corrupt(e)),
+        };
     // Each step decoded straight into its place in one vector: collecting into a vector grown
     // from a guess would copy every step at each doubling. The results are then unwrapped in
     // place (a `Result` of a step is no larger than the step).
-    let mut decoded = Vec::with_capacity(count);
-    if count < PARALLEL_FROM {
-        decoded.extend(spans.iter().map(decode));
-    } else {
-        use rayon::prelude::*;
-        spans.par_iter().map(decode).collect_into_vec(&mut decoded);
-    }
+    let decoded = crate::par::map_vec(spans, decode);
     let steps = decoded.into_iter().collect::<Result<Vec<Step>, _>>()?;
     let (name, out_dir, cache_dir, circuit_breaker, chaos) = header;
     Ok(Workflow {
@@ -401,7 +390,7 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
     #[test]
     fn a_large_memo_is_decoded_on_every_core_into_the_same_workflow() {
         let mut source = String::from("name: big\nsteps:\n");
-        for i in 0..PARALLEL_FROM + 100 {
+        for i in 0..crate::par::PARALLEL_FROM + 100 {
             source.push_str(&format!("  s{i}: {{task: t.wasm, args: [\"{i}\"]"));
             if i > 0 {
                 source.push_str(&format!(", depends_on: [s{}]", i - 1));
@@ -409,7 +398,7 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
             source.push_str("}\n");
         }
         let workflow = parsed(&source);
-        assert_eq!(workflow.steps.len(), PARALLEL_FROM + 100);
+        assert_eq!(workflow.steps.len(), crate::par::PARALLEL_FROM + 100);
         let dir = tempfile::tempdir().expect("tempdir");
         let memo = dir.path().join("big.memo");
         write(&memo, &workflow).expect("written");
