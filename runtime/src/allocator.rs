@@ -16,7 +16,7 @@
 //!   records for every step (its checked definition, its plan, its metrics), so a large run
 //!   faults in many fresh pages, and on a virtual machine a 4 KiB page costs about 3 µs to
 //!   fault in. A 10,000-step run at `--jobs 2` took about 5,700 page faults with small pages,
-//!   1,500 with huge ones; it ran 8% faster, and 20,000 flat steps at `--jobs 1` 7% faster
+//!   1,500 with huge ones; it ran 9% faster, and 20,000 flat steps at `--jobs 1` 5% faster
 //!   (README, "Session 15"). Where the kernel's THP setting is `always` this changes nothing;
 //!   where it is `never`, jemalloc keeps small pages.
 //! - **`percpu_arena:percpu`:** one arena per CPU instead of jemalloc's four. Each arena a
