@@ -71,6 +71,26 @@ type Header = (
     Option<ChaosSection>,
 );
 
+/// [`Header`], borrowed from a workflow to be encoded.
+type HeaderOf<'a> = (
+    &'a String,
+    &'a PathBuf,
+    &'a Option<PathBuf>,
+    &'a Option<CircuitBreaker>,
+    &'a Option<ChaosSection>,
+);
+
+/// The fields of `workflow` that [`Header`] holds.
+fn header_of(workflow: &Workflow) -> HeaderOf<'_> {
+    (
+        &workflow.name,
+        &workflow.out_dir,
+        &workflow.cache_dir,
+        &workflow.circuit_breaker,
+        &workflow.chaos,
+    )
+}
+
 /// How many memos a cache keeps, the most recently written; writing one removes the oldest
 /// beyond them. A memo that is removed costs its workflow one parse.
 const KEEP_MEMOS: usize = 64;
@@ -174,13 +194,7 @@ pub(crate) fn write(memo: &Path, workflow: &Workflow) -> std::io::Result<()> {
     if !workflow.warnings.is_empty() {
         return Ok(());
     }
-    let header = (
-        &workflow.name,
-        &workflow.out_dir,
-        &workflow.cache_dir,
-        &workflow.circuit_breaker,
-        &workflow.chaos,
-    );
+    let header = header_of(workflow);
     let mut bytes = Vec::with_capacity(HEADER + 64 * workflow.steps.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(build_digest().as_bytes());
@@ -362,15 +376,10 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
 
         // The first step's length one larger: the lengths no longer add up. One larger and the
         // second's one smaller: they do, but the first step's span ends past its encoding.
-        let header = (
-            &workflow.name,
-            &workflow.out_dir,
-            &workflow.cache_dir,
-            &workflow.circuit_breaker,
-            &workflow.chaos,
-        );
         let lengths = HEADER
-            + postcard::to_allocvec(&header).expect("encodes").len()
+            + postcard::to_allocvec(&header_of(&workflow))
+                .expect("encodes")
+                .len()
             + postcard::to_allocvec(&(workflow.steps.len() as u64))
                 .expect("encodes")
                 .len();
