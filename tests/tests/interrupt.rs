@@ -24,6 +24,7 @@ steps:
     task: guests/spin.wasm
     timeout: 5m
     fuel: 1000000000000000
+    outputs: [never.txt]
   after:
     task: guests/hello.wasm
     depends_on: [spin]
@@ -44,7 +45,8 @@ steps:
     });
 
     // Wait until `quick` has finished (its event is out) and `spin` is running (its
-    // per-attempt directory exists).
+    // per-attempt directory exists: `spin` reaches no files, and leases one only because it
+    // declares an output to collect).
     let tmp = t.path().join(".hermetic/tmp");
     let started = Instant::now();
     let mut events = Vec::new();

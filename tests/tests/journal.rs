@@ -261,6 +261,37 @@ fn trace_writes_one_track_per_worker_and_a_slice_per_step() {
     );
 }
 
+/// A step whose program reaches no files, and so runs without directories, still removes what
+/// an earlier run published under its name.
+#[test]
+fn outputs_published_before_go_when_the_step_reaches_no_files() {
+    let workflow = |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n");
+    let first = Test::new()
+        .file(
+            "hermetic.yaml",
+            workflow("{ task: copy.wasm, inputs: [\"src/*\"], outputs: [src] }"),
+        )
+        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
+        .guest("hello.wasm", guests::HELLO_P1)
+        .file("src/a.txt", "alpha\n")
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert_eq!(first.read(".hermetic/out/s/src/a.txt"), "alpha\n");
+
+    let second = first
+        .again()
+        .file("hermetic.yaml", workflow("{ task: hello.wasm }"))
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(
+        !second.exists(".hermetic/out/s"),
+        "{}",
+        second.tree(".hermetic/out")
+    );
+}
+
 /// What an earlier run left of a step goes once the step no longer leaves it: its logs when it
 /// prints nothing, its published outputs when it declares none. The run journal links only
 /// the logs of this run.

@@ -183,41 +183,57 @@ pub async fn run_attempt(
     observers: Observers,
 ) -> AttemptResult {
     let started = Instant::now();
-    let mut result = match scratch.lease(&step.name) {
-        Ok(lease) => {
-            match attempt_inner(plan, runner, lease.get(), leftovers, step, observers).await {
-                Ok((r, known_empty)) => {
-                    lease.recycle(&known_empty);
-                    r
-                }
-                // The lease is dropped, which removes its directories.
-                Err(message) => AttemptResult::host_error(message),
-            }
+    let staged = staged(step, &runner);
+    // A guest that reaches no files, with no outputs to collect and none published before to
+    // remove, touches no directory: its attempt leases none.
+    let needs_scratch =
+        staged || !plan.step_def(step).outputs.is_empty() || leftovers.published(step.index);
+    let mut result = if !needs_scratch {
+        match attempt_inner(plan, runner, None, leftovers, step, observers).await {
+            Ok((r, _)) => r,
+            Err(message) => AttemptResult::host_error(message),
         }
-        Err(e) => AttemptResult::host_error(e.to_string()),
+    } else {
+        match scratch.lease(&step.name) {
+            Ok(lease) => {
+                let work = Some(lease.get());
+                match attempt_inner(plan, runner, work, leftovers, step, observers).await {
+                    Ok((r, known_empty)) => {
+                        lease.recycle(&known_empty);
+                        r
+                    }
+                    // The lease is dropped, which removes its directories.
+                    Err(message) => AttemptResult::host_error(message),
+                }
+            }
+            Err(e) => AttemptResult::host_error(e.to_string()),
+        }
     };
     result.duration = started.elapsed();
     result
 }
 
-/// One attempt in the leased directories `work`; also returns those of them known to be empty
-/// afterwards, which the lease need not look at again.
+/// Whether `step`'s guest gets its mounts, staged: a program that cannot reach files runs
+/// without them (see `Program::reaches_files`). A remote worker decides that for itself, from
+/// the same module; the action it runs names the mounts.
+fn staged(step: &PlannedStep, runner: &Runner<'_>) -> bool {
+    step.program.reaches_files || matches!(runner, Runner::Remote(_))
+}
+
+/// One attempt in the leased directories `work`, if it needs any (see `run_attempt`); also
+/// returns those of them known to be empty afterwards, which the lease need not look at again.
 async fn attempt_inner(
     plan: &Plan,
     runner: Runner<'_>,
-    work: &Scratch,
+    work: Option<&Scratch>,
     leftovers: &Leftovers,
     step: &PlannedStep,
     observers: Observers,
 ) -> Result<(AttemptResult, Vec<PathBuf>), String> {
-    // A program that cannot reach files runs without its mounts here (see
-    // `Program::reaches_files`): nothing to stage or list for it. (A remote worker decides
-    // that for itself, from the same module; the action it runs names the mounts.)
-    let staged = step.program.reaches_files || matches!(runner, Runner::Remote(_));
-    let mounts = if staged {
-        stage(plan, work, step)?
-    } else {
-        Vec::new()
+    let staged = staged(step, &runner);
+    let mounts = match work {
+        Some(work) if staged => stage(plan, work, step)?,
+        _ => Vec::new(),
     };
     let def = plan.step_def(step);
     let mut limits = step.limits;
@@ -281,13 +297,16 @@ async fn attempt_inner(
     // Seen empty after the guest ended, or leased empty and never given to a guest that could
     // reach files; collecting the outputs below changes only a `/out` that holds something.
     // `in/` is untouched when nothing was staged.
-    let mut known_empty = if report.mounted {
-        report.empty_mounts
-    } else {
-        vec![work.out.clone(), work.tmp.clone()]
-    };
-    if !staged || step.inputs.is_empty() {
-        known_empty.push(work.inputs.clone());
+    let mut known_empty = Vec::new();
+    if let Some(work) = work {
+        known_empty = if report.mounted {
+            report.empty_mounts
+        } else {
+            vec![work.out.clone(), work.tmp.clone()]
+        };
+        if !staged || step.inputs.is_empty() {
+            known_empty.push(work.inputs.clone());
+        }
     }
 
     let mut result = AttemptResult {
@@ -311,8 +330,10 @@ async fn attempt_inner(
     // this name, if it did.
     let published = if def.outputs.is_empty() && !leftovers.published(step.index) {
         Ok(Vec::new())
-    } else {
+    } else if let Some(work) = work {
         collect_and_publish(&work.out, &def.outputs, &plan.out_root, &step.name)
+    } else {
+        return Err("internal error: outputs to publish, but no `/out` was leased".to_owned());
     };
     match published {
         Ok(files) => {
