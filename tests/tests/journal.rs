@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use hermetic_tests::{Test, guests};
+use hermetic_tests::{Output, Test, guests};
 use serde_json::Value;
 
 /// `copy` copies `src/` to its outputs, `list` lists what `copy` gave it, `spin` takes a few
@@ -261,44 +261,9 @@ fn trace_writes_one_track_per_worker_and_a_slice_per_step() {
     );
 }
 
-/// A step whose program reaches no files, and so runs without directories, still removes what
-/// an earlier run published under its name.
-#[test]
-fn outputs_published_before_go_when_the_step_reaches_no_files() {
-    let workflow = |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n");
-    let first = Test::new()
-        .file(
-            "hermetic.yaml",
-            workflow("{ task: copy.wasm, inputs: [\"src/*\"], outputs: [src] }"),
-        )
-        .guest("copy.wasm", guests::COPY_IN_OUT_P1)
-        .guest("hello.wasm", guests::HELLO_P1)
-        .file("src/a.txt", "alpha\n")
-        .args(["run", "--no-cache"])
-        .expect_status(0)
-        .run();
-    assert_eq!(first.read(".hermetic/out/s/src/a.txt"), "alpha\n");
-
-    let second = first
-        .again()
-        .file("hermetic.yaml", workflow("{ task: hello.wasm }"))
-        .args(["run", "--no-cache"])
-        .expect_status(0)
-        .run();
-    assert!(
-        !second.exists(".hermetic/out/s"),
-        "{}",
-        second.tree(".hermetic/out")
-    );
-}
-
-/// What an earlier run left of a step goes once the step no longer leaves it: its logs when it
-/// prints nothing, its published outputs when it declares none. The run journal links only
-/// the logs of this run.
-#[test]
-fn what_an_earlier_run_left_of_a_step_goes_when_the_step_no_longer_leaves_it() {
-    let workflow =
-        |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n  greet:\n    task: hello.wasm\n");
+/// The first run of the tests below: step `s` of `workflow` copies `src/a.txt` into `/out` and
+/// declares it, so the run publishes it.
+fn a_run_that_publishes_s(workflow: impl Fn(&str) -> String) -> Output {
     let first = Test::new()
         .file(
             "hermetic.yaml",
@@ -312,6 +277,43 @@ fn what_an_earlier_run_left_of_a_step_goes_when_the_step_no_longer_leaves_it() {
         .expect_status(0)
         .run();
     assert_eq!(first.read(".hermetic/out/s/src/a.txt"), "alpha\n");
+    first
+}
+
+/// Runs `first`'s project again with `workflow`, whose `s` declares no outputs, and checks that
+/// what the first run published for `s` is gone.
+fn rerun_removes_what_s_published(first: &Output, workflow: &str) -> Output {
+    let again = first
+        .again()
+        .file("hermetic.yaml", workflow)
+        .args(["run", "--no-cache"])
+        .expect_status(0)
+        .run();
+    assert!(
+        !again.exists(".hermetic/out/s"),
+        "{}",
+        again.tree(".hermetic/out")
+    );
+    again
+}
+
+/// A step whose program reaches no files, and so runs without directories, still removes what
+/// an earlier run published under its name.
+#[test]
+fn outputs_published_before_go_when_the_step_reaches_no_files() {
+    let workflow = |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n");
+    let first = a_run_that_publishes_s(workflow);
+    rerun_removes_what_s_published(&first, &workflow("{ task: hello.wasm }"));
+}
+
+/// What an earlier run left of a step goes once the step no longer leaves it: its logs when it
+/// prints nothing, its published outputs when it declares none. The run journal links only
+/// the logs of this run.
+#[test]
+fn what_an_earlier_run_left_of_a_step_goes_when_the_step_no_longer_leaves_it() {
+    let workflow =
+        |s: &str| format!("name: leftovers\nsteps:\n  s: {s}\n  greet:\n    task: hello.wasm\n");
+    let first = a_run_that_publishes_s(workflow);
     let [run] = run_dirs(first.path()).try_into().unwrap();
     assert_eq!(
         hermetic_tests::tree(&run.join("logs")),
@@ -323,17 +325,7 @@ fn what_an_earlier_run_left_of_a_step_goes_when_the_step_no_longer_leaves_it() {
     );
 
     // `stamp` prints nothing, and its output is not declared.
-    let second = first
-        .again()
-        .file("hermetic.yaml", workflow("{ task: stamp.wasm }"))
-        .args(["run", "--no-cache"])
-        .expect_status(0)
-        .run();
-    assert!(
-        !second.exists(".hermetic/out/s"),
-        "{}",
-        second.tree(".hermetic/out")
-    );
+    let second = rerun_removes_what_s_published(&first, &workflow("{ task: stamp.wasm }"));
     assert_eq!(
         second.tree(".hermetic/logs"),
         format!(
