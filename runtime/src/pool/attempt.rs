@@ -186,9 +186,7 @@ pub async fn run_attempt(
     let staged = staged(step, &runner);
     // A guest that reaches no files, with no outputs to collect and none published before to
     // remove, touches no directory: its attempt leases none.
-    let needs_scratch =
-        staged || !plan.step_def(step).outputs.is_empty() || leftovers.published(step.index);
-    let mut result = if !needs_scratch {
+    let mut result = if !staged && !publishes(plan, leftovers, step) {
         match attempt_inner(plan, runner, None, leftovers, step, observers).await {
             Ok((r, _)) => r,
             Err(message) => AttemptResult::host_error(message),
@@ -218,6 +216,12 @@ pub async fn run_attempt(
 /// the same module; the action it runs names the mounts.
 fn staged(step: &PlannedStep, runner: &Runner<'_>) -> bool {
     step.program.reaches_files || matches!(runner, Runner::Remote(_))
+}
+
+/// Whether an attempt of `step` publishes from its `/out`: its declared outputs, or, with none
+/// declared, an empty directory in place of what an earlier run published under its name.
+fn publishes(plan: &Plan, leftovers: &Leftovers, step: &PlannedStep) -> bool {
+    !plan.step_def(step).outputs.is_empty() || leftovers.published(step.index)
 }
 
 /// One attempt in the leased directories `work`, if it needs any (see `run_attempt`); also
@@ -326,9 +330,7 @@ async fn attempt_inner(
         return Ok((result, known_empty));
     }
 
-    // With no outputs declared, publishing only removes what an earlier run published under
-    // this name, if it did.
-    let published = if def.outputs.is_empty() && !leftovers.published(step.index) {
+    let published = if !publishes(plan, leftovers, step) {
         Ok(Vec::new())
     } else if let Some(work) = work {
         collect_and_publish(&work.out, &def.outputs, &plan.out_root, &step.name)

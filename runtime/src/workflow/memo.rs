@@ -95,8 +95,9 @@ fn header_of(workflow: &Workflow) -> HeaderOf<'_> {
 /// beyond them. A memo that is removed costs its workflow one parse.
 const KEEP_MEMOS: usize = 64;
 
-/// Fewer bytes than any step takes in a memo, its length included: so a memo of `n` bytes holds fewer than
-/// `n / MIN_STEP_BYTES` steps, which bounds what a damaged count can make a reader allocate.
+/// Fewer bytes than any step takes in a memo, its length included: so a memo of `n` bytes
+/// holds fewer than `n / MIN_STEP_BYTES` steps, which bounds what a damaged count can make a
+/// reader allocate.
 const MIN_STEP_BYTES: usize = 16;
 
 /// The memo of the workflow file `workflow`, in the cache root `cache_root`; `None` when the
