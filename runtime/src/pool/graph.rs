@@ -170,6 +170,17 @@ impl Graph {
     fn skip_reason(&self, plan: &Plan, i: usize) -> Option<String> {
         let step = &plan.steps[i];
         let def = plan.step_def(step);
+        // The common case, without building the dependencies' outcomes: the default `when:`,
+        // every dependency succeeded, and nothing failed yet (or the run keeps going).
+        if def.when == Condition::Success
+            && (self.first_failure.is_none() || self.keep_going)
+            && step
+                .deps
+                .iter()
+                .all(|&j| self.status[j] == Some(StepStatus::Succeeded))
+        {
+            return None;
+        }
         let deps: Vec<(&str, DepOutcome)> = step
             .deps
             .iter()
