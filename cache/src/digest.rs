@@ -58,8 +58,9 @@ impl From<blake3::Hash> for Digest {
 }
 
 impl Digest {
-    /// The 64 lower-case hex digits, on the stack.
-    fn hex_digits(&self) -> [u8; 64] {
+    /// The 64 lower-case hex digits of [`Digest::to_hex`], on the stack: for a writer that
+    /// would otherwise allocate a `String` per digest.
+    pub fn hex_digits(&self) -> [u8; 64] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 64];
         for (i, b) in self.0.iter().enumerate() {

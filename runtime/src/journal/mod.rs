@@ -8,6 +8,7 @@
 
 pub mod durations;
 pub mod keys;
+mod line;
 pub mod runs;
 pub mod trace;
 

@@ -182,7 +182,10 @@ impl RunJournal {
     pub fn record(&mut self, at: Duration, event: &Event, files: &[FileEntry]) {
         if self.events.is_some() {
             let before = self.pending.len();
-            if let Err(e) = self.line(crate::events::micros(at), event, files) {
+            let t_us = crate::events::micros(at);
+            if let Err(e) =
+                super::line::write(&mut self.pending, &mut self.scratch, t_us, event, files)
+            {
                 // No half line: the line is left out, and the problem reported.
                 self.pending.truncate(before);
                 let path = self.dir.join("events.jsonl");
@@ -199,33 +202,6 @@ impl RunJournal {
             Event::RunFinished { .. } => self.flush(),
             _ => {}
         }
-    }
-
-    /// Adds the line `{"t_us":…,"event":…,…,"files":[…]}` to the pending ones: the event's
-    /// own fields after the time, and `files` only when there are some.
-    ///
-    /// The event is serialized on its own and spliced in, which is what `#[serde(flatten)]`
-    /// would give, without the cost of flattening.
-    fn line(&mut self, t_us: u64, event: &Event, files: &[FileEntry]) -> io::Result<()> {
-        self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, event)?;
-        // An internally tagged enum is a JSON object: `{"event":…}`.
-        let fields = self
-            .scratch
-            .strip_prefix(b"{")
-            .and_then(|s| s.strip_suffix(b"}"))
-            .ok_or_else(|| io::Error::other("an event is not a JSON object"))?;
-        let line = &mut self.pending;
-        line.extend_from_slice(b"{\"t_us\":");
-        serde_json::to_writer(&mut *line, &t_us)?;
-        line.push(b',');
-        line.extend_from_slice(fields);
-        if !files.is_empty() {
-            line.extend_from_slice(b",\"files\":");
-            serde_json::to_writer(&mut *line, files)?;
-        }
-        line.extend_from_slice(b"}\n");
-        Ok(())
     }
 
     /// Writes the pending events out.
