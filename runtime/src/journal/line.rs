@@ -4,10 +4,11 @@
 //! Nearly every line of a run is about one of its steps: three per step (`step_dispatched`,
 //! `step_started`, `step_finished`), 30,000 lines for 10,000 steps, all written on the thread
 //! that reports while the workers run. Those three events are written here field by field, in
-//! exactly the bytes serde's derive gives them (the tests compare both on every shape); that
-//! took a third of the time serde's derive took through its internally tagged enum. Every
-//! other event is serialized by serde and spliced in, which is what `#[serde(flatten)]` would
-//! give, without the cost of flattening.
+//! exactly the bytes serde's derive gives them (the tests compare both on every shape), rather
+//! than through the derive's internally tagged enum: 10,000 no-op steps at `--jobs 2` took
+//! 88.3 ms instead of 91.6 (median of 15 interleaved runs). Every other event is serialized by
+//! serde and spliced in, which is what `#[serde(flatten)]` would give, without the cost of
+//! flattening.
 
 use std::io;
 
