@@ -8,12 +8,15 @@
 //! metrics, retries and the circuit breaker all live there, and so will fault injection.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hermetic_cache::Digest;
 use tokio::sync::{Notify, watch};
+use tracing::Instrument as _;
 
 use super::attempt::AttemptResult;
 use super::cached::{self, StepContext, StepEnd};
@@ -257,66 +260,134 @@ impl Worker {
         deps: Vec<Digest>,
         retrying: Option<Retrying>,
     ) -> Option<StepEnd> {
-        let _span = tracing::debug_span!(
-            "step",
-            step = %shared.plan.steps[i].name,
-            attempt = retrying.as_ref().map_or(1, |r| r.attempt)
-        )
-        .entered();
-        let attempt = retrying.as_ref().map_or(1, |r| r.attempt);
-        let earlier = retrying.clone();
-        let injected = shared
-            .ctx
-            .faults
-            .as_ref()
-            .is_some_and(|f| f.worker_panics(i, attempt));
-        let (cancel, lane) = (&mut self.cancel, self.lane);
-        let outcome = match &self.runtime {
-            Ok(rt) => std::panic::catch_unwind(AssertUnwindSafe(|| {
-                if injected {
-                    panic!("{INJECTED_PANIC}");
-                }
-                // Boxed: the step's future is 6 KiB, and held inline it made the future given
-                // to `block_on` 12 KiB, copied whole into the `select!` and into `block_on`.
-                let step = Box::pin(cached::run_step(&shared.ctx, lane, i, deps, retrying));
-                rt.block_on(async {
-                    tokio::select! {
-                        biased;
-                        end = step => Some(end),
-                        _ = cancel.wait_for(|c| *c) => None,
-                    }
-                })
-            })),
-            Err(e) => Ok(Some(StepEnd::Done(Box::new(AttemptResult::host_error(
-                format!("cannot start the worker's async runtime: {e}"),
-            ))))),
-        };
-        match outcome {
-            Ok(end) => end,
-            Err(panic) if injected => {
-                // A fault injected by `hermetic chaos`: the worker lost the step, and the pool
-                // runs it again, as if the attempt had never started.
-                self.runtime = new_runtime();
-                Some(run_again(shared, i, earlier, panic_message(&*panic)))
-            }
-            Err(panic) => {
-                // A panic in a step is a bug in hermetic. The step fails with it, so that it
-                // and its dependents still reach a final state; the runtime starts afresh.
-                self.runtime = new_runtime();
-                Some(StepEnd::Done(Box::new(AttemptResult::host_error(format!(
-                    "internal error: {}",
-                    panic_message(&*panic)
-                )))))
-            }
+        match &self.runtime {
+            Ok(rt) => rt.block_on(dispatch(
+                shared,
+                self.lane,
+                &mut self.cancel,
+                i,
+                deps,
+                retrying,
+            )),
+            Err(e) => Some(no_runtime(e)),
         }
     }
 }
 
-/// The body of free-running worker thread `me` of `workers`.
+/// One dispatch of step `i` in sandbox lane `lane`, on a worker's runtime; `None` if `cancel`
+/// turned `true` meanwhile (the attempt was dropped, which removed its directories).
+///
+/// A panic in the step is caught here, inside the runtime, which goes on serving the worker's
+/// next steps. A panic is a bug in hermetic: the step fails with it, so that it and its
+/// dependents still reach a final state. A panic injected by `hermetic chaos` stands for a
+/// worker that lost the step, which runs again.
+async fn dispatch(
+    shared: &Shared,
+    lane: usize,
+    cancel: &mut watch::Receiver<bool>,
+    i: usize,
+    deps: Vec<Digest>,
+    retrying: Option<Retrying>,
+) -> Option<StepEnd> {
+    let attempt = retrying.as_ref().map_or(1, |r| r.attempt);
+    let span = tracing::debug_span!("step", step = %shared.plan.steps[i].name, attempt);
+    let earlier = retrying.clone();
+    let injected = shared
+        .ctx
+        .faults
+        .as_ref()
+        .is_some_and(|f| f.worker_panics(i, attempt));
+    // Boxed: the step's future is 6 KiB, and held inline it made this one 12 KiB, copied whole
+    // into the `select!`.
+    let step = Box::pin(
+        async move {
+            if injected {
+                panic!("{INJECTED_PANIC}");
+            }
+            cached::run_step(&shared.ctx, lane, i, deps, retrying).await
+        }
+        .instrument(span),
+    );
+    let ended = tokio::select! {
+        biased;
+        ended = CatchUnwind(step) => ended,
+        _ = cancel.wait_for(|c| *c) => return None,
+    };
+    Some(match ended {
+        Ok(end) => end,
+        Err(panic) if injected => run_again(shared, i, earlier, panic_message(&*panic)),
+        Err(panic) => StepEnd::Done(Box::new(AttemptResult::host_error(format!(
+            "internal error: {}",
+            panic_message(&*panic)
+        )))),
+    })
+}
+
+/// The end of every step of a worker whose runtime could not be made.
+fn no_runtime(e: &std::io::Error) -> StepEnd {
+    StepEnd::Done(Box::new(AttemptResult::host_error(format!(
+        "cannot start the worker's async runtime: {e}"
+    ))))
+}
+
+/// A future's output, or the payload of a panic in one of its polls.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The body of free-running worker thread `me` of `workers`. Its steps run inside one
+/// `block_on` of its runtime rather than one each, which entered and left the runtime around
+/// every step: 10,000 no-op steps at `--jobs 2` took 87.2 ms instead of 90.7 (median of 20
+/// interleaved runs).
 pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
     let _span = tracing::debug_span!("worker", id = me).entered();
-    let mut worker = Worker::new(shared, me);
+    let Worker {
+        lane,
+        runtime,
+        mut cancel,
+    } = Worker::new(shared, me);
     let mut steal = StealOrder::new(shared.seed, me, workers);
+    let mut lane = Lane {
+        number: lane,
+        cancel: &mut cancel,
+    };
+    match &runtime {
+        Ok(rt) => rt.block_on(take_steps(shared, me, &mut steal, &mut lane, None)),
+        // Never pending: no dispatch awaits anything, and waiting for work blocks the thread.
+        Err(e) => {
+            let steps = std::pin::pin!(take_steps(shared, me, &mut steal, &mut lane, Some(e)));
+            let _ = steps.poll(&mut Context::from_waker(std::task::Waker::noop()));
+        }
+    }
+    shared.exit();
+}
+
+/// Where a worker's steps run, and what tells it to stop.
+struct Lane<'a> {
+    number: usize,
+    cancel: &'a mut watch::Receiver<bool>,
+}
+
+/// Takes ready steps and dispatches each in `lane` until the run is over; with
+/// `no_runtime`, the error that kept the worker from making its runtime, each fails with it.
+async fn take_steps(
+    shared: &Shared,
+    me: usize,
+    steal: &mut StealOrder,
+    lane: &mut Lane<'_>,
+    no_runtime: Option<&std::io::Error>,
+) {
     while !shared.is_over() {
         let seen = shared.queues.generation();
         let Some(ready) = shared.queues.pop(me, steal.next_round()) else {
@@ -329,7 +400,11 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
         let released = match shared.start(me, i) {
             Err(released) => released,
             Ok((deps, retrying)) => {
-                let Some(end) = worker.execute(shared, i, deps, retrying) else {
+                let end = match no_runtime {
+                    None => dispatch(shared, lane.number, lane.cancel, i, deps, retrying).await,
+                    Some(e) => Some(self::no_runtime(e)),
+                };
+                let Some(end) = end else {
                     break;
                 };
                 match shared.settle(i, end) {
@@ -345,7 +420,6 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
         shared.queues.push_local(me, &released.ready);
         shared.check_done(&released);
     }
-    shared.exit();
 }
 
 /// The end of a dispatch of step `i` that a worker lost (an injected fault): the step runs
@@ -432,5 +506,28 @@ fn not_run_event(
         key: None,
         files: Vec::new(),
         logs: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catch_unwind_gives_the_output_or_the_panic_and_passes_pending_through() {
+        let rt = new_runtime().unwrap();
+        let ok = rt.block_on(CatchUnwind(Box::pin(async {
+            tokio::task::yield_now().await;
+            7
+        })));
+        assert_eq!(ok.unwrap(), 7);
+        let panicked = rt.block_on(CatchUnwind(Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("{}", "step broke");
+        })));
+        let panic = panicked.unwrap_err();
+        assert_eq!(panic_message(&*panic), "step broke");
+        // The runtime goes on serving futures after the panic.
+        assert_eq!(rt.block_on(CatchUnwind(Box::pin(async { 1 }))).unwrap(), 1);
     }
 }
