@@ -3,7 +3,6 @@
 //! retried, the first failure (for fail-fast) and the modules' circuit breakers. One lock
 //! guards it all, taken once when a step starts and once when it ends.
 
-use std::cmp::Reverse;
 use std::time::Duration;
 
 use hermetic_cache::Digest;
@@ -31,8 +30,9 @@ pub(crate) struct Graph {
     waiting: Vec<usize>,
     /// Steps without a final state; the run is over at 0.
     unfinished: usize,
-    /// The attempts so far of each step that failed and waits to be tried again.
-    retrying: Vec<Option<Retrying>>,
+    /// The attempts so far of each step that failed and waits to be tried again (boxed: few
+    /// steps ever retry, and every step's start looks here).
+    retrying: Vec<Option<Box<Retrying>>>,
     /// Run every step that can run after a failure (`--keep-going`), rather than stop
     /// starting steps at the first one.
     keep_going: bool,
@@ -100,7 +100,7 @@ impl Graph {
     /// Decides whether step `i`, whose dependencies all finished, runs. `now` is the pool's
     /// clock, for the circuit breaker.
     pub fn start(&mut self, plan: &Plan, i: usize, now: Duration) -> Start {
-        let retrying = self.retrying[i].take();
+        let retrying = self.retrying[i].take().map(|r| *r);
         if retrying.is_none() {
             if let Some(reason) = self.skip_reason(plan, i) {
                 let released = self.finish(plan, i, StepStatus::Skipped);
@@ -122,7 +122,7 @@ impl Graph {
     /// Records that step `i` failed an attempt and will be tried again: it keeps its place,
     /// without a final state, until it is taken from a queue again.
     pub fn retry(&mut self, i: usize, retrying: Retrying) {
-        self.retrying[i] = Some(retrying);
+        self.retrying[i] = Some(Box::new(retrying));
     }
 
     /// Records the end of step `i`.
@@ -234,11 +234,7 @@ impl Graph {
 /// Step `i`'s place in the ready queues.
 pub(crate) fn ready_entry(plan: &Plan, i: usize) -> Ready {
     let s = &plan.steps[i];
-    Ready {
-        priority: plan.step_def(s).priority,
-        critical_path: s.critical_path,
-        order: Reverse(i),
-    }
+    Ready::new(plan.step_def(s).priority, s.critical_path, i)
 }
 
 /// Step `step`'s module, for its circuit breaker.

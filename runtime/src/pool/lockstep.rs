@@ -37,17 +37,9 @@ struct Seeded {
 
 impl Ord for Seeded {
     fn cmp(&self, other: &Self) -> CmpOrdering {
-        (
-            self.ready.priority,
-            self.ready.critical_path,
-            self.tie_break,
-        )
-            .cmp(&(
-                other.ready.priority,
-                other.ready.critical_path,
-                other.tie_break,
-            ))
-            .then(self.ready.order.cmp(&other.ready.order))
+        (self.ready.urgency(), self.tie_break)
+            .cmp(&(other.ready.urgency(), other.tie_break))
+            .then(self.ready.cmp(&other.ready))
     }
 }
 
@@ -236,17 +228,12 @@ fn lost_step(shared: &Shared, worker: usize, i: usize, retrying: Option<Retrying
 
 #[cfg(test)]
 mod tests {
-    use std::cmp::Reverse;
 
     use super::*;
 
     fn seeded(priority: u8, critical_path: u32, tie_break: u64, index: usize) -> Seeded {
         Seeded {
-            ready: Ready {
-                priority,
-                critical_path,
-                order: Reverse(index),
-            },
+            ready: Ready::new(priority, critical_path, index),
             tie_break,
         }
     }

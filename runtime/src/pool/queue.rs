@@ -14,27 +14,56 @@
 //! its own lock, taken for a push or a pop only: a step runs for tens of microseconds at the
 //! least, so the locks are almost never contended.
 
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A ready step, ordered so that the max-heap pops the most urgent.
+/// A ready step, ordered so that the max-heap pops the most urgent: by its `priority` (1–10),
+/// higher first; then by its critical path, the longest chain of steps that depend on it,
+/// itself included, longer first, so that the critical path never waits behind short work;
+/// then by its index, earlier steps in the file first, which keeps a run's order stable.
+///
+/// All three are packed into one `u64` that compares in that order, so that the workers'
+/// heaps (thousands of entries deep in a wide graph) sift 8-byte keys with one comparison
+/// each: the priority in the top [`PRIORITY_BITS`], then the critical path, then the index
+/// subtracted from the largest one. A workflow's text is at most 4 MiB, so it cannot hold
+/// [`MAX_STEPS`] steps; a longer critical path than the field holds counts as the longest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Ready {
-    /// The step's `priority` (1–10): higher first.
-    pub priority: u8,
-    /// The longest chain of steps that depend on this one, itself included: longer first, so
-    /// that the critical path never waits behind short work.
-    pub critical_path: u32,
-    /// Reversed index: earlier steps in the file win ties, which keeps a run's order stable.
-    pub order: Reverse<usize>,
-}
+pub(crate) struct Ready(u64);
+
+const PRIORITY_BITS: u32 = 4;
+const PATH_BITS: u32 = 30;
+const INDEX_BITS: u32 = 64 - PRIORITY_BITS - PATH_BITS;
+/// One more than the largest step index a [`Ready`] holds.
+pub(crate) const MAX_STEPS: usize = 1 << INDEX_BITS;
+const LAST_INDEX: u64 = (1 << INDEX_BITS) - 1;
 
 impl Ready {
+    /// Step `index`, with its `priority` and `critical_path`.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is [`MAX_STEPS`] or more, which no plan reaches.
+    pub fn new(priority: u8, critical_path: u32, index: usize) -> Self {
+        assert!(
+            index < MAX_STEPS,
+            "step index {index} beyond the ready queues' range"
+        );
+        let priority = u64::from(priority).min((1 << PRIORITY_BITS) - 1);
+        let path = u64::from(critical_path).min((1 << PATH_BITS) - 1);
+        Self(
+            priority << (PATH_BITS + INDEX_BITS) | path << INDEX_BITS | (LAST_INDEX - index as u64),
+        )
+    }
+
     /// The plan index of the step.
     pub fn index(self) -> usize {
-        self.order.0
+        (LAST_INDEX - (self.0 & LAST_INDEX)) as usize
+    }
+
+    /// Its priority and critical path, which come before the index in the order.
+    pub fn urgency(self) -> u64 {
+        self.0 >> INDEX_BITS
     }
 }
 
@@ -281,11 +310,42 @@ mod tests {
     use super::*;
 
     fn ready(priority: u8, critical_path: u32, index: usize) -> Ready {
-        Ready {
-            priority,
-            critical_path,
-            order: Reverse(index),
+        Ready::new(priority, critical_path, index)
+    }
+
+    /// The packed key orders as (priority, critical path, earlier index) does, and gives its
+    /// index back.
+    #[test]
+    fn ready_orders_by_priority_then_critical_path_then_file_order() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edges = [0, 1, (1 << 30) - 1, MAX_STEPS - 1];
+        let entries: Vec<(u8, u32, usize)> = (0..400)
+            .map(|k| {
+                let r = next();
+                let index = if k < 4 { edges[k] } else { r as usize % 50 };
+                (1 + (r >> 8) as u8 % 10, (r >> 16) as u32 % 6, index)
+            })
+            .collect();
+        for &(p, c, i) in &entries {
+            assert_eq!(ready(p, c, i).index(), i);
+            for &(q, d, j) in &entries {
+                let tuple = (p, c, std::cmp::Reverse(i)).cmp(&(q, d, std::cmp::Reverse(j)));
+                assert_eq!(
+                    ready(p, c, i).cmp(&ready(q, d, j)),
+                    tuple,
+                    "{p} {c} {i} / {q} {d} {j}"
+                );
+            }
         }
+        // A critical path longer than the field holds counts as the longest.
+        assert!(ready(5, u32::MAX, 0) > ready(5, (1 << 30) - 2, 0));
+        assert_eq!(ready(5, u32::MAX, 3), ready(5, 1 << 30, 3));
     }
 
     #[test]
