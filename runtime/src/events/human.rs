@@ -55,9 +55,19 @@ impl HumanReporter {
         }
     }
 
-    /// A status line: the verb right-aligned in ten columns, as cargo prints them.
+    /// A status line: the verb right-aligned in ten columns, as cargo prints them. Without a
+    /// live display the padding is written here rather than by `{verb:>10}`: there is a line
+    /// for every step, and the formatter's padding took most of the time of writing one.
     fn line(&mut self, verb: &str, rest: impl std::fmt::Display) {
-        self.print(format_args!("{verb:>10} {rest}"));
+        if self.live.is_some() {
+            self.print(format_args!("{verb:>10} {rest}"));
+            return;
+        }
+        let pad = 10_usize.saturating_sub(verb.chars().count());
+        self.pending.extend(std::iter::repeat_n(' ', pad));
+        self.pending.push_str(verb);
+        self.pending.push(' ');
+        self.print(rest);
     }
 
     /// Prints `text` on stderr, above the live display if there is one. Without one it is
@@ -292,5 +302,36 @@ impl std::fmt::Display for Millis {
         } else {
             write!(f, "{:.2}s", ms as f64 / 1000.0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a live display, a status line is exactly what `{verb:>10} {rest}` gives.
+    #[test]
+    fn status_lines_right_align_the_verb_in_ten_columns() {
+        let mut reporter = HumanReporter {
+            live: None,
+            total: 0,
+            pending: String::new(),
+        };
+        let mut expected = String::new();
+        for verb in [
+            "Running",
+            "Finished",
+            "Skipped",
+            "Failed (allowed)",
+            "Cached",
+            "",
+            "Ünïcödé",
+        ] {
+            let rest = format_args!("build in {}", format_ms(1500));
+            expected.push_str(&format!("{verb:>10} {rest}\n"));
+            reporter.line(verb, rest);
+        }
+        assert_eq!(reporter.pending, expected);
+        reporter.pending.clear();
     }
 }

@@ -116,7 +116,7 @@ pub(crate) struct Recorder {
     /// waiting for a retry): a map of every step would be kept to the end of the run, a
     /// hundred bytes per step of memory touched for the first time, each fresh page a page
     /// fault (about 3 µs on a virtual machine).
-    dispatched: HashMap<String, Dispatched>,
+    dispatched: HashMap<String, Dispatched, foldhash::fast::RandomState>,
     slices: Vec<Slice>,
     /// Steps that reached a final state, and whether each was dispatched (a skipped or cached
     /// step never was, and has no latency of its own).
@@ -167,7 +167,7 @@ impl Recorder {
     /// dispatch each, so that a large run does not grow (and copy) them as it goes.
     pub fn for_steps(steps: usize) -> Self {
         Self {
-            dispatched: HashMap::new(),
+            dispatched: HashMap::default(),
             slices: Vec::with_capacity(steps),
             steps: Vec::with_capacity(steps),
         }
