@@ -27,7 +27,7 @@ use crate::events::Event;
 use crate::journal::runs::Resumable;
 use crate::outputs::publish_staged;
 use crate::plan::{Plan, PlannedStep};
-use crate::sandbox::{Heartbeat, Sandbox};
+use crate::sandbox::{Heartbeat, HostCallSink, Sandbox};
 
 /// How a run uses the cache.
 #[derive(Debug, Clone)]
@@ -131,7 +131,9 @@ pub(crate) async fn run_step(
     let def = ctx.plan.step_def(step);
     let observers = Observers {
         heartbeat: def.stuck_after.map(|_| Arc::new(Heartbeat::new())),
-        host_calls: Some(Arc::new(StepCalls::new(&step.name, ctx.events.clone()))),
+        host_calls: step.program.calls_host.then(|| {
+            Arc::new(StepCalls::new(&step.name, ctx.events.clone())) as Arc<dyn HostCallSink>
+        }),
         fault: ctx.faults.as_ref().and_then(|f| f.guest_fault(i, attempt)),
     };
     let runner = match &ctx.remote {

@@ -34,6 +34,9 @@ pub struct Program {
     /// [`reaches_files`]) is run without its mounts: they are neither opened for it nor looked
     /// at afterwards, since nothing it does can tell them apart from none or change them.
     pub reaches_files: bool,
+    /// Whether the program imports the host calls ([`super::host_calls`]): a core module that
+    /// imports from `hermetic_v1`. Only such a program needs somewhere to send them.
+    pub calls_host: bool,
 }
 
 #[derive(Clone)]
@@ -112,6 +115,12 @@ impl Sandbox {
             Compiled::Module(module) => module_reaches_files(module),
             Compiled::Component(component) => component_reaches_files(self.engine(), component),
         };
+        let calls_host = match &compiled {
+            Compiled::Module(module) => module
+                .imports()
+                .any(|i| i.module() == super::host_calls::MODULE),
+            Compiled::Component(_) => false,
+        };
         Ok(Program {
             kind,
             others: (1..self.lane_count()).map(|_| OnceLock::new()).collect(),
@@ -120,6 +129,7 @@ impl Sandbox {
             digest,
             cache_hit,
             reaches_files,
+            calls_host,
         })
     }
 
@@ -311,11 +321,11 @@ mod tests {
             types
                 .ty()
                 .function(params.iter().copied(), results.iter().copied());
-            import_section.import(
-                "wasi_snapshot_preview1",
-                name,
-                EntityType::Function(k as u32),
-            );
+            // `module.name` imports from that module, anything else from WASI.
+            let (module, name) = name
+                .split_once('.')
+                .unwrap_or(("wasi_snapshot_preview1", name));
+            import_section.import(module, name, EntityType::Function(k as u32));
         }
         types.ty().function([], []);
         let entry = imports.len() as u32;
@@ -370,6 +380,20 @@ mod tests {
             .load_bytes(&module_importing(imports), UnknownImports::Reject)
             .unwrap()
             .reaches_files
+    }
+
+    #[test]
+    fn only_a_module_that_imports_hermetic_v1_calls_the_host() {
+        let load = |imports: &[(&str, &[ValType], &[ValType])]| {
+            sandbox()
+                .load_bytes(&module_importing(imports), UnknownImports::Reject)
+                .unwrap()
+        };
+        let heartbeat: (&str, &[ValType], &[ValType]) = ("hermetic_v1.heartbeat", &[], &[]);
+        let calls = load(&[FD_WRITE, heartbeat]);
+        assert!(calls.calls_host);
+        assert!(!calls.reaches_files);
+        assert!(!load(&[FD_WRITE, PROC_EXIT]).calls_host);
     }
 
     #[test]
