@@ -357,34 +357,33 @@ pub(crate) fn run(shared: &Shared, me: usize, workers: usize) {
         mut cancel,
     } = Worker::new(shared, me);
     let mut steal = StealOrder::new(shared.seed, me, workers);
-    let mut lane = Lane {
-        number: lane,
-        cancel: &mut cancel,
-    };
     match &runtime {
-        Ok(rt) => rt.block_on(take_steps(shared, me, &mut steal, &mut lane, None)),
+        Ok(rt) => rt.block_on(take_steps(shared, me, &mut steal, lane, &mut cancel, None)),
         // Never pending: no dispatch awaits anything, and waiting for work blocks the thread.
         Err(e) => {
-            let steps = std::pin::pin!(take_steps(shared, me, &mut steal, &mut lane, Some(e)));
+            let steps = std::pin::pin!(take_steps(
+                shared,
+                me,
+                &mut steal,
+                lane,
+                &mut cancel,
+                Some(e)
+            ));
             let _ = steps.poll(&mut Context::from_waker(std::task::Waker::noop()));
         }
     }
     shared.exit();
 }
 
-/// Where a worker's steps run, and what tells it to stop.
-struct Lane<'a> {
-    number: usize,
-    cancel: &'a mut watch::Receiver<bool>,
-}
-
-/// Takes ready steps and dispatches each in `lane` until the run is over; with
-/// `no_runtime`, the error that kept the worker from making its runtime, each fails with it.
+/// Takes ready steps and dispatches each in sandbox lane `lane` until the run is over or
+/// `cancel` turns `true`; with `no_runtime`, the error that kept the worker from making its
+/// runtime, each fails with it.
 async fn take_steps(
     shared: &Shared,
     me: usize,
     steal: &mut StealOrder,
-    lane: &mut Lane<'_>,
+    lane: usize,
+    cancel: &mut watch::Receiver<bool>,
     no_runtime: Option<&std::io::Error>,
 ) {
     while !shared.is_over() {
@@ -400,7 +399,7 @@ async fn take_steps(
             Err(released) => released,
             Ok((deps, retrying)) => {
                 let end = match no_runtime {
-                    None => dispatch(shared, lane.number, lane.cancel, i, deps, retrying).await,
+                    None => dispatch(shared, lane, cancel, i, deps, retrying).await,
                     Some(e) => Some(self::no_runtime(e)),
                 };
                 let Some(end) = end else {
