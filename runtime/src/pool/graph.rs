@@ -170,36 +170,28 @@ impl Graph {
     fn skip_reason(&self, plan: &Plan, i: usize) -> Option<String> {
         let step = &plan.steps[i];
         let def = plan.step_def(step);
-        // The common case, without building the dependencies' outcomes: the default `when:`,
-        // every dependency succeeded, and nothing failed yet (or the run keeps going).
-        if def.when == Condition::Success
-            && (self.first_failure.is_none() || self.keep_going)
-            && step
+        // The default `when:` needs only whether every dependency succeeded, which every
+        // start asks and which takes no allocation; any other condition looks its
+        // dependencies' outcomes up by name.
+        let holds = if def.when == Condition::Success {
+            step.deps
+                .iter()
+                .all(|&j| self.outcome(j) == DepOutcome::Succeeded)
+        } else {
+            let deps: Vec<(&str, DepOutcome)> = step
                 .deps
                 .iter()
-                .all(|&j| self.status[j] == Some(StepStatus::Succeeded))
-        {
-            return None;
-        }
-        let deps: Vec<(&str, DepOutcome)> = step
-            .deps
-            .iter()
-            .map(|&j| {
-                let outcome = match self.status[j] {
-                    Some(StepStatus::Succeeded) => DepOutcome::Succeeded,
-                    Some(StepStatus::Failed) => DepOutcome::Failed,
-                    _ => DepOutcome::Skipped,
-                };
-                (plan.steps[j].name.as_str(), outcome)
-            })
-            .collect();
-        let outcome_of = |name: &str| -> DepOutcome {
-            deps.iter()
-                .find(|(n, _)| *n == name)
-                .map_or(DepOutcome::Skipped, |(_, o)| *o)
+                .map(|&j| (plan.steps[j].name.as_str(), self.outcome(j)))
+                .collect();
+            let outcome_of = |name: &str| -> DepOutcome {
+                deps.iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(DepOutcome::Skipped, |(_, o)| *o)
+            };
+            let all: Vec<DepOutcome> = deps.iter().map(|(_, o)| *o).collect();
+            def.when.eval(outcome_of, &all)
         };
-        let all: Vec<DepOutcome> = deps.iter().map(|(_, o)| *o).collect();
-        if def.when.eval(outcome_of, &all) {
+        if holds {
             // Fail-fast: after a failure, only steps whose `when:` asks to run after failures
             // (anything but the default `success`) still start.
             return match self.first_failure {
@@ -211,11 +203,13 @@ impl Graph {
                 _ => None,
             };
         }
-        let not_ok: Vec<String> = deps
+        let not_ok: Vec<String> = step
+            .deps
             .iter()
+            .map(|&j| (plan.steps[j].name.as_str(), self.outcome(j)))
             .filter(|(_, o)| *o != DepOutcome::Succeeded)
             .map(|(d, o)| {
-                let verb = if *o == DepOutcome::Failed {
+                let verb = if o == DepOutcome::Failed {
                     "failed"
                 } else {
                     "was skipped"
@@ -227,6 +221,16 @@ impl Graph {
             Some(format!("`when: {}` is false", def.when))
         } else {
             Some(format!("dependency {}", not_ok.join(", ")))
+        }
+    }
+
+    /// How dependency `j` ended, as `when:` sees it: a step without a final state counts as
+    /// skipped.
+    fn outcome(&self, j: usize) -> DepOutcome {
+        match self.status[j] {
+            Some(StepStatus::Succeeded) => DepOutcome::Succeeded,
+            Some(StepStatus::Failed) => DepOutcome::Failed,
+            _ => DepOutcome::Skipped,
         }
     }
 }
