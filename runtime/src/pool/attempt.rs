@@ -285,7 +285,9 @@ async fn attempt_inner(
                 unknown_imports_trap: plan.unknown_imports == UnknownImports::Trap,
                 invocation: &invocation,
             };
-            remote.run(&remote_step).await?
+            // Boxed: the remote call's future is 1.7 KiB, which every local attempt's future
+            // would otherwise carry and copy (see `Sandbox::run_in_lane`).
+            Box::pin(remote.run(&remote_step)).await?
         }
     };
     let logs = save_logs(

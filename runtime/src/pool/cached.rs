@@ -108,7 +108,15 @@ pub(crate) async fn run_step(
         && let Some(cache) = ctx.cache.as_ref().filter(|c| c.read)
     {
         // On the pool's worker thread: blocking here is fine.
-        match lookup_and_restore(&*cache.store, &ctx.plan, &ctx.leftovers, step, &key).await {
+        // Boxed, like every future a no-op step does not await (see `Sandbox::run_in_lane`).
+        let lookup = Box::pin(lookup_and_restore(
+            &*cache.store,
+            &ctx.plan,
+            &ctx.leftovers,
+            step,
+            &key,
+        ));
+        match lookup.await {
             Ok(Some(mut hit)) => {
                 hit.key = Some(key);
                 return StepEnd::Done(Box::new(hit));
@@ -140,8 +148,8 @@ pub(crate) async fn run_step(
         Some(remote) => Runner::Remote(remote),
         None => Runner::Local(&ctx.sandbox, lane),
     };
-    // Boxed: the attempt's future is several KiB, and held inline it made this one 10 KiB,
-    // copied whole each time it moved (into the `select!`, into the worker's runtime).
+    // Boxed: the attempt's future is 2 KiB, and held inline it made this one larger, copied
+    // whole each time it moved (into the `select!`, into the worker's runtime).
     let running = Box::pin(run_attempt(
         &ctx.plan,
         runner,

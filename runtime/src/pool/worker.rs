@@ -297,7 +297,7 @@ async fn dispatch(
         .faults
         .as_ref()
         .is_some_and(|f| f.worker_panics(i, attempt));
-    // Pinned in place: the step's future is about 1 KiB (it boxes the attempt's).
+    // Pinned in place: the step's future is about 3 KiB (it boxes the attempt's).
     let step = std::pin::pin!(
         async move {
             if injected {
