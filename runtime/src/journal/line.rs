@@ -145,7 +145,7 @@ fn step_fields(out: &mut Vec<u8>, event: &Event) -> bool {
     true
 }
 
-fn number(out: &mut Vec<u8>, n: u64) {
+pub(super) fn number(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -157,7 +157,7 @@ fn digest(out: &mut Vec<u8>, d: &Digest) {
 
 /// `s` as a JSON string. serde_json escapes exactly the control characters, `"` and `\`; a
 /// string without any (every step name) is copied as it is.
-fn string(out: &mut Vec<u8>, s: &str) {
+pub(super) fn string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());

@@ -10,6 +10,7 @@ pub mod durations;
 pub mod keys;
 mod line;
 pub mod runs;
+mod summary_file;
 pub mod trace;
 
 use std::fs::File;

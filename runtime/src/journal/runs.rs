@@ -246,7 +246,7 @@ impl RunJournal {
         let path = self.dir.join("summary.json");
         // Compact: it is read by programs (`jq .` shows it indented), and indenting made a
         // 20,000-step summary twice as large and twice as slow to write.
-        if let Err(e) = super::write_json_atomic(&path, summary) {
+        if let Err(e) = super::summary_file::write(&path, summary) {
             self.fail(e.to_string());
         }
         self.problem.map_or(Ok(()), Err)
