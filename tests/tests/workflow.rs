@@ -122,6 +122,16 @@ fn unknown_step_flag() {
         .run();
 }
 
+#[test]
+fn misspelt_step_flag() {
+    copy_project()
+        .args(["run", "--step", "lsit"])
+        .expect_status(2)
+        .expect_stdout("")
+        .expect_stderr("error: --step `lsit`: no such step\n  = help: did you mean `list`?\n")
+        .run();
+}
+
 /// `--json`: one event per line; everything but `duration_ms` is deterministic (fuel included).
 #[test]
 fn json_events() {

@@ -6,7 +6,7 @@ pub mod key;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -98,12 +98,15 @@ impl Plan {
             Some(dir) => dir.clone(),
             None => wf.dir.join(&wf.out_dir),
         };
-        let index: BTreeMap<&str, usize> = wf
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
+        // Hashed, not sorted: it is only looked up, and a sorted map of 10,000 names cost the
+        // run's start 2 ms (84.2 → 82.1 and 85.8 → 84.2 ms, with `select`'s flags).
+        let mut index = Index::with_capacity_and_hasher(wf.steps.len(), Default::default());
+        index.extend(
+            wf.steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.as_str(), i)),
+        );
 
         let selected = select(wf, &index, &options.only, &mut diags);
         let mut inputs = resolve_inputs(wf, &mut diags);
@@ -113,7 +116,7 @@ impl Plan {
         let mut programs = Programs::new(&state_dir);
         let mut loaded = Vec::with_capacity(wf.steps.len());
         for (i, step) in wf.steps.iter().enumerate() {
-            if !selected.contains(&i) {
+            if !selected[i] {
                 continue;
             }
             if let Some((path, program)) = programs.load(wf, step, sandbox, options, &mut diags) {
@@ -298,17 +301,15 @@ impl Plan {
     }
 }
 
-/// The indices of the steps to run: `only` and everything they depend on.
-fn select(
-    wf: &Workflow,
-    index: &BTreeMap<&str, usize>,
-    only: &[String],
-    diags: &mut Diagnostics,
-) -> BTreeSet<usize> {
+/// Each step's index in the workflow, by name.
+type Index<'w> = HashMap<&'w str, usize, foldhash::fast::RandomState>;
+
+/// Whether each step is to run: those of `only` and everything they depend on.
+fn select(wf: &Workflow, index: &Index<'_>, only: &[String], diags: &mut Diagnostics) -> Vec<bool> {
     if only.is_empty() {
-        return (0..wf.steps.len()).collect();
+        return vec![true; wf.steps.len()];
     }
-    let mut chosen = BTreeSet::new();
+    let mut chosen = vec![false; wf.steps.len()];
     let mut todo: Vec<usize> = Vec::new();
     for name in only {
         match index.get(name.as_str()) {
@@ -316,8 +317,9 @@ fn select(
             None => {
                 let mut d =
                     Diagnostic::error(&wf.path, None, format!("--step `{name}`: no such step"));
-                if let Some(s) = crate::workflow::suggest::did_you_mean(name, index.keys().copied())
-                {
+                let mut names: Vec<&str> = index.keys().copied().collect();
+                names.sort_unstable();
+                if let Some(s) = crate::workflow::suggest::did_you_mean(name, names) {
                     d = d.with_help(format!("did you mean `{s}`?"));
                 }
                 diags.push(d);
@@ -325,7 +327,7 @@ fn select(
         }
     }
     while let Some(i) = todo.pop() {
-        if chosen.insert(i) {
+        if !std::mem::replace(&mut chosen[i], true) {
             todo.extend(
                 wf.steps[i]
                     .depends_on
