@@ -317,7 +317,7 @@ impl Executor {
         tokio::pin!(exited);
         let mut drain = tokio::time::interval(outbox::DRAIN_INTERVAL);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut recorder = metrics::Recorder::for_steps(self.plan.steps.len());
+        let mut recorder = metrics::Recorder::for_steps(self.plan.steps.len(), self.jobs);
         // Handed back and forth with the outbox, so that neither side reallocates; see
         // `Outbox::drain_into`.
         let mut events = Vec::new();
