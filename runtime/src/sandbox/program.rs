@@ -219,10 +219,11 @@ impl Sandbox {
         component: &Component,
         unknown: UnknownImports,
     ) -> Result<CommandPre<P2State>, SandboxError> {
-        let pre = match lane.p2_linker.instantiate_pre(component) {
+        let p2_linker = lane.p2_linker()?;
+        let pre = match p2_linker.instantiate_pre(component) {
             Ok(pre) => pre,
             Err(_) if unknown == UnknownImports::Trap => {
-                let mut linker = lane.p2_linker.clone();
+                let mut linker = p2_linker.clone();
                 linker
                     .define_unknown_imports_as_traps(component)
                     .map_err(link_error)?;
