@@ -93,11 +93,7 @@ fn step_fields(out: &mut Vec<u8>, event: &Event) -> bool {
         } => {
             out.extend_from_slice(b"\"event\":\"step_finished\",\"step\":");
             string(out, step);
-            out.extend_from_slice(match status {
-                StepStatus::Succeeded => b",\"status\":\"succeeded\"",
-                StepStatus::Failed => b",\"status\":\"failed\"",
-                StepStatus::Skipped => b",\"status\":\"skipped\"",
-            });
+            status_field(out, *status);
             out.extend_from_slice(b",\"outcome\":");
             string(out, outcome);
             if let Some(code) = exit_code {
@@ -127,11 +123,7 @@ fn step_fields(out: &mut Vec<u8>, event: &Event) -> bool {
             if *allowed_failure {
                 out.extend_from_slice(b",\"allowed_failure\":true");
             }
-            out.extend_from_slice(if *cached {
-                b",\"cached\":true"
-            } else {
-                b",\"cached\":false"
-            });
+            cached_field(out, *cached);
             if *resumed {
                 out.extend_from_slice(b",\"resumed\":true");
             }
@@ -143,6 +135,24 @@ fn step_fields(out: &mut Vec<u8>, event: &Event) -> bool {
         _ => return false,
     }
     true
+}
+
+/// `,"status":…` of a step, as serde writes it after the field before.
+pub(super) fn status_field(out: &mut Vec<u8>, status: StepStatus) {
+    out.extend_from_slice(match status {
+        StepStatus::Succeeded => b",\"status\":\"succeeded\"",
+        StepStatus::Failed => b",\"status\":\"failed\"",
+        StepStatus::Skipped => b",\"status\":\"skipped\"",
+    });
+}
+
+/// `,"cached":…` of a step, as serde writes it after the field before.
+pub(super) fn cached_field(out: &mut Vec<u8>, cached: bool) {
+    out.extend_from_slice(if cached {
+        b",\"cached\":true"
+    } else {
+        b",\"cached\":false"
+    });
 }
 
 pub(super) fn number(out: &mut Vec<u8>, n: u64) {

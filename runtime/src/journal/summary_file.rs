@@ -13,9 +13,8 @@
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use super::line::{number, string};
+use super::line::{cached_field, number, status_field, string};
 use super::runs::Summary;
-use crate::events::StepStatus;
 use crate::pool::metrics::{RunMetrics, StepMetrics};
 
 /// Writes `summary` to `path` as [`super::write_json_atomic`] would.
@@ -75,16 +74,8 @@ fn without_steps(summary: &Summary<'_>) -> io::Result<(Vec<u8>, usize)> {
 fn write_step(out: &mut Vec<u8>, m: &StepMetrics) {
     out.extend_from_slice(b"{\"step\":");
     string(out, &m.step);
-    out.extend_from_slice(match m.status {
-        StepStatus::Succeeded => b",\"status\":\"succeeded\"",
-        StepStatus::Failed => b",\"status\":\"failed\"",
-        StepStatus::Skipped => b",\"status\":\"skipped\"",
-    });
-    out.extend_from_slice(if m.cached {
-        b",\"cached\":true"
-    } else {
-        b",\"cached\":false"
-    });
+    status_field(out, m.status);
+    cached_field(out, m.cached);
     for (name, value) in [
         (&b",\"attempts\":"[..], u64::from(m.attempts)),
         (b",\"queue_wait_us\":", m.queue_wait_us),
@@ -102,7 +93,7 @@ fn write_step(out: &mut Vec<u8>, m: &StepMetrics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::RunStatus;
+    use crate::events::{RunStatus, StepStatus};
     use crate::journal::runs::{Counts, SUMMARY_VERSION};
     use crate::pool::metrics::Percentiles;
 
