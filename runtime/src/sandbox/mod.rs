@@ -113,8 +113,6 @@ pub struct Sandbox {
     /// engine contend on both. A raw instantiate-and-call loop on two threads ran no faster than
     /// on one with a shared engine (240 k/s either way); with an engine each it ran 420 k/s.
     others: Arc<[OnceLock<Option<Lane>>]>,
-    /// Whether the lanes' linkers wrap the WASI calls to inject faults.
-    fault_hooks: bool,
     /// `(module, name)` of every import the p1 linker defines, for clear unknown-import errors.
     pub(crate) p1_provided: HashSet<(String, String)>,
     pub(crate) modules: ModuleCache,
@@ -132,7 +130,8 @@ pub(crate) struct Lane {
     /// interface made each lane about 0.2 ms slower to make, for workflows of core modules
     /// that never use it (a one-step run took 7.44 ms rather than 7.16, medians of 40 runs).
     p2_linker: OnceLock<Result<wasmtime::component::Linker<P2State>, String>>,
-    /// Whether the linkers wrap the WASI calls to inject faults.
+    /// Whether the linkers wrap the WASI calls to inject faults; the same in every lane of a
+    /// sandbox.
     fault_hooks: bool,
     /// Finished stores of this engine waiting for the sandbox's reaper (see [`reaper`]).
     finished: reaper::Batch,
@@ -247,7 +246,6 @@ impl Sandbox {
         Ok(Self {
             first,
             others,
-            fault_hooks,
             p1_provided,
             modules,
             reaper: reaper.then(reaper::Reaper::start).flatten(),
@@ -271,7 +269,7 @@ impl Sandbox {
         let Some(slot) = other_lane(&self.others, lane) else {
             return (0, &self.first);
         };
-        let made = slot.get_or_init(|| match Lane::new(1, self.fault_hooks) {
+        let made = slot.get_or_init(|| match Lane::new(1, self.first.fault_hooks) {
             Ok(made) => Some(made),
             Err(e) => {
                 tracing::warn!("worker lane {lane} shares lane 0: {e}");
