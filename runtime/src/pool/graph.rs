@@ -170,6 +170,7 @@ impl Graph {
     fn skip_reason(&self, plan: &Plan, i: usize) -> Option<String> {
         let step = &plan.steps[i];
         let def = plan.step_def(step);
+        let named = |&j: &usize| (plan.steps[j].name.as_str(), self.outcome(j));
         // The default `when:` needs only whether every dependency succeeded, which every
         // start asks and which takes no allocation; any other condition looks its
         // dependencies' outcomes up by name.
@@ -178,11 +179,7 @@ impl Graph {
                 .iter()
                 .all(|&j| self.outcome(j) == DepOutcome::Succeeded)
         } else {
-            let deps: Vec<(&str, DepOutcome)> = step
-                .deps
-                .iter()
-                .map(|&j| (plan.steps[j].name.as_str(), self.outcome(j)))
-                .collect();
+            let deps: Vec<(&str, DepOutcome)> = step.deps.iter().map(named).collect();
             let outcome_of = |name: &str| -> DepOutcome {
                 deps.iter()
                     .find(|(n, _)| *n == name)
@@ -206,7 +203,7 @@ impl Graph {
         let not_ok: Vec<String> = step
             .deps
             .iter()
-            .map(|&j| (plan.steps[j].name.as_str(), self.outcome(j)))
+            .map(named)
             .filter(|(_, o)| *o != DepOutcome::Succeeded)
             .map(|(d, o)| {
                 let verb = if o == DepOutcome::Failed {
