@@ -180,6 +180,8 @@ pub struct Test {
     root: PathBuf,
     args: Vec<OsString>,
     env: BTreeMap<OsString, OsString>,
+    /// Variables of the environment every test gives `hermetic` that this one takes away.
+    env_removed: Vec<OsString>,
     current_dir: PathBuf,
     kill_after: Duration,
     status: Option<i32>,
@@ -222,6 +224,7 @@ impl Test {
             root,
             args: Vec::new(),
             env: BTreeMap::new(),
+            env_removed: Vec::new(),
             current_dir: PathBuf::new(),
             kill_after: DEFAULT_KILL_AFTER,
             status: None,
@@ -314,6 +317,14 @@ impl Test {
         self
     }
 
+    /// Takes `key` out of the environment every test gives `hermetic` (see [`command`]), such
+    /// as `HERMETIC_CACHE_DIR`.
+    #[must_use]
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env_removed.push(key.as_ref().to_owned());
+        self
+    }
+
     /// Runs `hermetic` in `dir` (relative to the project, created if needed) instead of the
     /// project root.
     #[must_use]
@@ -379,6 +390,9 @@ impl Test {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .envs(&self.env);
+        for key in &self.env_removed {
+            cmd.env_remove(key);
+        }
 
         let start = Instant::now();
         let mut child = cmd

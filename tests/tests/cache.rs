@@ -549,3 +549,58 @@ fn a_restored_tree_has_the_modes_of_a_run() {
     assert_eq!(cached, 3);
     assert_eq!(modes(&out), ran);
 }
+
+/// A workflow that names its own cache directory (`defaults.cache_dir`, relative to the
+/// workflow) keeps its compiled modules and its results there, not in the user's cache, and a
+/// second run is served from it.
+#[test]
+fn a_workflow_with_its_own_cache_dir_compiles_and_caches_there() {
+    let test = Test::new()
+        .file(
+            "hermetic.yaml",
+            "\
+name: own
+defaults:
+  cache_dir: own-cache
+steps:
+  a:
+    task: guests/copy.wasm
+    inputs: [\"a/*.txt\"]
+    outputs: [a]
+",
+        )
+        .guest("guests/copy.wasm", guests::COPY_IN_OUT_P2)
+        .file("a/one.txt", "one\n");
+    let xdg = test.path().with_file_name("xdg");
+    let first = test
+        .env_remove("HERMETIC_CACHE_DIR")
+        .env("XDG_CACHE_HOME", &xdg)
+        .args(["run", "--json"])
+        .expect_status(0)
+        .run();
+    assert_eq!(cached_by_step(&first), expect(&[("a", false)]));
+    let compiled: Vec<String> = std::fs::read_dir(first.join("own-cache/compiled"))
+        .expect("own-cache/compiled")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+    assert!(
+        first.exists("own-cache/store"),
+        "{}",
+        first.tree("own-cache")
+    );
+    for unused in ["hermetic/compiled", "hermetic/store"] {
+        assert!(!xdg.join(unused).exists(), "{unused} in the user's cache");
+    }
+
+    let second = first
+        .again()
+        .env_remove("HERMETIC_CACHE_DIR")
+        .env("XDG_CACHE_HOME", &xdg)
+        .args(["run", "--json"])
+        .expect_status(0)
+        .run();
+    assert_eq!(cached_by_step(&second), expect(&[("a", true)]));
+    assert_eq!(second.read(".hermetic/out/a/a/one.txt"), "one\n");
+}

@@ -100,10 +100,23 @@ impl Project {
         lock: Lock,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
         let state_dir = crate::workflow::dir_of(workflow).join(".hermetic");
-        let loaded = match super::cache_root(cli) {
-            Some(root) => Workflow::load_memoized(workflow, &root),
-            None => Workflow::load(workflow),
-        };
+        let cli_root = super::cache_root(cli);
+        // The sandbox is made on another thread while the workflow loads, in the cache root
+        // the command line gives; only a workflow that names its own (`defaults.cache_dir`)
+        // has to wait for another one.
+        let (loaded, early_sandbox) = std::thread::scope(|scope| {
+            let sandbox = std::thread::Builder::new()
+                .name("hermetic-sandbox".into())
+                .spawn_scoped(scope, || {
+                    Sandbox::for_workers(jobs as u32, cli_root.as_deref(), options.fault_hooks)
+                });
+            let loaded = match &cli_root {
+                Some(root) => Workflow::load_memoized(workflow, root),
+                None => Workflow::load(workflow),
+            };
+            let sandbox = sandbox.ok().and_then(|thread| thread.join().ok());
+            (loaded, sandbox)
+        });
         let workflow = match loaded {
             Ok(wf) => wf,
             Err(diags) => {
@@ -119,8 +132,10 @@ impl Project {
             Lock::HeldByParent => None,
         };
         let cache_root = super::cache_root_for(cli, Some(&workflow));
-        let sandbox =
-            Sandbox::for_workers(jobs as u32, cache_root.as_deref(), options.fault_hooks)?;
+        let sandbox = match early_sandbox {
+            Some(sandbox) if cache_root == cli_root => sandbox?,
+            _ => Sandbox::for_workers(jobs as u32, cache_root.as_deref(), options.fault_hooks)?,
+        };
         let mut plan = match Plan::new(workflow, &sandbox, options) {
             Ok(plan) => plan,
             Err(diags) => {
