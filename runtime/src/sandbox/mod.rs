@@ -205,13 +205,16 @@ impl Sandbox {
     /// A sandbox for a pool of `workers` workers, each running one invocation at a time in
     /// its own lane (see [`Sandbox::run_in_lane`]), plus `fault_hooks` as in
     /// [`Sandbox::with_fault_hooks`]. Lane 0 also serves up to `workers` invocations that name
-    /// no lane. Finished stores are dropped on a reaper thread (see [`reaper`]).
+    /// no lane. When the machine has a core to spare beyond the workers, finished stores are
+    /// dropped on a reaper thread (see [`reaper`]).
     pub fn for_workers(
         workers: u32,
         cache_root: Option<&Path>,
         fault_hooks: bool,
     ) -> Result<Self, SandboxError> {
-        Self::build(workers, workers, cache_root, fault_hooks, true)
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let reaper = reaper::pays_off(workers, cores);
+        Self::build(workers, workers, cache_root, fault_hooks, reaper)
     }
 
     /// A sandbox that can inject [`faults::WasiFault`]s (for `hermetic chaos`): a guest's WASI

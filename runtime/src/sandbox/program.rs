@@ -523,7 +523,7 @@ mod tests {
     async fn runs_in_a_pool_sandbox_never_run_out_of_pool_slots() {
         let t = tempfile::tempdir().unwrap();
         let inv = invocation(&t.path().join("missing"));
-        let sandbox = Sandbox::for_workers(2, None, false).unwrap();
+        let sandbox = Sandbox::build(2, 2, None, false, true).unwrap();
         assert!(sandbox.reaper.is_some());
         let program = sandbox
             .load_bytes(&exiting_with(3), UnknownImports::Reject)
@@ -546,7 +546,7 @@ mod tests {
     async fn a_store_with_a_large_memory_is_not_kept_for_the_reaper() {
         let t = tempfile::tempdir().unwrap();
         let inv = invocation(&t.path().join("missing"));
-        let sandbox = Sandbox::for_workers(1, None, false).unwrap();
+        let sandbox = Sandbox::build(1, 1, None, false, true).unwrap();
         let waiting = || sandbox.first.finished.lock().unwrap().len();
         // 1 page, then `memory.grow` by enough 64 KiB pages to pass the bound.
         let pages = (super::super::reaper::MAX_MEMORY >> 16) as i32 + 1;

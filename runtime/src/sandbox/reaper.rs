@@ -7,8 +7,13 @@
 //! its 6.8). None of it decides the step's result. In a pool's sandbox
 //! (`Sandbox::for_workers`), a reaper thread does it, and the worker takes its next step at
 //! once: 20,000 no-op steps at `--jobs 1` on 2 cores took 223 ms with the reaper and 294 ms
-//! without. With a worker on every core it changed nothing measurable either way: the drop
-//! has to be paid on a busy core then (the reaper wakes once per [`BATCH`] stores).
+//! without. With a worker on every core it made runs slower: the drop has to be paid on a
+//! busy core then, and handing it over costs on top: the batch's lock, waking the reaper, and
+//! (probably the most) up to `2 × BATCH` stores holding slots, where without a reaper a lane
+//! keeps reusing a few warm ones. 10,000 no-op steps at `--jobs 2` on 2 cores took 86.6 ms without the
+//! reaper and 90.7 ms with it (medians of 40 interleaved runs; four batches, each 1 to 6%
+//! faster without). So a pool's sandbox has a reaper only when a core is left over for it
+//! ([`pays_off`]).
 //!
 //! What is handed over holds no file, stream or directory of the guest's: the sandbox drops
 //! the guest's WASI context first, on the worker, before it measures the outputs (see
@@ -33,6 +38,12 @@ pub(crate) const BATCH: usize = 16;
 /// The largest peak linear memory of a store that goes to the reaper (2 MiB; a no-op Rust
 /// guest uses about 1 MiB).
 pub(crate) const MAX_MEMORY: u64 = 2 << 20;
+
+/// Whether a pool of `workers` workers on `cores` cores gains from a reaper thread: only when
+/// a core is left over for it (see the module doc).
+pub(crate) fn pays_off(workers: u32, cores: usize) -> bool {
+    (workers as usize) < cores
+}
 
 /// Something to drop elsewhere: a finished store.
 pub(crate) type Garbage = Box<dyn Send>;
@@ -120,6 +131,15 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(dropped.load(Ordering::SeqCst), BATCH);
+    }
+
+    #[test]
+    fn a_reaper_pays_off_only_with_a_core_to_spare() {
+        assert!(pays_off(1, 2));
+        assert!(pays_off(3, 8));
+        assert!(!pays_off(2, 2));
+        assert!(!pays_off(4, 2));
+        assert!(!pays_off(1, 1));
     }
 
     #[test]
