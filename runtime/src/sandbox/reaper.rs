@@ -10,10 +10,10 @@
 //! without. With a worker on every core it made runs slower: the drop has to be paid on a
 //! busy core then, and handing it over costs on top: the batch's lock, waking the reaper, and
 //! (probably the most) up to `2 × BATCH` stores holding slots, where without a reaper a lane
-//! keeps reusing a few warm ones. 10,000 no-op steps at `--jobs 2` on 2 cores took 86.6 ms without the
-//! reaper and 90.7 ms with it (medians of 40 interleaved runs; four batches, each 1 to 6%
-//! faster without). So a pool's sandbox has a reaper only when a core is left over for it
-//! ([`pays_off`]).
+//! keeps reusing a few warm ones. 10,000 no-op steps at `--jobs 2` on 2 cores took 86.6 ms
+//! without the reaper and 90.7 ms with it (medians of 40 interleaved runs; four batches, each
+//! 1 to 6% faster without). So a pool's sandbox has a reaper only when a core is left over
+//! for it ([`pays_off`]).
 //!
 //! What is handed over holds no file, stream or directory of the guest's: the sandbox drops
 //! the guest's WASI context first, on the worker, before it measures the outputs (see
