@@ -572,12 +572,15 @@ steps:
         .guest("guests/copy.wasm", guests::COPY_IN_OUT_P2)
         .file("a/one.txt", "one\n");
     let xdg = test.path().with_file_name("xdg");
-    let first = test
-        .env_remove("HERMETIC_CACHE_DIR")
-        .env("XDG_CACHE_HOME", &xdg)
-        .args(["run", "--json"])
-        .expect_status(0)
-        .run();
+    // No `HERMETIC_CACHE_DIR`, and a user's cache of its own.
+    let run = |test: Test| {
+        test.env_remove("HERMETIC_CACHE_DIR")
+            .env("XDG_CACHE_HOME", &xdg)
+            .args(["run", "--json"])
+            .expect_status(0)
+            .run()
+    };
+    let first = run(test);
     assert_eq!(cached_by_step(&first), expect(&[("a", false)]));
     let compiled: Vec<String> = std::fs::read_dir(first.join("own-cache/compiled"))
         .expect("own-cache/compiled")
@@ -594,13 +597,7 @@ steps:
         assert!(!xdg.join(unused).exists(), "{unused} in the user's cache");
     }
 
-    let second = first
-        .again()
-        .env_remove("HERMETIC_CACHE_DIR")
-        .env("XDG_CACHE_HOME", &xdg)
-        .args(["run", "--json"])
-        .expect_status(0)
-        .run();
+    let second = run(first.again());
     assert_eq!(cached_by_step(&second), expect(&[("a", true)]));
     assert_eq!(second.read(".hermetic/out/a/a/one.txt"), "one\n");
 }
