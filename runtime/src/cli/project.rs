@@ -101,15 +101,15 @@ impl Project {
     ) -> anyhow::Result<Result<Project, ExitCode>> {
         let state_dir = crate::workflow::dir_of(workflow).join(".hermetic");
         let cli_root = super::cache_root(cli);
+        let make_sandbox =
+            |root: Option<&Path>| Sandbox::for_workers(jobs as u32, root, options.fault_hooks);
         // The sandbox is made on another thread while the workflow loads, in the cache root
         // the command line gives; only a workflow that names its own (`defaults.cache_dir`)
         // has to wait for another one.
         let (loaded, early_sandbox) = std::thread::scope(|scope| {
             let sandbox = std::thread::Builder::new()
                 .name("hermetic-sandbox".into())
-                .spawn_scoped(scope, || {
-                    Sandbox::for_workers(jobs as u32, cli_root.as_deref(), options.fault_hooks)
-                });
+                .spawn_scoped(scope, || make_sandbox(cli_root.as_deref()));
             let loaded = match &cli_root {
                 Some(root) => Workflow::load_memoized(workflow, root),
                 None => Workflow::load(workflow),
@@ -134,7 +134,7 @@ impl Project {
         let cache_root = super::cache_root_for(cli, Some(&workflow));
         let sandbox = match early_sandbox {
             Some(sandbox) if cache_root == cli_root => sandbox?,
-            _ => Sandbox::for_workers(jobs as u32, cache_root.as_deref(), options.fault_hooks)?,
+            _ => make_sandbox(cache_root.as_deref())?,
         };
         let mut plan = match Plan::new(workflow, &sandbox, options) {
             Ok(plan) => plan,
