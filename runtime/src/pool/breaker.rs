@@ -25,6 +25,9 @@ pub(crate) struct Breakers {
     /// The workflow's settings; `None` turns breaking off.
     config: Option<CircuitBreaker>,
     /// Breakers by module digest: two steps that name the same `.wasm` differently share one.
+    /// Only modules with a failure since their last success are here: a closed breaker with
+    /// no failures behaves as no breaker, and leaving it out lets a run whose steps all
+    /// succeed skip the lookups (see [`Breakers::quiet`]).
     by_module: HashMap<Digest, Breaker>,
 }
 
@@ -58,6 +61,13 @@ impl Breakers {
             config,
             by_module: HashMap::new(),
         }
+    }
+
+    /// Whether no module has failed since its last success: then every step is admitted and
+    /// a success changes nothing, so [`Breakers::admit`] and a success's
+    /// [`Breakers::record`] need not be called (they would return `Ok(None)` and `None`).
+    pub fn quiet(&self) -> bool {
+        self.by_module.is_empty()
     }
 
     /// Whether step `step` (called `name`) may run `module` at `now`. `Err` is the reason it
@@ -114,6 +124,9 @@ impl Breakers {
         now: Duration,
     ) -> Option<Event> {
         let config = self.config?;
+        if succeeded && self.quiet() {
+            return None;
+        }
         let breaker = self.by_module.entry(module.digest).or_default();
         let event = |state, message| {
             Some(Event::Circuit {
@@ -123,10 +136,11 @@ impl Breakers {
             })
         };
         if succeeded {
-            breaker.consecutive = 0;
             if breaker.state == State::Closed {
+                self.by_module.remove(&module.digest);
                 return None;
             }
+            breaker.consecutive = 0;
             breaker.state = State::Closed;
             return event(CircuitState::Closed, format!("`{name}` succeeded"));
         }
@@ -246,8 +260,11 @@ mod tests {
     #[test]
     fn a_success_resets_the_count_and_off_never_opens() {
         let mut b = breakers();
+        assert!(b.quiet());
         b.record(module(), "a", false, SECOND);
+        assert!(!b.quiet());
         b.record(module(), "b", true, SECOND);
+        assert!(b.quiet(), "a success forgets the module's failures");
         assert_eq!(state(b.record(module(), "c", false, SECOND)), None);
         let mut off = Breakers::new(None);
         for _ in 0..10 {
