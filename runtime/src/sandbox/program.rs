@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::Component;
-use wasmtime::{ExternType, InstancePre, Module};
+use wasmtime::{ExternType, InstancePre, Module, ModuleExport};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::module_cache::{ArtifactKind, Compiled};
@@ -41,8 +41,9 @@ pub struct Program {
 
 #[derive(Clone)]
 pub(crate) enum ProgramKind {
-    /// A core module (`wasm32-wasip1`), entered through `_start`.
-    Module(InstancePre<P1State>),
+    /// A core module (`wasm32-wasip1`), entered through `_start`, found by index rather than
+    /// by name on every run.
+    Module(InstancePre<P1State>, ModuleExport),
     /// A component (`wasm32-wasip2`), entered through `wasi:cli/run`.
     Component(CommandPre<P2State>),
 }
@@ -60,7 +61,7 @@ impl Program {
     /// `"module"` or `"component"`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
-            ProgramKind::Module(_) => "module",
+            ProgramKind::Module(..) => "module",
             ProgramKind::Component(_) => "component",
         }
     }
@@ -166,7 +167,8 @@ impl Sandbox {
     ) -> Result<ProgramKind, SandboxError> {
         Ok(match compiled {
             Compiled::Module(module) => {
-                ProgramKind::Module(self.link_module(lane, module, unknown)?)
+                let (pre, start) = self.link_module(lane, module, unknown)?;
+                ProgramKind::Module(pre, start)
             }
             Compiled::Component(component) => {
                 ProgramKind::Component(self.link_component(lane, component, unknown)?)
@@ -179,10 +181,10 @@ impl Sandbox {
         lane: &Lane,
         module: &Module,
         unknown: UnknownImports,
-    ) -> Result<InstancePre<P1State>, SandboxError> {
-        if module.get_export("_start").is_none() {
+    ) -> Result<(InstancePre<P1State>, ModuleExport), SandboxError> {
+        let Some(start) = module.get_export_index("_start") else {
             return Err(SandboxError::NoEntryPoint);
-        }
+        };
         let mut missing = Vec::new();
         for import in module.imports() {
             let provided = self
@@ -210,7 +212,7 @@ impl Sandbox {
         } else {
             return Err(SandboxError::UnknownImports(missing));
         };
-        pre.map_err(link_error)
+        Ok((pre.map_err(link_error)?, start))
     }
 
     fn link_component(

@@ -176,7 +176,7 @@ impl Sandbox {
         let deadline = started + inv.limits.timeout;
         let grace = inv.limits.timeout + Duration::from_millis(250);
         let mut report = match linked {
-            ProgramKind::Module(pre) => {
+            ProgramKind::Module(pre, start) => {
                 let state = P1State {
                     wasi: Some(builder.build_p1()),
                     limiter,
@@ -198,7 +198,11 @@ impl Sandbox {
                 // time on no-op steps.
                 let fut = Box::pin(async {
                     let instance = pre.instantiate_async(&mut store).await?;
-                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    let start = instance
+                        .get_module_export(&mut store, start)
+                        .and_then(wasmtime::Extern::into_func)
+                        .ok_or_else(|| wasmtime::Error::msg("`_start` is not a function"))?
+                        .typed::<(), ()>(&store)?;
                     start.call_async(&mut store, ()).await
                 });
                 let result = drive(fut, grace, watch).await;
