@@ -252,10 +252,8 @@ impl ProjectLock {
                 .with_context(|| format!("cannot lock `{}`", path.display()))?;
         }
         let tmp = state_dir.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)
-                .with_context(|| format!("cannot clean up `{}`", tmp.display()))?;
-        }
+        crate::pool::scratch::sweep(&tmp)
+            .with_context(|| format!("cannot clean up `{}`", tmp.display()))?;
         Ok(Self { _file: file })
     }
 }

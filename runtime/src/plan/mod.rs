@@ -196,7 +196,7 @@ impl Plan {
     /// The empty read-only directory mounted as `/in` or `/deps` for steps with nothing there,
     /// inside the per-run scratch directory `.hermetic/tmp/`.
     pub fn empty_dir(&self) -> PathBuf {
-        self.state_dir.join("tmp").join("empty")
+        self.state_dir.join("tmp").join(crate::pool::scratch::EMPTY)
     }
 
     /// Creates the per-run directories every attempt relies on ([`Plan::empty_dir`] and its

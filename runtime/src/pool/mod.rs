@@ -40,7 +40,7 @@ mod outbox;
 mod queue;
 mod retry;
 pub(crate) mod rng;
-mod scratch;
+pub(crate) mod scratch;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
