@@ -64,17 +64,19 @@ impl Breakers {
     }
 
     /// Whether no module has failed since its last success: then every step is admitted and
-    /// a success changes nothing, so [`Breakers::admit`] and a success's
-    /// [`Breakers::record`] need not be called (they would return `Ok(None)` and `None`).
+    /// a success changes nothing, and neither [`Breakers::admit`] nor a success's
+    /// [`Breakers::record`] describes the step's module.
     pub fn quiet(&self) -> bool {
         self.by_module.is_empty()
     }
 
-    /// Whether step `step` (called `name`) may run `module` at `now`. `Err` is the reason it
-    /// fails without running; `Ok(Some(event))` reports that the breaker half-opened for it.
-    pub fn admit(
+    /// Whether step `step` (called `name`) may run its module at `now`; `module` describes the
+    /// module, called only when some module has failed (see [`Breakers::quiet`]), since the
+    /// pool calls this for every step. `Err` is the reason it fails without running;
+    /// `Ok(Some(event))` reports that the breaker half-opened for it.
+    pub fn admit<'m>(
         &mut self,
-        module: Module<'_>,
+        module: impl FnOnce() -> Module<'m>,
         step: usize,
         name: &str,
         now: Duration,
@@ -82,6 +84,10 @@ impl Breakers {
         let Some(config) = self.config else {
             return Ok(None);
         };
+        if self.quiet() {
+            return Ok(None);
+        }
+        let module = module();
         let Some(breaker) = self.by_module.get_mut(&module.digest) else {
             return Ok(None);
         };
@@ -114,11 +120,12 @@ impl Breakers {
         }
     }
 
-    /// Records the end of a step that ran `module` (or was served from the cache), and reports
-    /// the breaker's change of state, if any.
-    pub fn record(
+    /// Records the end of a step that ran the module `module` describes (or was served from
+    /// the cache), and reports the breaker's change of state, if any. A success while
+    /// [`Breakers::quiet`] changes nothing and does not call `module`.
+    pub fn record<'m>(
         &mut self,
-        module: Module<'_>,
+        module: impl FnOnce() -> Module<'m>,
         name: &str,
         succeeded: bool,
         now: Duration,
@@ -127,6 +134,7 @@ impl Breakers {
         if succeeded && self.quiet() {
             return None;
         }
+        let module = module();
         let breaker = self.by_module.entry(module.digest).or_default();
         let event = |state, message| {
             Some(Event::Circuit {
@@ -202,14 +210,14 @@ mod tests {
     #[test]
     fn opens_after_consecutive_failures_and_refuses_until_the_cool_down() {
         let mut b = breakers();
-        assert_eq!(b.admit(module(), 0, "a", SECOND), Ok(None));
-        assert_eq!(state(b.record(module(), "a", false, SECOND)), None);
+        assert_eq!(b.admit(module, 0, "a", SECOND), Ok(None));
+        assert_eq!(state(b.record(module, "a", false, SECOND)), None);
         assert_eq!(
-            state(b.record(module(), "b", false, 2 * SECOND)),
+            state(b.record(module, "b", false, 2 * SECOND)),
             Some(CircuitState::Open)
         );
         assert_eq!(
-            b.admit(module(), 2, "c", 3 * SECOND),
+            b.admit(module, 2, "c", 3 * SECOND),
             Err(
                 "not run: the circuit breaker of `flaky.wasm` is open after 2 consecutive \
                  failures; one step tries it again in 9s"
@@ -221,55 +229,64 @@ mod tests {
             digest: Digest::of(b"other"),
             name: "other.wasm",
         };
-        assert_eq!(b.admit(other, 3, "d", 3 * SECOND), Ok(None));
+        assert_eq!(b.admit(|| other, 3, "d", 3 * SECOND), Ok(None));
     }
 
     #[test]
     fn half_opens_for_one_trial_then_closes_on_success() {
         let mut b = breakers();
-        b.record(module(), "a", false, SECOND);
-        b.record(module(), "b", false, SECOND);
+        b.record(module, "a", false, SECOND);
+        b.record(module, "b", false, SECOND);
         assert_eq!(
-            state(b.admit(module(), 5, "e", 11 * SECOND).unwrap()),
+            state(b.admit(module, 5, "e", 11 * SECOND).unwrap()),
             Some(CircuitState::HalfOpen)
         );
         // Only the trial runs.
-        assert!(b.admit(module(), 6, "f", 11 * SECOND).is_err());
-        assert_eq!(b.admit(module(), 5, "e", 11 * SECOND), Ok(None));
+        assert!(b.admit(module, 6, "f", 11 * SECOND).is_err());
+        assert_eq!(b.admit(module, 5, "e", 11 * SECOND), Ok(None));
         assert_eq!(
-            state(b.record(module(), "e", true, 12 * SECOND)),
+            state(b.record(module, "e", true, 12 * SECOND)),
             Some(CircuitState::Closed)
         );
-        assert_eq!(b.admit(module(), 6, "f", 12 * SECOND), Ok(None));
+        assert_eq!(b.admit(module, 6, "f", 12 * SECOND), Ok(None));
     }
 
     #[test]
     fn a_failed_trial_opens_it_again() {
         let mut b = breakers();
-        b.record(module(), "a", false, SECOND);
-        b.record(module(), "b", false, SECOND);
-        b.admit(module(), 5, "e", 11 * SECOND).unwrap();
+        b.record(module, "a", false, SECOND);
+        b.record(module, "b", false, SECOND);
+        b.admit(module, 5, "e", 11 * SECOND).unwrap();
         assert_eq!(
-            state(b.record(module(), "e", false, 12 * SECOND)),
+            state(b.record(module, "e", false, 12 * SECOND)),
             Some(CircuitState::Open)
         );
-        assert!(b.admit(module(), 6, "f", 13 * SECOND).is_err());
-        assert!(b.admit(module(), 6, "f", 22 * SECOND).is_ok());
+        assert!(b.admit(module, 6, "f", 13 * SECOND).is_err());
+        assert!(b.admit(module, 6, "f", 22 * SECOND).is_ok());
+    }
+
+    #[test]
+    fn a_quiet_run_never_describes_a_module() {
+        let mut b = breakers();
+        let unused = || -> Module<'static> { panic!("described while quiet") };
+        assert_eq!(b.admit(unused, 0, "a", SECOND), Ok(None));
+        assert_eq!(b.record(unused, "a", true, SECOND), None);
+        assert!(b.quiet());
     }
 
     #[test]
     fn a_success_resets_the_count_and_off_never_opens() {
         let mut b = breakers();
         assert!(b.quiet());
-        b.record(module(), "a", false, SECOND);
+        b.record(module, "a", false, SECOND);
         assert!(!b.quiet());
-        b.record(module(), "b", true, SECOND);
+        b.record(module, "b", true, SECOND);
         assert!(b.quiet(), "a success forgets the module's failures");
-        assert_eq!(state(b.record(module(), "c", false, SECOND)), None);
+        assert_eq!(state(b.record(module, "c", false, SECOND)), None);
         let mut off = Breakers::new(None);
         for _ in 0..10 {
-            assert_eq!(off.record(module(), "a", false, SECOND), None);
+            assert_eq!(off.record(module, "a", false, SECOND), None);
         }
-        assert_eq!(off.admit(module(), 0, "a", SECOND), Ok(None));
+        assert_eq!(off.admit(module, 0, "a", SECOND), Ok(None));
     }
 }

@@ -107,12 +107,10 @@ impl Graph {
                 return Start::Skip(reason, released);
             }
             let step = &plan.steps[i];
-            let admitted = if self.breakers.quiet() {
-                Ok(None)
-            } else {
-                self.breakers.admit(module(plan, step), i, &step.name, now)
-            };
-            match admitted {
+            match self
+                .breakers
+                .admit(|| module(plan, step), i, &step.name, now)
+            {
                 Ok(event) => self.events.extend(event),
                 Err(reason) => {
                     self.note_failure(plan, i);
@@ -135,12 +133,10 @@ impl Graph {
         self.keys[i] = result.key;
         self.output_trees[i] = Some(result.output_tree);
         let step = &plan.steps[i];
-        if !(result.succeeded && self.breakers.quiet()) {
-            let event = self
-                .breakers
-                .record(module(plan, step), &step.name, result.succeeded, now);
-            self.events.extend(event);
-        }
+        let event = self
+            .breakers
+            .record(|| module(plan, step), &step.name, result.succeeded, now);
+        self.events.extend(event);
         let status = if result.succeeded {
             StepStatus::Succeeded
         } else {
