@@ -135,7 +135,6 @@ impl Breakers {
             return None;
         }
         let module = module();
-        let breaker = self.by_module.entry(module.digest).or_default();
         let event = |state, message| {
             Some(Event::Circuit {
                 module: module.name.to_string(),
@@ -144,6 +143,8 @@ impl Breakers {
             })
         };
         if succeeded {
+            // A module without failures since its last success has no entry, and keeps none.
+            let breaker = self.by_module.get_mut(&module.digest)?;
             if breaker.state == State::Closed {
                 self.by_module.remove(&module.digest);
                 return None;
@@ -152,6 +153,7 @@ impl Breakers {
             breaker.state = State::Closed;
             return event(CircuitState::Closed, format!("`{name}` succeeded"));
         }
+        let breaker = self.by_module.entry(module.digest).or_default();
         breaker.consecutive += 1;
         let cool_down = crate::workflow::units::format_duration(config.cool_down);
         match breaker.state {
@@ -280,6 +282,16 @@ mod tests {
         assert!(b.quiet());
         b.record(module, "a", false, SECOND);
         assert!(!b.quiet());
+        let other = || Module {
+            digest: Digest::of(b"other"),
+            name: "other.wasm",
+        };
+        assert_eq!(b.record(other, "o", true, SECOND), None);
+        assert_eq!(
+            b.by_module.len(),
+            1,
+            "another module's success adds no breaker"
+        );
         b.record(module, "b", true, SECOND);
         assert!(b.quiet(), "a success forgets the module's failures");
         assert_eq!(state(b.record(module, "c", false, SECOND)), None);
