@@ -126,7 +126,7 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         Lock::Take
     };
-    let project = match Project::load_with(cli, &args.workflow, &options, jobs, lock)? {
+    let project = match Project::load_to_run(cli, &args.workflow, &options, jobs, lock)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hermetic_cache::{Store, diff_trees};
 
-use super::project::{self, Project};
+use super::project::{self, Lock, Project};
 use super::{Cli, EXIT_FAILURE, EXIT_USAGE};
 use crate::events::RunStatus;
 use crate::plan::PlanOptions;
@@ -39,7 +39,8 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         out_dir: Some(wf_dir.join(".hermetic").join("verify")),
         ..PlanOptions::default()
     };
-    let project = match Project::load(cli, &args.workflow, &options, project::jobs(args.jobs))? {
+    let jobs = project::jobs(args.jobs);
+    let project = match Project::load_to_run(cli, &args.workflow, &options, jobs, Lock::Take)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

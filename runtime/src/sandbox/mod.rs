@@ -285,6 +285,14 @@ impl Sandbox {
         }
     }
 
+    /// Makes lanes 1 to `count - 1` now, if they are not made yet, rather than when a worker
+    /// first runs a step in each.
+    pub fn make_lanes(&self, count: usize) {
+        for lane in 1..count {
+            self.lane(lane);
+        }
+    }
+
     /// The engines' compatibility digest (part of every cache key); every lane's engine has the
     /// same settings.
     pub fn engine_digest(&self) -> String {

@@ -519,6 +519,30 @@ mod tests {
         assert_eq!(sandbox.lane(9).0, 0);
     }
 
+    /// `make_lanes` makes the lanes below the count it is given, before any invocation, and
+    /// the invocations then run in them.
+    #[tokio::test]
+    async fn lanes_can_be_made_before_their_first_invocation() {
+        let t = tempfile::tempdir().unwrap();
+        let inv = invocation(&t.path().join("missing"));
+        let sandbox = Sandbox::for_workers(4, None, false).unwrap();
+        sandbox.make_lanes(3);
+        let made: Vec<bool> = sandbox
+            .others
+            .iter()
+            .map(|l| l.get().is_some_and(Option::is_some))
+            .collect();
+        assert_eq!(made, [true, true, false]);
+        let program = sandbox
+            .load_bytes(&exiting_with(3), UnknownImports::Reject)
+            .unwrap();
+        for lane in [1, 2] {
+            let report = sandbox.run_in_lane(lane, &program, &inv).await.unwrap();
+            assert!(matches!(report.outcome, Outcome::Exit(3)), "{report:?}");
+        }
+        assert!(sandbox.others[2].get().is_none(), "lane 3 is still unmade");
+    }
+
     /// Finished stores go to the reaper in batches: many more runs than an engine has pool
     /// slots all succeed, alike, in one lane and in lane 0.
     #[tokio::test]
