@@ -46,7 +46,7 @@ pub struct Execution {
     pub remote: Option<Arc<crate::remote::RemoteExec>>,
 }
 
-/// Whether [`Project::load_to_run`] takes the project lock.
+/// Whether [`Project::load_with`] takes the project lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lock {
     /// Take it, waiting for another process that holds it.
@@ -88,31 +88,22 @@ impl Project {
         options: &PlanOptions,
         jobs: usize,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
-        Self::load_inner(cli, workflow, options, jobs, Lock::Take, false)
+        Self::load_with(cli, workflow, options, jobs, Lock::Take, false)
     }
 
-    /// [`Project::load`] for a command that runs the plan's steps on `jobs` workers, taking
-    /// the project lock or not. The sandbox's worker lanes are made while the workflow is
-    /// planned, on a core the planning leaves idle, instead of by each worker at its first
-    /// step: 10,000 no-op steps at `--jobs 2` took 0.9 ms less (median of two batches of 40
-    /// interleaved runs, 64.0 against 65.0 ms and 61.0 against 61.9 ms).
-    pub fn load_to_run(
+    /// [`Project::load`], taking the project lock or not. With `runs_here`, for a command
+    /// that runs the plan's steps in this process on `jobs` workers, the sandbox's worker
+    /// lanes are made while the workflow is planned, on a core the planning leaves idle,
+    /// instead of by each worker at its first step: 10,000 no-op steps at `--jobs 2` took
+    /// 0.9 ms less (median of two batches of 40 interleaved runs, 64.0 against 65.0 ms and
+    /// 61.0 against 61.9 ms).
+    pub fn load_with(
         cli: &Cli,
         workflow: &Path,
         options: &PlanOptions,
         jobs: usize,
         lock: Lock,
-    ) -> anyhow::Result<Result<Project, ExitCode>> {
-        Self::load_inner(cli, workflow, options, jobs, lock, true)
-    }
-
-    fn load_inner(
-        cli: &Cli,
-        workflow: &Path,
-        options: &PlanOptions,
-        jobs: usize,
-        lock: Lock,
-        runs_steps: bool,
+        runs_here: bool,
     ) -> anyhow::Result<Result<Project, ExitCode>> {
         let state_dir = crate::workflow::dir_of(workflow).join(".hermetic");
         let cli_root = super::cache_root(cli);
@@ -151,8 +142,9 @@ impl Project {
             Some(sandbox) if cache_root == cli_root => sandbox?,
             _ => make_sandbox(cache_root.as_deref())?,
         };
-        // A run has at most one worker per step (see `Executor::run`).
-        let lanes = if runs_steps {
+        // A run has at most one worker per step (see `Executor::run`); one whose `--step`
+        // selection runs fewer workers than this leaves a lane unused.
+        let lanes = if runs_here {
             jobs.min(workflow.steps.len())
         } else {
             0

@@ -126,7 +126,9 @@ pub fn exec(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         Lock::Take
     };
-    let project = match Project::load_to_run(cli, &args.workflow, &options, jobs, lock)? {
+    // With `--remote-exec`, the steps run on the server's bots.
+    let runs_here = args.remote_exec.is_none();
+    let project = match Project::load_with(cli, &args.workflow, &options, jobs, lock, runs_here)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

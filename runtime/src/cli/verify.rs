@@ -40,7 +40,7 @@ pub fn exec(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         ..PlanOptions::default()
     };
     let jobs = project::jobs(args.jobs);
-    let project = match Project::load_to_run(cli, &args.workflow, &options, jobs, Lock::Take)? {
+    let project = match Project::load_with(cli, &args.workflow, &options, jobs, Lock::Take, true)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
