@@ -142,10 +142,9 @@ impl Project {
             Some(sandbox) if cache_root == cli_root => sandbox?,
             _ => make_sandbox(cache_root.as_deref())?,
         };
-        // A run has at most one worker per step (see `Executor::run`); one whose `--step`
-        // selection runs fewer workers than this leaves a lane unused.
+        // A `--step` selection that runs fewer workers than this leaves a lane unused.
         let lanes = if runs_here {
-            jobs.min(workflow.steps.len())
+            crate::pool::worker_count(jobs, workflow.steps.len())
         } else {
             0
         };

@@ -258,7 +258,7 @@ impl Executor {
             },
         );
 
-        let workers = self.jobs.min(plan.steps.len()).max(1);
+        let workers = worker_count(self.jobs, plan.steps.len());
         let shared = Arc::new(Shared {
             plan: plan.clone(),
             ctx,
@@ -393,6 +393,12 @@ impl Executor {
             metrics,
         }
     }
+}
+
+/// How many worker threads a run of `steps` steps at `--jobs jobs` has: no more than it has
+/// steps, and at least one.
+pub fn worker_count(jobs: usize, steps: usize) -> usize {
+    jobs.min(steps).max(1)
 }
 
 /// The seed of the steal order when the run has none.
