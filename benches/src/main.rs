@@ -17,6 +17,10 @@
 //!    upload throughput against local writes, and a step on `hermetic worker` against a local
 //!    one.
 //!
+//! 7. Opt-in (`--only idle`, since it sleeps between runs): `hermetic run` after the machine
+//!    sat idle and back to back, with the shipped allocator options against transparent huge
+//!    pages.
+//!
 //! `--only SECTION,…` measures some of them.
 
 // The allocator of the `hermetic` binary, with its options, so that the in-process figures
@@ -24,6 +28,7 @@
 hermetic_runtime::global_allocator!();
 
 mod artifacts;
+mod idle;
 mod inproc;
 mod pool;
 mod procs;
@@ -58,6 +63,9 @@ enum Section {
     Pool,
     /// 6. Remote cache and execution on BuildGrid (started on loopback).
     Remote,
+    /// 7. Runs after idle and back to back, shipped allocator options against huge pages.
+    ///    Only when named: it sleeps `--idle-secs` four times a round.
+    Idle,
 }
 
 /// Measures hermetic's per-step overhead, process-per-step costs, compile caching and the
@@ -90,7 +98,7 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     hermetic: Option<PathBuf>,
 
-    /// Measure only these sections (comma-separated or repeated); all of them by default.
+    /// Measure only these sections (comma-separated or repeated); all but `idle` by default.
     #[arg(long, value_name = "SECTION", value_delimiter = ',')]
     only: Vec<Section>,
 
@@ -122,12 +130,16 @@ struct Args {
     /// Steps run as one process each (make, xargs) in the pool section.
     #[arg(long, value_name = "N", default_value_t = 200)]
     pool_procs: usize,
+
+    /// Seconds the idle section waits before each run it times after idle.
+    #[arg(long, value_name = "SECS", default_value_t = 6)]
+    idle_secs: u64,
 }
 
 impl Args {
-    /// Whether `--only` selects `section` (every section when it is not given).
+    /// Whether `--only` selects `section` (every section but `idle` when it is not given).
     fn wants(&self, section: Section) -> bool {
-        self.only.is_empty() || self.only.contains(&section)
+        self.only.contains(&section) || (self.only.is_empty() && section != Section::Idle)
     }
 }
 
@@ -175,6 +187,7 @@ struct Figures {
     cached_load: Figure,
     result_cache: result_cache::Figures,
     pool: pool::Figures,
+    idle: idle::Figures,
     remote: remote::Figures,
 }
 
@@ -340,6 +353,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         args.wants(Section::Pool),
         args.wants(Section::Remote),
     );
+    let idle_ = args.wants(Section::Idle);
     // Section 2's baseline is section 1's `hermetic run -j1`.
     let runs = steps || procs_;
     let layout = Layout::discover()?;
@@ -347,7 +361,7 @@ fn bench(args: &Args) -> anyhow::Result<()> {
     let noop = &guests.noop;
     let hermetic = match &args.hermetic {
         Some(p) => p.clone(),
-        None if runs || results || pool_ || remote_ => layout.build_hermetic()?,
+        None if runs || results || pool_ || remote_ || idle_ => layout.build_hermetic()?,
         None => PathBuf::new(),
     };
     let wasmtime_cli = on_path("wasmtime");
@@ -417,6 +431,20 @@ fn bench(args: &Args) -> anyhow::Result<()> {
             &work.join("pool"),
             &cache,
             args,
+        )?)
+    } else {
+        None
+    };
+
+    let idle_bench = if idle_ {
+        eprintln!("bench: idle: setting up (and running everything once)");
+        Some(idle::Bench::new(
+            &hermetic,
+            noop,
+            &work.join("idle"),
+            &cache,
+            args.pool_steps,
+            Duration::from_secs(args.idle_secs),
         )?)
     } else {
         None
@@ -516,6 +544,11 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         if let Some(rb) = &mut remote_bench {
             rb.round(&mut f.remote)?;
         }
+
+        // Last, so that its "after idle" runs follow the sleep and nothing else.
+        if let Some(ib) = &idle_bench {
+            ib.round(round, &mut f.idle)?;
+        }
     }
 
     let sizes = Sizes {
@@ -529,9 +562,12 @@ fn bench(args: &Args) -> anyhow::Result<()> {
         &f,
         wasmtime_cli.is_some(),
         &sizes,
-        result_bench.as_ref(),
-        pool_bench.as_ref(),
-        remote_bench.as_ref(),
+        &Benches {
+            result: result_bench.as_ref(),
+            pool: pool_bench.as_ref(),
+            remote: remote_bench.as_ref(),
+            idle: idle_bench.as_ref(),
+        },
     );
     Ok(())
 }
@@ -555,15 +591,22 @@ fn wasmtime_run(wasmtime: &Path, module: &Path) -> Command {
     c
 }
 
+/// The sections with set-up of their own, when `--only` selected them.
+#[derive(Debug)]
+struct Benches<'a> {
+    result: Option<&'a result_cache::Bench>,
+    pool: Option<&'a pool::Bench>,
+    remote: Option<&'a remote::Bench>,
+    idle: Option<&'a idle::Bench>,
+}
+
 /// Prints the sections `--only` selected.
 fn print_table(
     args: &Args,
     f: &Figures,
     have_wasmtime: bool,
     sizes: &Sizes,
-    result_bench: Option<&result_cache::Bench>,
-    pool_bench: Option<&pool::Bench>,
-    remote_bench: Option<&remote::Bench>,
+    benches: &Benches<'_>,
 ) {
     let mut t = Table::default();
     if args.wants(Section::Steps) {
@@ -575,14 +618,17 @@ fn print_table(
     if args.wants(Section::Compile) {
         compile_section(&mut t, f, sizes);
     }
-    if let Some(rb) = result_bench {
+    if let Some(rb) = benches.result {
         rb.print(&mut t, &f.result_cache, sizes.copy);
     }
-    if let Some(pb) = pool_bench {
+    if let Some(pb) = benches.pool {
         pb.print(&mut t, &f.pool);
     }
-    if let Some(rb) = remote_bench {
+    if let Some(rb) = benches.remote {
         rb.print(&mut t, &f.remote);
+    }
+    if let Some(ib) = benches.idle {
+        ib.print(&mut t, &f.idle);
     }
 
     t.print(args.rounds);

@@ -154,6 +154,27 @@ fn wide_dag(steps: usize) -> Vec<Spec> {
     specs
 }
 
+/// Writes section 5's wide DAG of `steps` no-op steps (rounded down to a multiple of
+/// [`WIDE_ROOTS`]) to `<dir>/hermetic.yaml`, with `noop` beside it. Returns the workflow's
+/// path and its number of steps.
+pub(crate) fn write_wide_dag(
+    dir: &Path,
+    noop: &Path,
+    steps: usize,
+) -> anyhow::Result<(PathBuf, usize)> {
+    let specs = wide_dag(steps);
+    let path = write_workflow(
+        dir,
+        &format!(
+            "{} no-op steps: {WIDE_ROOTS} roots, each with a fan-out",
+            specs.len()
+        ),
+        &[("noop.wasm", noop)],
+        &specs,
+    )?;
+    Ok((path, specs.len()))
+}
+
 /// `steps` no-op steps, each depending on the one before.
 fn chain(steps: usize) -> Vec<Spec> {
     (0..steps)
@@ -343,14 +364,8 @@ impl Bench {
 
         let noop = [("noop.wasm", guests.noop.as_path())];
         let burn_wasm = [("burn.wasm", guests.burn.as_path())];
-        let wide_specs = wide_dag(args.pool_steps);
-        let wide_steps = wide_specs.len();
-        let wide_wf = write_workflow(
-            &work.join("wide"),
-            &format!("{wide_steps} no-op steps: {WIDE_ROOTS} roots, each with a fan-out"),
-            &noop,
-            &wide_specs,
-        )?;
+        let (wide_wf, wide_steps) =
+            write_wide_dag(&work.join("wide"), &guests.noop, args.pool_steps)?;
         let chain_wf = write_workflow(
             &work.join("chain"),
             &format!("a chain of {} no-op steps", args.chain_steps),

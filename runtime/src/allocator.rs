@@ -11,30 +11,33 @@
 //!
 //! # Why these options ([`OPTIONS`])
 //!
-//! - **`thp:always`, `metadata_thp:always`:** jemalloc asks the kernel for transparent huge
-//!   pages (`madvise(MADV_HUGEPAGE)`) for its heap and its own metadata. A run keeps a few
-//!   records for every step (its checked definition, its plan, its metrics), so a large run
-//!   faults in many fresh pages, and on a virtual machine a 4 KiB page costs about 3 µs to
-//!   fault in. A 10,000-step run at `--jobs 2` took about 5,700 page faults with small pages,
-//!   1,500 with huge ones; it ran 9% faster, and 20,000 flat steps at `--jobs 1` 5% faster
-//!   (README, "Session 15"). Where the kernel's THP setting is `always` this changes nothing;
-//!   where it is `never`, jemalloc keeps small pages.
 //! - **`percpu_arena:percpu`:** one arena per CPU instead of jemalloc's four. Each arena a
-//!   run touches costs a fresh huge page, so with four per CPU a one-step run was 1.4 ms
-//!   slower (8 ms); with one per CPU it is as fast as with small pages.
+//!   run touches costs fresh pages for its metadata, so fewer arenas start faster.
+//! - **No transparent huge pages** (jemalloc's default, `thp:default`: it leaves the kernel's
+//!   setting alone). Sessions 15 to 21 ran with `thp:always,metadata_thp:always`, which made
+//!   a 10,000-step run 5 to 9% faster when runs follow each other within a second or two: the
+//!   huge pages the last run freed are still backed, and one 2 MiB fault (about 0.4 ms) costs
+//!   less than the 512 small ones it replaces (about 1.5 µs each). After a few seconds idle,
+//!   which is how CI and a developer run `hermetic run`, it is the other way round. On a
+//!   virtual machine that returns free memory to its host (free page reporting, as on the
+//!   Firecracker machines this was measured on), a freed huge page goes back to the host
+//!   within seconds, and faulting in a new one then costs 3.4 to 5.9 ms: the host backs its
+//!   512 pages one by one. A run takes a dozen huge pages, most of them for jemalloc's own
+//!   metadata and barely used. After 5 s idle, a one-step run took 12.3 ms with small pages
+//!   and 18.9 ms with huge ones (medians of 10 interleaved runs; the slowest 18 and 56 ms),
+//!   and the 10,000-step DAG at `--jobs 2` 106.7 against 123.2 ms. `hermetic-bench --only
+//!   idle` measures both cases. Small pages were no colder after 8 s idle than at once (1.5
+//!   to 1.8 µs each): the kernel hands out recently freed ones first, still backed.
 //!
-//! The cost is resident memory: 9 to 14 MB more at the peak of a run (17 → 26 MB for one
-//! step, 47 → 61 MB for 20,000).
-//!
-//! The options apply on Linux only: other systems have no THP to ask for, and where `getcpu`
-//! is missing jemalloc would print an error for `percpu_arena`. `_RJEM_MALLOC_CONF` in the
-//! environment still overrides them, as jemalloc documents.
+//! The options apply on Linux only: where `getcpu` is missing jemalloc would print an error
+//! for `percpu_arena`. `_RJEM_MALLOC_CONF` in the environment still overrides them, as
+//! jemalloc documents.
 
 #[doc(hidden)]
 pub use tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options for a hermetic process, NUL-terminated (see the module doc).
-pub const OPTIONS: &[u8; 51] = b"thp:always,metadata_thp:always,percpu_arena:percpu\0";
+pub const OPTIONS: &[u8; 20] = b"percpu_arena:percpu\0";
 
 /// Declares jemalloc as the global allocator, with [`OPTIONS`]. Use it once, in a binary's
 /// root module.
