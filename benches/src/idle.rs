@@ -115,15 +115,14 @@ impl Bench {
              shipped allocator options against transparent huge pages; ratio = ÷ shipped",
             self.idle.as_secs()
         ));
-        let rows = [
-            ("1 step, after idle", &f.one_idle),
-            ("1 step, back to back", &f.one_hot),
-            ("wide DAG, after idle", &f.wide_idle),
-            ("wide DAG, back to back", &f.wide_hot),
-        ];
         let n = count(self.wide_steps);
+        let rows = [
+            ("1 step, after idle".to_owned(), &f.one_idle),
+            ("1 step, back to back".to_owned(), &f.one_hot),
+            (format!("{n} steps, after idle"), &f.wide_idle),
+            (format!("{n} steps, back to back"), &f.wide_hot),
+        ];
         for (what, figs) in rows {
-            let what = what.replace("wide DAG", &format!("{n} steps"));
             let shipped = figs[0].median();
             t.time(format!("{what}: shipped"), &figs[0], Some(shipped));
             t.time(format!("{what}: {HUGE_PAGES}"), &figs[1], Some(shipped));
