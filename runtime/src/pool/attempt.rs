@@ -263,7 +263,7 @@ async fn attempt_inner(
             .collect(),
         mounts,
         limits,
-        seed: step.seed,
+        seed: plan.seed(step),
         clock_epoch,
         stdout: CaptureTo::Memory,
         stderr: CaptureTo::Memory,
