@@ -10,7 +10,6 @@
 //! `_RJEM_MALLOC_CONF`, which jemalloc reads after the options compiled in.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::procs;
@@ -71,14 +70,8 @@ impl Bench {
 
     /// Wall time of one `hermetic run --no-cache` of `workflow`, with huge pages or not.
     fn run(&self, workflow: &Path, huge_pages: bool) -> anyhow::Result<Duration> {
-        let mut cmd = Command::new(&self.hermetic);
-        cmd.arg("--cache-dir")
-            .arg(&self.cache)
-            .arg("run")
-            .arg(workflow)
-            .arg("--jobs")
-            .arg(JOBS.to_string())
-            .arg("--no-cache");
+        let mut cmd = procs::hermetic_command(&self.hermetic, &self.cache, workflow, JOBS);
+        cmd.arg("--no-cache");
         if huge_pages {
             cmd.env("_RJEM_MALLOC_CONF", HUGE_PAGES);
         } else {

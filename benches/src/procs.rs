@@ -125,7 +125,7 @@ fn run_timed(cmd: &mut Command) -> anyhow::Result<(Duration, std::process::Outpu
 }
 
 /// `hermetic --cache-dir CACHE run WORKFLOW --jobs JOBS`.
-fn hermetic_command(hermetic: &Path, cache: &Path, workflow: &Path, jobs: usize) -> Command {
+pub fn hermetic_command(hermetic: &Path, cache: &Path, workflow: &Path, jobs: usize) -> Command {
     let mut cmd = Command::new(hermetic);
     cmd.arg("--cache-dir")
         .arg(cache)
