@@ -13,6 +13,7 @@ mod par;
 pub mod pins;
 pub mod plan;
 pub mod pool;
+mod prefetch;
 pub mod remote;
 pub mod sandbox;
 pub mod taskbuild;

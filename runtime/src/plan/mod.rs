@@ -54,6 +54,9 @@ pub struct PlannedStep {
     seed: OnceLock<[u8; 32]>,
     /// Length of the longest chain of dependents after this step, for ordering ready steps.
     pub critical_path: u32,
+    /// The step's scheduling priority (its definition's), kept here with `critical_path` so
+    /// that ordering a ready step reads this struct only.
+    pub priority: u8,
 }
 
 /// A workflow, resolved and ready to run.
@@ -147,6 +150,7 @@ impl Plan {
                 limits: Limits::default().overridden(step.timeout, step.fuel, step.memory),
                 seed: OnceLock::new(),
                 critical_path: 0,
+                priority: step.priority,
             }
         });
         if diags.has_errors() {
@@ -301,6 +305,22 @@ impl Plan {
     /// The workflow step behind a planned step.
     pub fn step_def(&self, step: &PlannedStep) -> &Step {
         &self.workflow.steps[step.workflow_index]
+    }
+
+    /// Brings what starting step `i` reads into the CPU's caches (see `crate::prefetch`): its
+    /// `PlannedStep`, its definition, its name and the first of its dependencies and
+    /// dependents. A hint: nothing changes if `i` never runs.
+    pub fn prefetch(&self, i: usize) {
+        let Some(step) = self.steps.get(i) else {
+            return;
+        };
+        crate::prefetch::read(step);
+        crate::prefetch::read(step.name.as_str());
+        crate::prefetch::slice(&step.deps, 256);
+        crate::prefetch::slice(&step.dependents, 256);
+        if let Some(def) = self.workflow.steps.get(step.workflow_index) {
+            crate::prefetch::read(def);
+        }
     }
 
     /// Whether any step to run has an `adaptive_timeout`, and so needs, and adds to, the

@@ -28,6 +28,10 @@ pub(crate) struct Graph {
     pub output_trees: Vec<Option<Digest>>,
     /// How many dependencies of each step have not reached a final state.
     waiting: Vec<usize>,
+    /// Each step's place in the ready queues ([`ready_entry`]), side by side: a step that
+    /// ends releases its dependents with these, without reading each dependent's
+    /// `PlannedStep` (100 dependents of a no-op step were 100 cache misses).
+    entries: Vec<Ready>,
     /// Steps without a final state; the run is over at 0.
     unfinished: usize,
     /// The attempts so far of each step that failed and waits to be tried again (boxed: few
@@ -74,6 +78,7 @@ impl Graph {
             keys: vec![None; n],
             output_trees: vec![None; n],
             waiting: plan.steps.iter().map(|s| s.deps.len()).collect(),
+            entries: (0..n).map(|i| ready_entry(plan, i)).collect(),
             unfinished: n,
             retrying: vec![None; n],
             keep_going,
@@ -160,7 +165,7 @@ impl Graph {
         for &d in &plan.steps[i].dependents {
             self.waiting[d] -= 1;
             if self.waiting[d] == 0 {
-                ready.push(ready_entry(plan, d));
+                ready.push(self.entries[d]);
             }
         }
         Released {
@@ -238,7 +243,7 @@ impl Graph {
 /// Step `i`'s place in the ready queues.
 pub(crate) fn ready_entry(plan: &Plan, i: usize) -> Ready {
     let s = &plan.steps[i];
-    Ready::new(plan.step_def(s).priority, s.critical_path, i)
+    Ready::new(s.priority, s.critical_path, i)
 }
 
 /// Step `step`'s module, for its circuit breaker.

@@ -233,6 +233,12 @@ impl Queues {
         }
     }
 
+    /// The most urgent step in `worker`'s own queue, which it will most likely take next:
+    /// for prefetching, not a claim on it.
+    pub fn next_own(&self, worker: usize) -> Option<usize> {
+        lock(&self.locals[worker]).peek().map(|r| r.index())
+    }
+
     fn steal(&self, worker: usize, victims: impl Iterator<Item = usize>) -> Option<Ready> {
         if !self.stealing {
             return None;

@@ -395,6 +395,10 @@ async fn take_steps(
             continue;
         };
         let i = ready.index();
+        // The step after this one is read while this one runs (see `crate::prefetch`).
+        if let Some(next) = shared.queues.next_own(me) {
+            shared.plan.prefetch(next);
+        }
         let released = match shared.start(me, i) {
             Err(released) => released,
             Ok((deps, retrying)) => {
