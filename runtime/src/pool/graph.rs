@@ -30,7 +30,8 @@ pub(crate) struct Graph {
     waiting: Vec<usize>,
     /// Each step's place in the ready queues ([`ready_entry`]), side by side: a step that
     /// ends releases its dependents with these, without reading each dependent's
-    /// `PlannedStep` (100 dependents of a no-op step were 100 cache misses).
+    /// `PlannedStep` and definition (a root of the bench's wide DAG has 99 dependents, whose
+    /// plans no worker has read yet).
     entries: Vec<Ready>,
     /// Steps without a final state; the run is over at 0.
     unfinished: usize,
