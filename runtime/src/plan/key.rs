@@ -68,21 +68,26 @@ pub struct KeyComponents {
 ///
 /// The encoding is written out whole, then hashed at once: the same digest as feeding blake3
 /// piece by piece, without the cost of some thirty small updates (which was most of the cost
-/// of a key).
-struct KeyHasher(Vec<u8>);
+/// of a key). `journal::keys::run_digest` encodes a run the same way.
+pub(crate) struct KeyHasher(pub(crate) Vec<u8>);
 
 impl KeyHasher {
-    fn u64(&mut self, n: u64) {
+    pub(crate) fn u64(&mut self, n: u64) {
         self.0.extend_from_slice(&n.to_le_bytes());
     }
 
-    fn str(&mut self, s: &str) {
+    pub(crate) fn str(&mut self, s: &str) {
         self.u64(s.len() as u64);
         self.0.extend_from_slice(s.as_bytes());
     }
 
-    fn digest(&mut self, d: &Digest) {
+    pub(crate) fn digest(&mut self, d: &Digest) {
         self.0.extend_from_slice(d.as_bytes());
+    }
+
+    /// The digest of everything written.
+    pub(crate) fn finish(&self) -> Digest {
+        Digest::of(&self.0)
     }
 }
 
@@ -139,7 +144,7 @@ impl KeyFields<'_> {
         }
         h.u64(self.clock_epoch_secs);
         h.digest(&self.seed);
-        Digest::of(&h.0)
+        h.finish()
     }
 }
 
