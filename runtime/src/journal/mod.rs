@@ -6,6 +6,7 @@
 //! * [`durations`]: the recent run times of each step, for adaptive timeouts.
 //! * [`trace`]: a run's dispatches as Chrome trace-event JSON, for `--trace`.
 
+mod chunks;
 pub mod durations;
 pub mod keys;
 mod line;
@@ -14,7 +15,7 @@ mod summary_file;
 pub mod trace;
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write as _};
+use std::io::{self, Write as _};
 use std::path::Path;
 
 /// The JSON file at `path`; `None` if it is missing, unreadable or not a `T`. What the
@@ -30,19 +31,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |mut file| file.write_all(bytes))
 }
 
-/// Writes the JSON of `value` to `path` as [`write_atomic`] does, streamed to the file through
-/// a buffer rather than built whole in memory first: a large record (10,000 steps' metrics, or
-/// their keys) is megabytes, and each new page of a buffer that size costs a page fault (about
-/// 3 µs on a virtual machine).
+/// Writes the JSON of `value` to `path` as [`write_atomic`] does, streamed to the file in whole
+/// chunks ([`chunks`]) rather than built whole in memory first: a large record (10,000 steps'
+/// metrics, or their keys) is megabytes, and each new page of a buffer that size costs a page
+/// fault (about 3 µs on a virtual machine).
 pub(crate) fn write_json_atomic<T: serde::Serialize + ?Sized>(
     path: &Path,
     value: &T,
 ) -> io::Result<()> {
     write_atomic_with(path, |file| {
-        let mut out = BufWriter::with_capacity(64 << 10, file);
+        let mut out = chunks::Chunked::new(file);
         // `From` keeps the kind of an I/O error underneath (a full disk stays one).
         serde_json::to_writer(&mut out, value).map_err(io::Error::from)?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        out.finish()?;
         Ok(())
     })
 }

@@ -9,9 +9,11 @@
 //!   summary.json        written when the run ends: outcome, counts and metrics
 //! ```
 //!
-//! The events are written out after each batch the pool reports (every few milliseconds while
-//! steps finish), so a run killed with SIGKILL still leaves the record of the steps that
-//! finished, without its `summary.json`. `hermetic run --resume` reads that record: a step that succeeded in it keeps
+//! The events are written out while the run goes: in whole 64 KiB chunks as they fill (see
+//! [`super::chunks`]: small writes cost the kernel five times as much), and the rest at most
+//! [`FLUSH_AFTER`] after it was recorded. So a run killed with SIGKILL still leaves the record
+//! of the steps that finished, but for the last [`FLUSH_AFTER`] of them, without its
+//! `summary.json`; its last line may be cut short, and readers skip it. `hermetic run --resume` reads that record: a step that succeeded in it keeps
 //! its result when its action key is unchanged and its published outputs are still exactly
 //! the recorded files; every other step runs. `hermetic runs` lists the runs, newest first.
 //!
@@ -32,8 +34,10 @@ use serde::{Deserialize, Serialize};
 use crate::events::{Event, Reporter, RunStatus, StepStatus};
 use crate::pool::metrics::RunMetrics;
 
-/// How many bytes of events are kept before they are written out, between two flushes.
-const PENDING_BYTES: usize = 64 << 10;
+/// The longest an event waits to be written out when the events after it do not fill a chunk:
+/// what a run killed with SIGKILL can lose of its record (those steps run again on `--resume`),
+/// and how far `events.jsonl` can lag behind a run in progress.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
 /// How many runs are kept.
 pub const KEEP_RUNS: usize = 20;
@@ -51,6 +55,11 @@ pub struct RunJournal {
     events: Option<File>,
     /// Lines of `events.jsonl` not yet written out; see [`RunJournal::flush`].
     pending: Vec<u8>,
+    /// How many bytes of `events.jsonl` are written: writes end on a multiple of
+    /// [`super::chunks::CHUNK`] from its start, but for the one that has to write it all.
+    written: u64,
+    /// When the oldest of the `pending` lines was recorded; `None` when there are none.
+    waiting_since: Option<Instant>,
     /// Where each event is serialized before it is spliced into its line.
     scratch: Vec<u8>,
     /// For events reported without a time.
@@ -160,7 +169,9 @@ impl RunJournal {
             dir,
             logs: state_dir.join("logs"),
             events: Some(events),
-            pending: Vec::with_capacity(PENDING_BYTES),
+            pending: Vec::with_capacity(2 * super::chunks::CHUNK),
+            written: 0,
+            waiting_since: None,
             scratch: Vec::new(),
             start: Instant::now(),
             problem: None,
@@ -191,29 +202,53 @@ impl RunJournal {
                 let path = self.dir.join("events.jsonl");
                 self.fail(at_path(&path, e));
             }
-            if self.pending.len() >= PENDING_BYTES {
-                self.flush();
+            if before == 0 && !self.pending.is_empty() {
+                self.waiting_since = Some(Instant::now());
+            }
+            if self.pending.len() >= super::chunks::CHUNK {
+                self.write_out(false);
             }
         }
         match event {
             Event::StepFinished {
                 step, logs: true, ..
             } => self.link_logs(step),
-            Event::RunFinished { .. } => self.flush(),
+            Event::RunFinished { .. } => self.write_out(true),
             _ => {}
         }
     }
 
-    /// Writes the pending events out.
+    /// Writes out the whole chunks of the pending events, and the rest too once it has waited
+    /// [`FLUSH_AFTER`]. The pool calls it after each batch of events it reports.
     pub fn flush(&mut self) {
+        let all = self
+            .waiting_since
+            .is_some_and(|since| since.elapsed() >= FLUSH_AFTER);
+        self.write_out(all);
+    }
+
+    /// Writes out the pending events: `all` of them, or the whole chunks only.
+    fn write_out(&mut self, all: bool) {
+        let n = if all {
+            self.pending.len()
+        } else {
+            super::chunks::whole(self.written, self.pending.len())
+        };
+        if n == 0 {
+            return;
+        }
         if let Some(out) = &mut self.events
-            && let Err(e) = out.write_all(&self.pending)
+            && let Err(e) = out.write_all(&self.pending[..n])
         {
             let path = self.dir.join("events.jsonl");
             self.fail(at_path(&path, e));
             self.events = None;
         }
-        self.pending.clear();
+        self.written += n as u64;
+        self.pending.drain(..n);
+        if self.pending.is_empty() {
+            self.waiting_since = None;
+        }
     }
 
     /// Links the step's logs into the run's directory.
@@ -242,7 +277,7 @@ impl RunJournal {
     /// Writes `summary.json` and closes the journal. `Err` is the first problem the journal
     /// met, for a warning.
     pub fn finish(mut self, summary: &Summary<'_>) -> Result<(), String> {
-        self.flush();
+        self.write_out(true);
         let path = self.dir.join("summary.json");
         // Compact: it is read by programs (`jq .` shows it indented), and indenting made a
         // 20,000-step summary twice as large and twice as slow to write.
@@ -524,7 +559,8 @@ mod tests {
         );
         tee.stamped(Duration::from_micros(9), &finished("b", StepStatus::Failed));
         let id = journal.id().to_string();
-        // Killed here: no summary, but the events are written out.
+        // Killed here: no summary, but the events are written out once they have waited.
+        std::thread::sleep(FLUSH_AFTER);
         journal.flush();
         assert_eq!(run_ids(&runs).unwrap().len(), KEEP_RUNS);
         let resumable = resumable(state.path()).unwrap().unwrap();
@@ -560,7 +596,7 @@ mod tests {
             size: 3,
         }];
         journal.record(Duration::from_micros(1_234), &started, &files);
-        journal.flush();
+        journal.write_out(true);
         let zeros = "0".repeat(64);
         assert_eq!(
             std::fs::read_to_string(journal.dir.join("events.jsonl")).unwrap(),
@@ -570,5 +606,48 @@ mod tests {
                  \"files\":[{{\"path\":\"o.txt\",\"digest\":\"{zeros}\",\"size\":3}}]}}\n"
             )
         );
+    }
+    #[test]
+    fn events_are_written_in_whole_chunks_and_the_rest_once_it_has_waited() {
+        use super::super::chunks::CHUNK;
+        let state = tempfile::tempdir().unwrap();
+        let mut journal = RunJournal::create(state.path()).unwrap();
+        let path = journal.dir.join("events.jsonl");
+        let written = || std::fs::read(&path).unwrap();
+        let started = |i: u32| Event::StepStarted {
+            step: format!("step-{i}"),
+            attempt: 1,
+        };
+        let mut expected = Vec::new();
+        let mut scratch = Vec::new();
+        for i in 0..3_000 {
+            let at = Duration::from_micros(u64::from(i));
+            journal.record(at, &started(i), &[]);
+            super::super::line::write(&mut expected, &mut scratch, i.into(), &started(i), &[])
+                .unwrap();
+        }
+        assert!(expected.len() > 2 * CHUNK, "{} bytes", expected.len());
+        // Whole chunks as they fill, aligned to the start of the file.
+        let whole = expected.len() / CHUNK * CHUNK;
+        journal.flush();
+        let early = written();
+        assert!(early.len() == whole || early.len() == expected.len());
+        assert_eq!(early, expected[..early.len()]);
+        // The rest once it has waited.
+        std::thread::sleep(FLUSH_AFTER);
+        journal.flush();
+        assert_eq!(written(), expected);
+        // The end of the run writes everything at once.
+        let finished = Event::RunFinished {
+            status: RunStatus::Succeeded,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            cached: 0,
+            duration_ms: 0,
+        };
+        journal.record(Duration::from_secs(1), &finished, &[]);
+        super::super::line::write(&mut expected, &mut scratch, 1_000_000, &finished, &[]).unwrap();
+        assert_eq!(written(), expected);
     }
 }

@@ -10,7 +10,7 @@
 //! 10,000 no-op steps at `--jobs 2`: 88.7 → 87.5 and 91.7 → 90.3 ms (medians of 60 interleaved
 //! runs).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::line::{cached_field, number, status_field, string};
@@ -22,7 +22,7 @@ pub(crate) fn write(path: &Path, summary: &Summary<'_>) -> io::Result<()> {
     let (json, at) = without_steps(summary)?;
     let (head, tail) = json.split_at(at);
     super::write_atomic_with(path, |file| {
-        let mut out = BufWriter::with_capacity(64 << 10, file);
+        let mut out = super::chunks::Chunked::new(file);
         out.write_all(head)?;
         let mut object = Vec::with_capacity(256);
         for (i, step) in summary.metrics.steps.iter().enumerate() {
@@ -34,7 +34,7 @@ pub(crate) fn write(path: &Path, summary: &Summary<'_>) -> io::Result<()> {
             out.write_all(&object)?;
         }
         out.write_all(tail)?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        out.finish()?;
         Ok(())
     })
 }
