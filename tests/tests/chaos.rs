@@ -114,10 +114,25 @@ fn a_killed_process_is_resumed() {
         assert_eq!(seed["outcome"], "succeeded", "{seed}");
     }
     // Both processes' journals: the killed run has no summary, the resumed one finished.
-    let runs = std::fs::read_dir(out.path().join(".hermetic/runs"))
+    let runs: Vec<_> = std::fs::read_dir(out.path().join(".hermetic/runs"))
         .unwrap()
-        .count();
-    assert!(runs >= 12, "two runs per seed: {runs}");
+        .map(|run| run.unwrap().path())
+        .collect();
+    assert!(runs.len() >= 12, "two runs per seed: {}", runs.len());
+    // The step whose end killed the first process was journaled before it died, so the
+    // second kept it rather than running it again: at least one kept step per seed.
+    let kept = runs
+        .iter()
+        .filter_map(|run| std::fs::read_to_string(run.join("events.jsonl")).ok())
+        .map(|events| {
+            events
+                .lines()
+                .filter(|line| line.contains("\"event\":\"step_finished\""))
+                .filter(|line| line.contains("\"resumed\":true"))
+                .count()
+        })
+        .sum::<usize>();
+    assert!(kept >= 6, "{kept} steps kept by the resumed runs");
 }
 
 /// A worker thread that ends mid-step, without reporting, is noticed by the pool, which runs

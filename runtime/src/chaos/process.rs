@@ -71,6 +71,10 @@ impl Reporter for KillAfter<'_> {
     fn flush(&mut self) {
         self.inner.flush();
     }
+
+    fn flush_all(&mut self) {
+        self.inner.flush_all();
+    }
 }
 
 impl KillAfter<'_> {
@@ -78,9 +82,8 @@ impl KillAfter<'_> {
         if let Event::StepFinished { step, .. } = event
             && self.steps.contains(step)
         {
-            // The journal is buffered: what it holds must be on disk, as it would be after
-            // any batch of events, before the process dies.
-            self.inner.flush();
+            // The journal is buffered: all it holds must be on disk before the process dies.
+            self.inner.flush_all();
             let me = rustix::process::getpid();
             let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
         }

@@ -181,9 +181,15 @@ pub trait Reporter: Send {
         self.event(event);
     }
 
-    /// Called after each batch of events (every few milliseconds while steps finish): a
-    /// reporter that buffers writes them out here.
+    /// Called every few milliseconds while the run goes, after the batch of events since the
+    /// last call if there was one: a reporter that buffers writes out here what is due.
     fn flush(&mut self) {}
+
+    /// Writes out everything buffered, due or not: before the process ends without unwinding
+    /// (the chaos suite's `process_kill`).
+    fn flush_all(&mut self) {
+        self.flush();
+    }
 }
 
 /// Microseconds, for events and metrics.

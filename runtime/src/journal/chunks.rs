@@ -1,9 +1,9 @@
 //! Writing the journal's files in whole, aligned chunks.
 //!
-//! The kernel pays for a buffered write by the page-cache page or folio it fills, and on ext4
-//! with large folios (Linux 6.18 here) a write of a whole, aligned 64 KiB chunk fills one
-//! folio where a write of a few kilobytes fills part of one, and the next write fills the rest.
-//! Writing 4.5 MB (a 10,000-step run's `events.jsonl`) took 4.5 ms in writes of 6,000 bytes,
+//! Small and unaligned buffered writes cost the kernel far more per byte than whole, aligned
+//! ones: most likely because ext4 (on Linux 6.18 here) caches a file in large folios, which a
+//! whole, aligned 64 KiB write fills at once, where writes of a few kilobytes each fill part of
+//! one. Writing 4.5 MB (a 10,000-step run's `events.jsonl`) took 4.5 ms in writes of 6,000 bytes,
 //! which is what one batch of events came to, 1.3 ms in writes of 64 KiB plus 150 bytes and
 //! 0.85 ms in aligned writes of 64 KiB (medians of 20, on a 2-core virtual machine).
 //!

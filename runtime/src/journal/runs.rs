@@ -10,7 +10,7 @@
 //! ```
 //!
 //! The events are written out while the run goes: in whole 64 KiB chunks as they fill (see
-//! [`super::chunks`]: small writes cost the kernel five times as much), and the rest at most
+//! `journal::chunks`: small writes cost the kernel several times as much), and the rest at most
 //! [`FLUSH_AFTER`] after it was recorded. So a run killed with SIGKILL still leaves the record
 //! of the steps that finished, but for the last [`FLUSH_AFTER`] of them, without its
 //! `summary.json`; its last line may be cut short, and readers skip it. `hermetic run --resume` reads that record: a step that succeeded in it keeps
@@ -213,7 +213,7 @@ impl RunJournal {
             Event::StepFinished {
                 step, logs: true, ..
             } => self.link_logs(step),
-            Event::RunFinished { .. } => self.write_out(true),
+            Event::RunFinished { .. } => self.flush_all(),
             _ => {}
         }
     }
@@ -225,6 +225,11 @@ impl RunJournal {
             .waiting_since
             .is_some_and(|since| since.elapsed() >= FLUSH_AFTER);
         self.write_out(all);
+    }
+
+    /// Writes out every pending event now, however long it has waited.
+    pub fn flush_all(&mut self) {
+        self.write_out(true);
     }
 
     /// Writes out the pending events: `all` of them, or the whole chunks only.
@@ -277,7 +282,7 @@ impl RunJournal {
     /// Writes `summary.json` and closes the journal. `Err` is the first problem the journal
     /// met, for a warning.
     pub fn finish(mut self, summary: &Summary<'_>) -> Result<(), String> {
-        self.write_out(true);
+        self.flush_all();
         let path = self.dir.join("summary.json");
         // Compact: it is read by programs (`jq .` shows it indented), and indenting made a
         // 20,000-step summary twice as large and twice as slow to write.
@@ -324,6 +329,11 @@ impl Reporter for Tee<'_> {
     fn flush(&mut self) {
         self.journal.flush();
         self.display.flush();
+    }
+
+    fn flush_all(&mut self) {
+        self.journal.flush_all();
+        self.display.flush_all();
     }
 }
 
@@ -596,7 +606,7 @@ mod tests {
             size: 3,
         }];
         journal.record(Duration::from_micros(1_234), &started, &files);
-        journal.write_out(true);
+        journal.flush_all();
         let zeros = "0".repeat(64);
         assert_eq!(
             std::fs::read_to_string(journal.dir.join("events.jsonl")).unwrap(),
