@@ -13,9 +13,10 @@
 //! `journal::chunks`: small writes cost the kernel several times as much), and the rest at most
 //! [`FLUSH_AFTER`] after it was recorded. So a run killed with SIGKILL still leaves the record
 //! of the steps that finished, but for the last [`FLUSH_AFTER`] of them, without its
-//! `summary.json`; its last line may be cut short, and readers skip it. `hermetic run --resume` reads that record: a step that succeeded in it keeps
-//! its result when its action key is unchanged and its published outputs are still exactly
-//! the recorded files; every other step runs. `hermetic runs` lists the runs, newest first.
+//! `summary.json`; its last line may be cut short, and readers skip it. `hermetic run
+//! --resume` reads that record: a step that succeeded in it keeps its result when its action
+//! key is unchanged and its published outputs are still exactly the recorded files; every
+//! other step runs. `hermetic runs` lists the runs, newest first.
 //!
 //! The newest [`KEEP_RUNS`] runs are kept; older ones are removed while a run's steps run
 //! ([`prune_runs`]). The
@@ -58,7 +59,8 @@ pub struct RunJournal {
     /// How many bytes of `events.jsonl` are written: writes end on a multiple of
     /// [`super::chunks::CHUNK`] from its start, but for the one that has to write it all.
     written: u64,
-    /// When the oldest of the `pending` lines was recorded; `None` when there are none.
+    /// When `pending` last went from empty to not, so no later than its oldest line was
+    /// recorded; `None` when it is empty.
     waiting_since: Option<Instant>,
     /// Where each event is serialized before it is spliced into its line.
     scratch: Vec<u8>,
@@ -219,7 +221,7 @@ impl RunJournal {
     }
 
     /// Writes out the whole chunks of the pending events, and the rest too once it has waited
-    /// [`FLUSH_AFTER`]. The pool calls it after each batch of events it reports.
+    /// [`FLUSH_AFTER`]. The pool calls it every few milliseconds, through [`Reporter::flush`].
     pub fn flush(&mut self) {
         let all = self
             .waiting_since
@@ -617,6 +619,7 @@ mod tests {
             )
         );
     }
+
     #[test]
     fn events_are_written_in_whole_chunks_and_the_rest_once_it_has_waited() {
         use super::super::chunks::CHUNK;
