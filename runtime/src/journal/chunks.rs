@@ -26,8 +26,8 @@ pub(crate) fn whole(written: u64, pending: usize) -> usize {
 }
 
 /// A [`Write`] that buffers what it is given and writes it to `out` in whole chunks, the
-/// rest when it [`finish`](Chunked::finish)es. Like `BufWriter`, but a write never ends
-/// between two multiples of [`CHUNK`] unless it is the last.
+/// rest when told to ([`Chunked::write_rest`], [`Chunked::finish`]). Like `BufWriter`, but a
+/// write ends between two multiples of [`CHUNK`] only when it writes the rest.
 #[derive(Debug)]
 pub(crate) struct Chunked<W: Write> {
     out: W,
@@ -45,9 +45,25 @@ impl<W: Write> Chunked<W> {
         }
     }
 
+    /// The bytes not written yet, to append to in place (a caller that builds its lines in a
+    /// `Vec<u8>` needs no copy of its own).
+    pub(crate) fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
     /// Writes the whole chunks in the buffer.
-    fn write_whole(&mut self) -> io::Result<()> {
-        let n = whole(self.written, self.buf.len());
+    pub(crate) fn write_whole(&mut self) -> io::Result<()> {
+        self.write_first(whole(self.written, self.buf.len()))
+    }
+
+    /// Writes all of the buffer, the end of the last chunk included; the next whole chunk
+    /// ends on a multiple of [`CHUNK`] again.
+    pub(crate) fn write_rest(&mut self) -> io::Result<()> {
+        self.write_first(self.buf.len())
+    }
+
+    /// Writes the first `n` bytes of the buffer.
+    fn write_first(&mut self, n: usize) -> io::Result<()> {
         if n > 0 {
             self.out.write_all(&self.buf[..n])?;
             self.buf.drain(..n);
@@ -58,7 +74,7 @@ impl<W: Write> Chunked<W> {
 
     /// Writes what is left and hands back `out`.
     pub(crate) fn finish(mut self) -> io::Result<W> {
-        self.out.write_all(&self.buf)?;
+        self.write_rest()?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -129,5 +145,18 @@ mod tests {
         assert!(chunks.iter().all(|&n| n == CHUNK), "{writes:?}");
         assert_eq!(chunks.len(), expected.len() / CHUNK);
         assert_eq!(*last, expected.len() % CHUNK);
+    }
+    #[test]
+    fn after_the_rest_is_written_whole_chunks_end_on_multiples_again() {
+        let mut out = Chunked::new(Writes::default());
+        out.write_all(&[1; 100]).unwrap();
+        out.write_rest().unwrap();
+        assert!(out.buffer().is_empty());
+        out.write_all(&vec![2; CHUNK]).unwrap();
+        let Writes(bytes, writes) = out.finish().unwrap();
+        assert_eq!(writes, [100, CHUNK - 100, 100]);
+        assert_eq!(bytes[..100], [1; 100]);
+        assert!(bytes[100..].iter().all(|&b| b == 2));
+        assert_eq!(bytes.len(), CHUNK + 100);
     }
 }

@@ -25,13 +25,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hermetic_cache::{Digest, FileEntry};
 use serde::{Deserialize, Serialize};
 
+use super::chunks::{CHUNK, Chunked};
 use crate::events::{Event, Reporter, RunStatus, StepStatus};
 use crate::pool::metrics::RunMetrics;
 
@@ -52,15 +53,11 @@ pub struct RunJournal {
     dir: PathBuf,
     /// `.hermetic/logs`, where steps' logs are written; linked into the run's `logs/`.
     logs: PathBuf,
-    /// `events.jsonl`, `None` once writing it failed.
-    events: Option<File>,
-    /// Lines of `events.jsonl` not yet written out; see [`RunJournal::flush`].
-    pending: Vec<u8>,
-    /// How many bytes of `events.jsonl` are written: writes end on a multiple of
-    /// [`super::chunks::CHUNK`] from its start, but for the one that has to write it all.
-    written: u64,
-    /// When `pending` last went from empty to not, so no later than its oldest line was
-    /// recorded; `None` when it is empty.
+    /// `events.jsonl`, with the lines not yet written out (see [`RunJournal::flush`]); `None`
+    /// once writing it failed.
+    events: Option<Chunked<File>>,
+    /// When the lines not yet written last went from none to some, so no later than the
+    /// oldest of them was recorded; `None` when there are none.
     waiting_since: Option<Instant>,
     /// Where each event is serialized before it is spliced into its line.
     scratch: Vec<u8>,
@@ -170,9 +167,7 @@ impl RunJournal {
             id,
             dir,
             logs: state_dir.join("logs"),
-            events: Some(events),
-            pending: Vec::with_capacity(2 * super::chunks::CHUNK),
-            written: 0,
+            events: Some(Chunked::new(events)),
             waiting_since: None,
             scratch: Vec::new(),
             start: Instant::now(),
@@ -193,21 +188,24 @@ impl RunJournal {
     /// Records `event`, which happened `at` after the start, and `files`, the outputs of a
     /// succeeded step.
     pub fn record(&mut self, at: Duration, event: &Event, files: &[FileEntry]) {
-        if self.events.is_some() {
-            let before = self.pending.len();
+        if let Some(out) = &mut self.events {
+            let pending = out.buffer();
+            let before = pending.len();
             let t_us = crate::events::micros(at);
-            if let Err(e) =
-                super::line::write(&mut self.pending, &mut self.scratch, t_us, event, files)
-            {
+            let written = super::line::write(pending, &mut self.scratch, t_us, event, files);
+            if written.is_err() {
                 // No half line: the line is left out, and the problem reported.
-                self.pending.truncate(before);
+                pending.truncate(before);
+            }
+            if before == 0 && !pending.is_empty() {
+                self.waiting_since = Some(Instant::now());
+            }
+            let full = pending.len() >= CHUNK;
+            if let Err(e) = written {
                 let path = self.dir.join("events.jsonl");
                 self.fail(at_path(&path, e));
             }
-            if before == 0 && !self.pending.is_empty() {
-                self.waiting_since = Some(Instant::now());
-            }
-            if self.pending.len() >= super::chunks::CHUNK {
+            if full {
                 self.write_out(false);
             }
         }
@@ -236,24 +234,21 @@ impl RunJournal {
 
     /// Writes out the pending events: `all` of them, or the whole chunks only.
     fn write_out(&mut self, all: bool) {
-        let n = if all {
-            self.pending.len()
-        } else {
-            super::chunks::whole(self.written, self.pending.len())
-        };
-        if n == 0 {
+        let Some(out) = &mut self.events else {
             return;
+        };
+        let written = if all {
+            out.write_rest()
+        } else {
+            out.write_whole()
+        };
+        if out.buffer().is_empty() {
+            self.waiting_since = None;
         }
-        if let Some(out) = &mut self.events
-            && let Err(e) = out.write_all(&self.pending[..n])
-        {
+        if let Err(e) = written {
             let path = self.dir.join("events.jsonl");
             self.fail(at_path(&path, e));
             self.events = None;
-        }
-        self.written += n as u64;
-        self.pending.drain(..n);
-        if self.pending.is_empty() {
             self.waiting_since = None;
         }
     }
@@ -622,7 +617,6 @@ mod tests {
 
     #[test]
     fn events_are_written_in_whole_chunks_and_the_rest_once_it_has_waited() {
-        use super::super::chunks::CHUNK;
         let state = tempfile::tempdir().unwrap();
         let mut journal = RunJournal::create(state.path()).unwrap();
         let path = journal.dir.join("events.jsonl");
