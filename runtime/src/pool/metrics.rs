@@ -171,13 +171,15 @@ impl Dispatched {
 
 impl Recorder {
     /// A recorder for a run of `steps` steps, with room for each step's figures and one
-    /// dispatch each, so that a large run does not grow (and copy) them as it goes.
+    /// dispatch each, so that a large run does not grow (and copy) them as it goes. Each
+    /// worker gets room for every step, since how the steps split between the workers is not
+    /// known: room that is never written costs address space, not memory, while a worker's
+    /// list grown past an even share was copied into fresh pages (80 page faults for 10,000
+    /// no-op steps on 2 workers).
     pub fn for_steps(steps: usize, workers: usize) -> Self {
         Self {
             dispatched: HashMap::default(),
-            slices: (0..workers)
-                .map(|_| Vec::with_capacity(steps.div_ceil(workers.max(1))))
-                .collect(),
+            slices: (0..workers).map(|_| Vec::with_capacity(steps)).collect(),
             steps: Vec::with_capacity(steps),
         }
     }

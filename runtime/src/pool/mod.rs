@@ -320,7 +320,7 @@ impl Executor {
         let mut recorder = metrics::Recorder::for_steps(self.plan.steps.len(), self.jobs);
         // Handed back and forth with the outbox, so that neither side reallocates; see
         // `Outbox::drain_into`.
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(outbox::BUFFER);
         let mut report = |reporter: &mut dyn Reporter| {
             outbox.drain_into(&mut events);
             for (at, event) in events.drain(..) {
