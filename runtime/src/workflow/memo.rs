@@ -47,7 +47,7 @@
 //! parse, and is logged at debug level.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::chaos::ChaosSection;
 use super::{CircuitBreaker, Diagnostics, Step, Workflow, dir_of};
@@ -158,7 +158,7 @@ pub(crate) fn read(
         if end > encoded.len() {
             return Err(unequal());
         }
-        spans.push(at..end);
+        spans.push((spans.len(), at..end));
         at = end;
     }
     if at != encoded.len() {
@@ -171,10 +171,24 @@ pub(crate) fn read(
             Err(e) => Err(corrupt(e)),
         };
     // Each step decoded straight into its place in one vector: collecting into a vector grown
-    // from a guess would copy every step at each doubling. The results are then unwrapped in
-    // place (a `Result` of a step is no larger than the step).
-    let decoded = crate::par::map_vec(spans, decode);
-    let steps = decoded.into_iter().collect::<Result<Vec<Step>, _>>()?;
+    // from a guess would copy every step at each doubling, and a vector of `Result`s unwrapped
+    // afterwards would move every step once more (4.4 MB for 10,000 steps). A step that does
+    // not decode leaves an empty one in its place and its reason here; the first such step's
+    // reason is the answer.
+    let failed: Mutex<Option<(usize, String)>> = Mutex::new(None);
+    let steps = crate::par::map_vec(spans, |(k, span)| match decode(span) {
+        Ok(step) => step,
+        Err(why) => {
+            let mut failed = failed.lock().unwrap_or_else(PoisonError::into_inner);
+            if failed.as_ref().is_none_or(|(first, _)| k < *first) {
+                *failed = Some((k, why));
+            }
+            empty_step()
+        }
+    });
+    if let Some((_, why)) = failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(why);
+    }
     let (name, out_dir, cache_dir, circuit_breaker, chaos) = header;
     Ok(Workflow {
         path: path_for_messages.to_path_buf(),
@@ -188,6 +202,42 @@ pub(crate) fn read(
         source: Arc::clone(source),
         warnings: Diagnostics::default(),
     })
+}
+
+/// A step that stands in for one that did not decode, in a memo that is then not used: no
+/// field allocates.
+fn empty_step() -> Step {
+    let nowhere = super::Span {
+        line: 0,
+        column: 0,
+        len: 0,
+    };
+    Step {
+        name: String::new(),
+        task: super::TaskRef::Crate(String::new()),
+        args: Vec::new(),
+        env: std::collections::BTreeMap::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        depends_on: Vec::new(),
+        timeout: None,
+        fuel: None,
+        memory: None,
+        retries: 0,
+        retry_on: super::RetryOn {
+            outcomes: std::collections::BTreeSet::new(),
+            exit_codes: std::collections::BTreeSet::new(),
+        },
+        backoff: std::time::Duration::ZERO,
+        adaptive_timeout: None,
+        stuck_after: None,
+        priority: 0,
+        allow_failure: false,
+        when: super::Condition::Success,
+        span: nowhere,
+        task_span: nowhere,
+        output_spans: Vec::new(),
+    }
 }
 
 /// Remembers `workflow` at `memo`, unless it has warnings (see the module doc).
@@ -414,6 +464,42 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         write(&memo, &workflow).expect("written");
         let read = read(&memo, Path::new("w/hermetic.yaml"), &workflow.source).expect("a hit");
         same(&read, &workflow);
+    }
+
+    #[test]
+    fn a_large_memo_with_damaged_steps_misses_with_the_first_ones_reason() {
+        let mut source = String::from("name: big\nsteps:\n");
+        for i in 0..crate::par::PARALLEL_FROM + 100 {
+            source.push_str(&format!("  s{i}: {{task: t.wasm}}\n"));
+        }
+        let workflow = parsed(&source);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let memo = dir.path().join("big.memo");
+        write(&memo, &workflow).expect("written");
+        let good = std::fs::read(&memo).expect("memo");
+        let lengths = HEADER
+            + postcard::to_allocvec(&header_of(&workflow))
+                .expect("encodes")
+                .len()
+            + postcard::to_allocvec(&(workflow.steps.len() as u64))
+                .expect("encodes")
+                .len();
+        // Two steps, far apart, each one byte longer and its successor one byte shorter: the
+        // lengths add up, and each longer step is followed by a byte that is not its own.
+        let mut damaged = good.clone();
+        for k in [7, crate::par::PARALLEL_FROM + 50] {
+            damaged[lengths + 4 * k] += 1;
+            damaged[lengths + 4 * (k + 1)] -= 1;
+        }
+        let digest = blake3::hash(&damaged[HEADER..]);
+        damaged[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(digest.as_bytes());
+        std::fs::write(&memo, &damaged).expect("write");
+        for _ in 0..5 {
+            assert_eq!(
+                read(&memo, Path::new("w/hermetic.yaml"), &workflow.source).map(|_| ()),
+                Err("corrupt: bytes after a step".to_owned())
+            );
+        }
     }
 
     #[test]
