@@ -61,7 +61,7 @@ pub fn lockfile(plan: &Plan, engine: &str) -> Lockfile {
             args: def.args.clone(),
             env: def.env.clone(),
             inputs: step
-                .input_files
+                .input_files()
                 .iter()
                 .map(|f| (f.path.clone(), pin(f.digest)))
                 .collect(),

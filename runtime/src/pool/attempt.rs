@@ -310,7 +310,7 @@ async fn attempt_inner(
         } else {
             vec![work.out.clone(), work.tmp.clone()]
         };
-        if !staged || step.inputs.is_empty() {
+        if !staged || step.inputs.is_none() {
             known_empty.push(work.inputs.clone());
         }
     }
@@ -375,14 +375,14 @@ fn stage(plan: &Plan, work: &Scratch, step: &PlannedStep) -> Result<Vec<Mount>, 
     // filesystem work on every such step.
     // (`Executor::run` creates it once per run.)
     let empty = plan.empty_dir();
-    let in_dir = if step.inputs.is_empty() {
-        empty.clone()
-    } else {
-        let expected: Vec<Digest> = step.input_files.iter().map(|f| f.digest).collect();
+    let in_dir = if let Some(inputs) = &step.inputs {
+        let expected: Vec<Digest> = inputs.files.iter().map(|f| f.digest).collect();
         // On the pool's worker thread: blocking here is fine.
-        stage_files(&step.inputs, &expected, &work.inputs)
+        stage_files(&inputs.paths, &expected, &work.inputs)
             .map_err(|e| format!("cannot stage inputs: {e}"))?;
         work.inputs.clone()
+    } else {
+        empty.clone()
     };
     // Dependencies' published outputs are mounted read-only where they are, over a shared
     // view that lists them: no copies (see `dependency_view`).
