@@ -225,7 +225,7 @@ fn empty_step() -> Step {
         memory: None,
         retries: 0,
         retry_on: super::RetryOn {
-            outcomes: std::collections::BTreeSet::new(),
+            outcomes: super::OutcomeSet::new(),
             exit_codes: std::collections::BTreeSet::new(),
         },
         backoff: std::time::Duration::ZERO,

@@ -58,8 +58,8 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity, Span};
 pub use params::PARAMS_ENV;
 pub use resilience::{
     AdaptiveTimeout, CircuitBreaker, DEFAULT_ADAPTIVE_FACTOR, DEFAULT_BACKOFF,
-    DEFAULT_BREAKER_COOL_DOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_STUCK_AFTER, MAX_BACKOFF, RetryOn,
-    RetryOutcome,
+    DEFAULT_BREAKER_COOL_DOWN, DEFAULT_BREAKER_FAILURES, DEFAULT_STUCK_AFTER, MAX_BACKOFF,
+    OutcomeSet, RetryOn, RetryOutcome,
 };
 pub use schema::{DEFAULT_OUT_DIR, DEFAULT_PRIORITY, MAX_RETRIES};
 

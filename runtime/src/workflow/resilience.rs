@@ -125,11 +125,85 @@ impl fmt::Display for RetryOutcome {
     }
 }
 
+/// A set of [`RetryOutcome`]s, one bit each: every step holds one, and as a `BTreeSet` the
+/// default set was an allocation per step, 10,000 of them for 10,000 steps before the first
+/// could start. Iterates in the order of [`RetryOutcome::ALL`], as the `BTreeSet` did.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct OutcomeSet(u8);
+
+impl OutcomeSet {
+    /// The empty set.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(0)
+    }
+
+    const fn bit(outcome: RetryOutcome) -> u8 {
+        1 << outcome as u8
+    }
+
+    /// Whether `outcome` is in the set.
+    #[must_use]
+    pub fn contains(&self, outcome: &RetryOutcome) -> bool {
+        self.0 & Self::bit(*outcome) != 0
+    }
+
+    /// Adds `outcome`; whether it was not in the set already.
+    pub fn insert(&mut self, outcome: RetryOutcome) -> bool {
+        let added = !self.contains(&outcome);
+        self.0 |= Self::bit(outcome);
+        added
+    }
+
+    /// Whether the set is empty.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many outcomes the set holds.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The outcomes in the set, in the order of [`RetryOutcome::ALL`].
+    pub fn iter(&self) -> impl Iterator<Item = RetryOutcome> + '_ {
+        RetryOutcome::ALL.into_iter().filter(|o| self.contains(o))
+    }
+}
+
+impl fmt::Debug for OutcomeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl FromIterator<RetryOutcome> for OutcomeSet {
+    fn from_iter<I: IntoIterator<Item = RetryOutcome>>(outcomes: I) -> Self {
+        let mut set = Self::new();
+        for o in outcomes {
+            set.insert(o);
+        }
+        set
+    }
+}
+
+impl<const N: usize> From<[RetryOutcome; N]> for OutcomeSet {
+    fn from(outcomes: [RetryOutcome; N]) -> Self {
+        outcomes.into_iter().collect()
+    }
+}
+
+// One bit per outcome.
+const _: () = assert!(RetryOutcome::ALL.len() <= u8::BITS as usize);
+
 /// Which failed attempts are retried.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RetryOn {
     /// The outcome kinds that are retried.
-    pub outcomes: BTreeSet<RetryOutcome>,
+    pub outcomes: OutcomeSet,
     /// Exit codes (1..=255) that are retried even without [`RetryOutcome::Exit`].
     pub exit_codes: BTreeSet<i32>,
 }
@@ -140,7 +214,7 @@ impl RetryOn {
     #[must_use]
     pub fn default_set() -> Self {
         Self {
-            outcomes: BTreeSet::from([RetryOutcome::Timeout, RetryOutcome::HostError]),
+            outcomes: OutcomeSet::from([RetryOutcome::Timeout, RetryOutcome::HostError]),
             exit_codes: BTreeSet::new(),
         }
     }
@@ -148,7 +222,7 @@ impl RetryOn {
     /// Nothing is retried (`retry_on: []`).
     fn empty() -> Self {
         Self {
-            outcomes: BTreeSet::new(),
+            outcomes: OutcomeSet::new(),
             exit_codes: BTreeSet::new(),
         }
     }
@@ -191,7 +265,7 @@ impl fmt::Display for RetryOn {
         let items: Vec<String> = self
             .outcomes
             .iter()
-            .map(ToString::to_string)
+            .map(|o| o.to_string())
             .chain(self.exit_codes.iter().map(ToString::to_string))
             .collect();
         write!(f, "[{}]", items.join(", "))
@@ -496,4 +570,41 @@ pub(crate) fn circuit_breaker(
         failures: failures?,
         cool_down: cool_down?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_set_holds_each_outcome_once_and_lists_them_in_order() {
+        let mut set = OutcomeSet::new();
+        assert!(set.is_empty());
+        assert!(set.insert(RetryOutcome::Exit));
+        assert!(set.insert(RetryOutcome::Timeout));
+        assert!(!set.insert(RetryOutcome::Exit), "already there");
+        assert_eq!(set.len(), 2);
+        assert!(set.contains(&RetryOutcome::Timeout) && !set.contains(&RetryOutcome::Trap));
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [RetryOutcome::Timeout, RetryOutcome::Exit]
+        );
+        let all: OutcomeSet = RetryOutcome::ALL.into_iter().collect();
+        assert_eq!(all.iter().collect::<Vec<_>>(), RetryOutcome::ALL);
+        assert_eq!(format!("{set:?}"), "{Timeout, Exit}");
+        assert_eq!(
+            RetryOn::default().to_string(),
+            "[timeout, host_error]",
+            "the default set, as the YAML says it"
+        );
+    }
+
+    #[test]
+    fn an_outcome_set_survives_the_memo_encoding() {
+        let set = OutcomeSet::from([RetryOutcome::Trap, RetryOutcome::Outputs]);
+        let bytes = postcard::to_allocvec(&set).expect("encodes");
+        assert_eq!(bytes, [0b0100_0010], "one byte, a bit per outcome");
+        let back: OutcomeSet = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(back, set);
+    }
 }

@@ -1522,7 +1522,7 @@ fn retry_on_matches_sandbox_outcome_kinds() {
     assert!(!default.matches("bogus", None));
 
     let codes = RetryOn {
-        outcomes: BTreeSet::from([RetryOutcome::Trap]),
+        outcomes: OutcomeSet::from([RetryOutcome::Trap]),
         exit_codes: BTreeSet::from([3, 75]),
     };
     assert_eq!(codes.to_string(), "[trap, 3, 75]");
@@ -1534,7 +1534,7 @@ fn retry_on_matches_sandbox_outcome_kinds() {
     assert!(!codes.matches("timed_out", None));
 
     let any_exit = RetryOn {
-        outcomes: BTreeSet::from([RetryOutcome::Exit]),
+        outcomes: OutcomeSet::from([RetryOutcome::Exit]),
         exit_codes: BTreeSet::new(),
     };
     assert!(any_exit.matches("exit", Some(1)));
