@@ -331,6 +331,25 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         Workflow::parse(Path::new("w/hermetic.yaml"), source).expect("parses")
     }
 
+    /// Where the steps' lengths start in `workflow`'s memo.
+    fn lengths_at(workflow: &Workflow) -> usize {
+        HEADER
+            + postcard::to_allocvec(&header_of(workflow))
+                .expect("encodes")
+                .len()
+            + postcard::to_allocvec(&(workflow.steps.len() as u64))
+                .expect("encodes")
+                .len()
+    }
+
+    /// `bytes`, a damaged memo, with the digest of its damaged payload: so that the damage is
+    /// found by decoding, not by the digest.
+    fn redigested(mut bytes: Vec<u8>) -> Vec<u8> {
+        let digest = blake3::hash(&bytes[HEADER..]);
+        bytes[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(digest.as_bytes());
+        bytes
+    }
+
     /// Every field of `a` and `b`, as a string (`Workflow` has no `PartialEq`).
     fn same(a: &Workflow, b: &Workflow) {
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
@@ -417,23 +436,12 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         );
 
         // Damage with a digest that matches it: the payload must not decode.
-        let redigested = |mut bytes: Vec<u8>| {
-            let digest = blake3::hash(&bytes[HEADER..]);
-            bytes[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(digest.as_bytes());
-            bytes
-        };
         let truncated = redigested(good[..good.len() - 3].to_vec());
         assert!(miss(&truncated).is_err_and(|e| e.starts_with("corrupt: ")));
 
         // The first step's length one larger: the lengths no longer add up. One larger and the
         // second's one smaller: they do, but the first step's span ends past its encoding.
-        let lengths = HEADER
-            + postcard::to_allocvec(&header_of(&workflow))
-                .expect("encodes")
-                .len()
-            + postcard::to_allocvec(&(workflow.steps.len() as u64))
-                .expect("encodes")
-                .len();
+        let lengths = lengths_at(&workflow);
         let mut longer = good.clone();
         longer[lengths] += 1;
         assert_eq!(
@@ -477,13 +485,7 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         let memo = dir.path().join("big.memo");
         write(&memo, &workflow).expect("written");
         let good = std::fs::read(&memo).expect("memo");
-        let lengths = HEADER
-            + postcard::to_allocvec(&header_of(&workflow))
-                .expect("encodes")
-                .len()
-            + postcard::to_allocvec(&(workflow.steps.len() as u64))
-                .expect("encodes")
-                .len();
+        let lengths = lengths_at(&workflow);
         // Two steps, far apart, each one byte longer and its successor one byte shorter: the
         // lengths add up, and each longer step is followed by a byte that is not its own.
         let mut damaged = good.clone();
@@ -491,9 +493,7 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
             damaged[lengths + 4 * k] += 1;
             damaged[lengths + 4 * (k + 1)] -= 1;
         }
-        let digest = blake3::hash(&damaged[HEADER..]);
-        damaged[HEADER - blake3::OUT_LEN..HEADER].copy_from_slice(digest.as_bytes());
-        std::fs::write(&memo, &damaged).expect("write");
+        std::fs::write(&memo, redigested(damaged)).expect("write");
         for _ in 0..5 {
             assert_eq!(
                 read(&memo, Path::new("w/hermetic.yaml"), &workflow.source).map(|_| ()),
