@@ -17,8 +17,8 @@ pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(2);
 /// executor reports from), reserved up front so that neither grows while a run is under way:
 /// about 8,000 events, more than the pool's workers push between two drains of a no-op
 /// workflow. Reserved address space costs nothing until it is written, while growing a buffer
-/// copies it into fresh pages each time, and a fresh page costs a page fault (about 1.8 µs on
-/// the virtual machines this was measured on, more than a no-op step's events).
+/// copies it into fresh pages each time, and each fresh page costs a page fault (about 1.8 µs
+/// on the virtual machines this was measured on).
 pub(crate) const BUFFER: usize = 8192;
 
 /// Events waiting to be reported, in the order they were pushed, each with the time it was

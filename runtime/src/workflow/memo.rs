@@ -484,11 +484,10 @@ chaos: {seeds: 1..3, faults: {memory: 0.5, worker: 0.25}, steps: [b]}
         let dir = tempfile::tempdir().expect("tempdir");
         let memo = dir.path().join("big.memo");
         write(&memo, &workflow).expect("written");
-        let good = std::fs::read(&memo).expect("memo");
         let lengths = lengths_at(&workflow);
         // Two steps, far apart, each one byte longer and its successor one byte shorter: the
         // lengths add up, and each longer step is followed by a byte that is not its own.
-        let mut damaged = good.clone();
+        let mut damaged = std::fs::read(&memo).expect("memo");
         for k in [7, crate::par::PARALLEL_FROM + 50] {
             damaged[lengths + 4 * k] += 1;
             damaged[lengths + 4 * (k + 1)] -= 1;
