@@ -2,7 +2,7 @@
 //!
 //! `hermetic.lock` sits beside `hermetic.yaml` and pins every module and input of a workflow,
 //! so that a run is provably the same on any machine. The runtime computes the current state,
-//! fills a [`Lockfile`], and uses this crate to compare it with the pinned one ([`diff`],
+//! fills a [`Lockfile`], and uses this crate to compare it with the pinned one ([`diff()`],
 //! [`render_diff`]) and to write it back ([`Lockfile::write_if_changed`]). This crate knows
 //! nothing about wasm; it only owns the file format and its policies, which are described here.
 //!

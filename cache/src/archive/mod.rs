@@ -20,7 +20,7 @@
 //!
 //! # Extraction
 //!
-//! [`unpack`] trusts nothing in the archive: see its documentation for what it rejects. It
+//! [`unpack()`] trusts nothing in the archive: see its documentation for what it rejects. It
 //! never writes outside the destination, which it creates and removes again on error.
 
 mod pack;
@@ -37,7 +37,7 @@ use crate::fsx::PathError;
 /// The zstd level of [`pack_dir`]. Part of the format: changing it changes archive bytes.
 pub const ZSTD_LEVEL: i32 = 3;
 
-/// Caps that [`unpack`] enforces on an archive.
+/// Caps that [`unpack()`] enforces on an archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveLimits {
     /// Most bytes the decompressed tar stream (headers and contents) may have.
@@ -101,7 +101,7 @@ pub enum ArchiveError {
     /// Writing the archive itself failed (compression error).
     #[error("cannot write the archive: {0}")]
     Write(#[source] io::Error),
-    /// The destination of [`unpack`] exists already.
+    /// The destination of [`unpack()`] exists already.
     #[error("cannot unpack into `{}`: it already exists", path.display())]
     DestinationExists {
         /// The destination.

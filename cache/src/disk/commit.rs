@@ -50,7 +50,7 @@ pub(crate) fn publish(scratch: &Scratch, dest: &Path, bytes: &[u8]) -> Result<()
 /// was, and a lookup checks that an entry's blobs exist. Returns the directories whose
 /// entries changed, for [`barrier`] to make durable later (on systems without `syncfs`).
 ///
-/// [`DiskStore::flush`]: super::DiskStore::flush
+/// [`DiskStore::flush`]: super::DiskStore::flush_results
 pub(crate) fn publish_batch(
     scratch: &Scratch,
     root: &Path,

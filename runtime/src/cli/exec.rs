@@ -56,7 +56,7 @@ pub struct ExecArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = clock::DEFAULT_EPOCH_SECS)]
     pub clock_epoch: u64,
 
-    /// Arguments passed to the program (argv[0] is the module's file name).
+    /// Arguments passed to the program (`argv[0]` is the module's file name).
     #[arg(last = true)]
     pub args: Vec<String>,
 }

@@ -36,7 +36,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Publish outputs under DIR/<step>/ instead of the workflow's `out_dir`.
+    /// Publish outputs under `DIR/<step>/` instead of the workflow's `out_dir`.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 

@@ -23,7 +23,7 @@ pub struct WorkerArgs {
     #[arg(long, default_value = "", value_name = "NAME")]
     pub instance: String,
 
-    /// This bot's id, unique among the server's bots. [default: hermetic-<host>-<pid>]
+    /// This bot's id, unique among the server's bots (by default `hermetic-<host>-<pid>`).
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
 

@@ -31,8 +31,9 @@ pub struct Program {
     /// Whether the compiled code came from the on-disk cache.
     pub cache_hit: bool,
     /// Whether the program can reach a mounted directory at all. One that cannot (see
-    /// [`reaches_files`]) is run without its mounts: they are neither opened for it nor looked
-    /// at afterwards, since nothing it does can tell them apart from none or change them.
+    /// [`module_reaches_files`] and [`component_reaches_files`]) is run without its mounts:
+    /// they are neither opened for it nor looked at afterwards, since nothing it does can tell
+    /// them apart from none or change them.
     pub reaches_files: bool,
     /// Whether the program imports the host calls ([`super::host_calls`]): a core module that
     /// imports from `hermetic_v1`. Only such a program needs somewhere to send them.
