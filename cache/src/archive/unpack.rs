@@ -23,12 +23,12 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// Only regular files and directories are extracted; every other entry type is rejected
 /// (symlinks, hard links, devices, fifos, sparse files, pax headers). A GNU long-name record
 /// is honoured for the entry after it. An entry is also rejected when its path is not valid
-/// UTF-8 or breaks [`check_relative_path`] (absolute, `..`,
-/// `.`, empty component, NUL, backslash; one trailing `/` is allowed on a directory), when the
-/// path appears twice, or when it clashes with an earlier entry (a file below a file, a file
-/// where a directory was created). The decompressed stream is cut off after
-/// [`ArchiveLimits::max_bytes`] (an entry declaring more than what is left is refused before
-/// any of it is read) and the archive may have at most [`ArchiveLimits::max_entries`] entries.
+/// UTF-8 or breaks [`check_relative_path`] (absolute, `..`, `.`, empty component, NUL,
+/// backslash; one trailing `/` is allowed on a directory), when the path appears twice, or
+/// when it clashes with an earlier entry (a file below a file, a file where a directory was
+/// created). The decompressed stream is cut off after [`ArchiveLimits::max_bytes`] (an entry
+/// declaring more than what is left is refused before any of it is read) and the archive may
+/// have at most [`ArchiveLimits::max_entries`] entries.
 ///
 /// Nothing is ever written outside `dest`: files are created with `O_CREAT | O_EXCL`, and
 /// their parents are directories this call created (no symlink is ever created). Files get

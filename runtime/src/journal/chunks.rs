@@ -146,6 +146,7 @@ mod tests {
         assert_eq!(chunks.len(), expected.len() / CHUNK);
         assert_eq!(*last, expected.len() % CHUNK);
     }
+
     #[test]
     fn after_the_rest_is_written_whole_chunks_end_on_multiples_again() {
         let mut out = Chunked::new(Writes::default());

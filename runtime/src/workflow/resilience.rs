@@ -145,32 +145,22 @@ impl OutcomeSet {
 
     /// Whether `outcome` is in the set.
     #[must_use]
-    pub fn contains(&self, outcome: &RetryOutcome) -> bool {
-        self.0 & Self::bit(*outcome) != 0
+    pub const fn contains(self, outcome: RetryOutcome) -> bool {
+        self.0 & Self::bit(outcome) != 0
     }
 
     /// Adds `outcome`; whether it was not in the set already.
     pub fn insert(&mut self, outcome: RetryOutcome) -> bool {
-        let added = !self.contains(&outcome);
+        let added = !self.contains(outcome);
         self.0 |= Self::bit(outcome);
         added
     }
 
-    /// Whether the set is empty.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.0 == 0
-    }
-
-    /// How many outcomes the set holds.
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.0.count_ones() as usize
-    }
-
     /// The outcomes in the set, in the order of [`RetryOutcome::ALL`].
-    pub fn iter(&self) -> impl Iterator<Item = RetryOutcome> + '_ {
-        RetryOutcome::ALL.into_iter().filter(|o| self.contains(o))
+    pub fn iter(self) -> impl Iterator<Item = RetryOutcome> {
+        RetryOutcome::ALL
+            .into_iter()
+            .filter(move |&o| self.contains(o))
     }
 }
 
@@ -244,12 +234,12 @@ impl RetryOn {
             return match exit_code {
                 Some(0) => false,
                 Some(code) => {
-                    self.outcomes.contains(&RetryOutcome::Exit) || self.exit_codes.contains(&code)
+                    self.outcomes.contains(RetryOutcome::Exit) || self.exit_codes.contains(&code)
                 }
-                None => self.outcomes.contains(&RetryOutcome::Exit),
+                None => self.outcomes.contains(RetryOutcome::Exit),
             };
         }
-        self.outcomes.contains(&outcome)
+        self.outcomes.contains(outcome)
     }
 }
 
@@ -579,12 +569,12 @@ mod tests {
     #[test]
     fn an_outcome_set_holds_each_outcome_once_and_lists_them_in_order() {
         let mut set = OutcomeSet::new();
-        assert!(set.is_empty());
+        assert_eq!(set.iter().count(), 0);
         assert!(set.insert(RetryOutcome::Exit));
         assert!(set.insert(RetryOutcome::Timeout));
         assert!(!set.insert(RetryOutcome::Exit), "already there");
-        assert_eq!(set.len(), 2);
-        assert!(set.contains(&RetryOutcome::Timeout) && !set.contains(&RetryOutcome::Trap));
+        assert_eq!(set.iter().count(), 2);
+        assert!(set.contains(RetryOutcome::Timeout) && !set.contains(RetryOutcome::Trap));
         assert_eq!(
             set.iter().collect::<Vec<_>>(),
             [RetryOutcome::Timeout, RetryOutcome::Exit]
