@@ -4,6 +4,7 @@
 //! thin wrapper over [`cli::main`].
 
 pub mod allocator;
+mod beside;
 pub mod chaos;
 pub mod cli;
 pub mod events;

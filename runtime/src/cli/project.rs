@@ -113,9 +113,11 @@ impl Project {
         // the command line gives; only a workflow that names its own (`defaults.cache_dir`)
         // has to wait for another one.
         let (loaded, early_sandbox) = std::thread::scope(|scope| {
-            let sandbox = std::thread::Builder::new()
-                .name("hermetic-sandbox".into())
-                .spawn_scoped(scope, || make_sandbox(cli_root.as_deref()));
+            let sandbox = crate::beside::spawn_scoped(
+                scope,
+                std::thread::Builder::new().name("hermetic-sandbox".into()),
+                || make_sandbox(cli_root.as_deref()),
+            );
             let loaded = match &cli_root {
                 Some(root) => Workflow::load_memoized(workflow, root),
                 None => Workflow::load(workflow),
@@ -151,9 +153,11 @@ impl Project {
         let planned = std::thread::scope(|scope| {
             if lanes > 1 {
                 // If the thread cannot start, each worker makes its lane, as without it.
-                let _ = std::thread::Builder::new()
-                    .name("hermetic-lanes".into())
-                    .spawn_scoped(scope, || sandbox.make_lanes(lanes));
+                let _ = crate::beside::spawn_scoped(
+                    scope,
+                    std::thread::Builder::new().name("hermetic-lanes".into()),
+                    || sandbox.make_lanes(lanes),
+                );
             }
             Plan::new(workflow, &sandbox, options)
         });
