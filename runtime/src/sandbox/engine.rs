@@ -27,7 +27,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 ///   memory and 64 KiB of table, instead of `madvise`: `madvise` takes the process's
 ///   address-space lock, so that two workers freeing instances at once waited for each other
 ///   (a no-op step cost 14 µs with it and under 4 µs without, and `-j2` ran slower than `-j1`).
-pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
+pub fn build_engine(concurrency: u32, reaper: bool) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
         .consume_fuel(true)
@@ -38,9 +38,15 @@ pub fn build_engine(concurrency: u32) -> wasmtime::Result<Engine> {
         .parallel_compilation(true);
 
     // A component may hold a few core instances and memories; leave room for `concurrency`
-    // components plus retries in flight, and for the finished stores that wait for the
-    // sandbox's reaper (see `reaper`).
-    let slots = concurrency.max(1) * 4 + 8 + 2 * super::reaper::BATCH as u32;
+    // components plus retries in flight, and, in a sandbox with a `reaper`, for the finished
+    // stores that wait for it. Each slot costs the engine's start: every fiber stack gets a
+    // guard page of its own (an `mprotect` each), and the slots' bookkeeping is fresh memory.
+    let waiting = if reaper {
+        2 * super::reaper::BATCH as u32
+    } else {
+        0
+    };
+    let slots = concurrency.max(1) * 4 + 8 + waiting;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_core_instances(slots * 4)
         .total_component_instances(slots)

@@ -138,11 +138,12 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// An engine sized for `concurrency` live instances, with the sandbox's imports linked
-    /// (and the fault wrappers over them, with `fault_hooks`).
-    fn new(concurrency: u32, fault_hooks: bool) -> Result<Self, SandboxError> {
+    /// An engine sized for `concurrency` live instances (and the stores waiting for the
+    /// sandbox's `reaper`, if it has one), with the sandbox's imports linked (and the fault
+    /// wrappers over them, with `fault_hooks`).
+    fn new(concurrency: u32, fault_hooks: bool, reaper: bool) -> Result<Self, SandboxError> {
         let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
-        let engine = engine::build_engine(concurrency).map_err(err)?;
+        let engine = engine::build_engine(concurrency, reaper).map_err(err)?;
 
         let mut p1_linker = Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1_linker, P1State::wasi).map_err(err)?;
@@ -234,7 +235,7 @@ impl Sandbox {
         fault_hooks: bool,
         reaper: bool,
     ) -> Result<Self, SandboxError> {
-        let first = Lane::new(concurrency, fault_hooks)?;
+        let first = Lane::new(concurrency, fault_hooks, reaper)?;
         let p1_provided = {
             let mut store = Store::new(&first.engine, scratch_p1_state());
             first
@@ -272,11 +273,13 @@ impl Sandbox {
         let Some(slot) = other_lane(&self.others, lane) else {
             return (0, &self.first);
         };
-        let made = slot.get_or_init(|| match Lane::new(1, self.first.fault_hooks) {
-            Ok(made) => Some(made),
-            Err(e) => {
-                tracing::warn!("worker lane {lane} shares lane 0: {e}");
-                None
+        let made = slot.get_or_init(|| {
+            match Lane::new(1, self.first.fault_hooks, self.reaper.is_some()) {
+                Ok(made) => Some(made),
+                Err(e) => {
+                    tracing::warn!("worker lane {lane} shares lane 0: {e}");
+                    None
+                }
             }
         });
         match made {

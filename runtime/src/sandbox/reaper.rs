@@ -20,10 +20,11 @@
 //! `run::Sandbox::run_in_lane`). The hand-off is bounded: a lane's stores wait in batches of
 //! [`BATCH`], and a batch the reaper is not ready to take is dropped by the worker at once, so
 //! a lane never has more than `2 × BATCH - 1` finished stores holding pool slots.
-//! `engine::build_engine` gives every engine `2 × BATCH` slots on top of those its
-//! instances in flight need. A store whose guest's memory grew past [`MAX_MEMORY`] is dropped
-//! at once, so that the waiting stores of a lane never keep more than about 60 MiB of dirty
-//! pages resident: its memory reset costs more than the hand-off saves anyway.
+//! `engine::build_engine` gives the engines of a sandbox with a reaper `2 × BATCH` slots on
+//! top of those their instances in flight need. A store whose guest's memory grew past
+//! [`MAX_MEMORY`] is dropped at once, so that the waiting stores of a lane never keep more
+//! than about 60 MiB of dirty pages resident: its memory reset costs more than the hand-off
+//! saves anyway.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, PoisonError};
