@@ -13,12 +13,12 @@
 //! (`sched_getcpu` and thread CPU time at each phase of a start, in a build that printed
 //! them).
 //!
-//! So a helper started by [`spawn_scoped`] first moves off the CPU its parent was
-//! on when it started it, if the process may run on another: it narrows its CPU affinity to
-//! the others, which makes the kernel move it at once, and then widens it back to what it was,
-//! so that from then on the scheduler places it as it would any thread. Where the kernel
-//! already put it elsewhere, or the process may use one CPU only, or on a system other than
-//! Linux, it does nothing.
+//! So a helper started by [`spawn_scoped`] first moves off the CPU its parent was on when it
+//! started it, if the process may run on another: it narrows its CPU affinity to the others,
+//! which makes the kernel move it at once, and then widens it back to what it was, so that
+//! from then on the scheduler places it as it would any thread. Where the kernel already put
+//! it elsewhere, or the process may use one CPU only, or on a system other than Linux, it does
+//! nothing.
 
 use std::io;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
@@ -125,16 +125,20 @@ mod tests {
         if allowed.count() < 2 {
             return; // Nowhere else to go.
         }
-        let cpu = sched_getcpu();
         // As if the parent were on this thread's CPU: the thread moves off it, and its
-        // affinity is the same afterwards.
-        let moved_to = leave(Some(cpu)).expect("the thread moves");
+        // affinity is the same afterwards. (Tried again if the scheduler moved the thread
+        // between reading its CPU and `leave` reading it.)
+        let (cpu, moved_to) = (0..100)
+            .find_map(|_| {
+                let cpu = sched_getcpu();
+                leave(Some(cpu)).map(|moved_to| (cpu, moved_to))
+            })
+            .expect("the thread moves");
         assert_ne!(moved_to, cpu);
         assert_eq!(sched_getaffinity(None).expect("the affinity"), allowed);
         // A thread that is not on the given CPU stays where it is.
-        let elsewhere = (0..rustix::thread::CpuSet::MAX_CPU)
-            .find(|&c| c != sched_getcpu())
-            .expect("another CPU number");
-        assert_eq!(leave(Some(elsewhere)), None);
+        let no_such_cpu = rustix::thread::CpuSet::MAX_CPU - 1;
+        assert_eq!(leave(Some(no_such_cpu)), None);
+        assert_eq!(sched_getaffinity(None).expect("the affinity"), allowed);
     }
 }

@@ -21,8 +21,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// * **NaN canonicalisation** and **deterministic relaxed SIMD**, so floating point gives the
 ///   same bits on every host;
 /// * wasm **backtraces** for trap reports;
-/// * the **pooling allocator**, sized for `concurrency` live instances, because it instantiates
-///   an order of magnitude faster than on-demand allocation. A freed slot is reset with
+/// * the **pooling allocator**, sized for `concurrency` live instances (and, with `reaper`,
+///   the finished stores that wait for the sandbox's reaper), because it instantiates an
+///   order of magnitude faster than on-demand allocation. A freed slot is reset with
 ///   `memset` (only its dirty pages, found with `PAGEMAP_SCAN` on Linux 6.7+) up to 2 MiB of
 ///   memory and 64 KiB of table, instead of `madvise`: `madvise` takes the process's
 ///   address-space lock, so that two workers freeing instances at once waited for each other
