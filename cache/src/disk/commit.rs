@@ -44,13 +44,13 @@ pub(crate) fn publish(scratch: &Scratch, dest: &Path, bytes: &[u8]) -> Result<()
 /// The cost of durability is paid once per batch instead of once per file: every temporary
 /// of every stage is written first, one [`barrier`] makes their bytes durable, and then each
 /// stage is renamed into place. The renames themselves are not waited for: they reach the disk
-/// with the kernel's writeback, or at the next [`barrier`] ([`DiskStore::flush`] at the end of
-/// a run). Until then a power loss may lose some of them, in any order, which loses cache
+/// with the kernel's writeback, or at the next [`barrier`] ([`DiskStore::flush_results`] at the
+/// end of a run). Until then a power loss may lose some of them, in any order, which loses cache
 /// entries but never serves a wrong one: a renamed file's bytes were durable before its name
 /// was, and a lookup checks that an entry's blobs exist. Returns the directories whose
 /// entries changed, for [`barrier`] to make durable later (on systems without `syncfs`).
 ///
-/// [`DiskStore::flush`]: super::DiskStore::flush_results
+/// [`DiskStore::flush_results`]: super::DiskStore::flush_results
 pub(crate) fn publish_batch(
     scratch: &Scratch,
     root: &Path,

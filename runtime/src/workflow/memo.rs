@@ -224,10 +224,7 @@ fn empty_step() -> Step {
         fuel: None,
         memory: None,
         retries: 0,
-        retry_on: super::RetryOn {
-            outcomes: super::OutcomeSet::new(),
-            exit_codes: std::collections::BTreeSet::new(),
-        },
+        retry_on: super::RetryOn::empty(),
         backoff: std::time::Duration::ZERO,
         adaptive_timeout: None,
         stuck_after: None,

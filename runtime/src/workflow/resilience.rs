@@ -210,7 +210,7 @@ impl RetryOn {
     }
 
     /// Nothing is retried (`retry_on: []`).
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             outcomes: OutcomeSet::new(),
             exit_codes: BTreeSet::new(),
